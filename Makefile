@@ -1,0 +1,30 @@
+# Cairn — build, test, benchmark. Every target installs the Debian packages it needs first.
+SWIFT ?= swift
+DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config
+BENCH_PACKAGES := hyperfine
+
+.PHONY: deps build test release bench-store clean
+
+# Installs only what is missing (apt-get needs root: CI and these machines run as root).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench-store: release
+	bench/store/run.sh
+
+clean:
+	rm -rf .build

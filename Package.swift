@@ -1,0 +1,26 @@
+// swift-tools-version:6.0
+// Cairn: GitOps for fine-tuning small language models. See ../shared/DESIGN.md.
+// Dependencies are the toolchain and Debian's C libraries only.
+import PackageDescription
+
+let package = Package(
+    name: "cairn",
+    products: [
+        .executable(name: "cairn", targets: ["cairn"]),
+        .library(name: "CairnStore", targets: ["CairnStore"]),
+    ],
+    targets: [
+        // System libraries: module.modulemap + shim.h only.
+        .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        .target(name: "CairnStore", dependencies: ["CSQLite", "CCrypto"]),
+        .executableTarget(name: "cairn", dependencies: ["CairnStore"]),
+
+        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "cairn"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
