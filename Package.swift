@@ -19,6 +19,7 @@ let package = Package(
 
         .target(name: "CairnStore", dependencies: ["CSQLite", "CCrypto"]),
         .executableTarget(name: "cairn", dependencies: ["CairnStore"]),
+        .executableTarget(name: "bench-store-lineage", dependencies: ["CairnStore"], path: "bench/store/lineage"),
 
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "cairn"]),
     ],

@@ -25,7 +25,8 @@ public struct AliasMove: Codable, Sendable, Equatable {
 
 extension ArtifactStore {
     /// Alias names: letters, digits, `.`, `_`, `-`, at most one `@` (`task-api@production`).
-    /// A name that reads as a hex id prefix or a path is refused, so references stay unambiguous.
+    /// A name that could read as an id prefix (8+ hex digits) or a path is refused, so references
+    /// stay unambiguous.
     public static func validateAlias(_ name: String) throws {
         let allowed = { (c: Unicode.Scalar) in
             (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "." || c == "_" || c == "-" || c == "@"
@@ -35,7 +36,7 @@ extension ArtifactStore {
               !name.hasPrefix("."), !name.hasPrefix("-") else {
             throw StoreError.bad("invalid alias name '\(name)': use letters, digits, '.', '_', '-' and one '@' (e.g. task-api@production)")
         }
-        if ArtifactID.isHex(name) {
+        if ArtifactID.isHex(name) && name.count >= 8 {
             throw StoreError.bad("invalid alias name '\(name)': it reads as an artifact id prefix")
         }
     }
