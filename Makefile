@@ -1,9 +1,9 @@
 # Cairn — build, test, benchmark. Every target installs the Debian packages it needs first.
-SWIFT ?= swift
+SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config
 BENCH_PACKAGES := hyperfine
 
-.PHONY: deps build test release bench-store clean
+.PHONY: deps build test release demo bench-store clean
 
 # Installs only what is missing (apt-get needs root: CI and these machines run as root).
 deps:
@@ -22,6 +22,10 @@ release: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# The main job: today, the store end to end on a throwaway store.
+demo: release
+	scripts/demo-store.sh
 
 bench-store: release
 	bench/store/run.sh
