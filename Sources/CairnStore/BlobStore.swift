@@ -31,16 +31,11 @@ final class BlobStore: @unchecked Sendable {
 
     static let chunk = 1 << 20
 
-    /// Streams the blob to `sink`, hashing as it goes; throws an integrity error naming the blob
-    /// when the bytes do not hash to its name. `sink` may have received bad bytes by then:
-    /// callers write to a temp file and only rename it into place on success.
-    func readVerified(_ hex: String, sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
-        let fd: FileDescriptor
-        do { fd = try FileDescriptor.openForReading(path(hex)) } catch let e as SystemError where e.isNotFound {
-            throw StoreError(.integrity, "blob \(hex) is missing from the store (run `cairn fsck`)")
-        }
+    /// Reads `fd` to its end in 1 MiB chunks, hashing every byte and handing each chunk to
+    /// `sink`; returns the hash and the number of bytes read.
+    static func hashStream(_ fd: FileDescriptor, sink: (UnsafeRawBufferPointer) throws -> Void = { _ in }) throws -> (hex: String, size: Int64) {
         let h = SHA256Hasher()
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.chunk, alignment: 64)
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
         defer { buf.deallocate() }
         var total: Int64 = 0
         while true {
@@ -51,7 +46,18 @@ final class BlobStore: @unchecked Sendable {
             try sink(part)
             total += Int64(n)
         }
-        let got = h.finalizeHex()
+        return (h.finalizeHex(), total)
+    }
+
+    /// Streams the blob to `sink`, hashing as it goes; throws an integrity error naming the blob
+    /// when the bytes do not hash to its name. `sink` may have received bad bytes by then:
+    /// callers write to a temp file and only rename it into place on success.
+    func readVerified(_ hex: String, sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.openForReading(path(hex)) } catch let e as SystemError where e.isNotFound {
+            throw StoreError(.integrity, "blob \(hex) is missing from the store (run `cairn fsck`)")
+        }
+        let (got, total) = try BlobStore.hashStream(fd, sink: sink)
         guard got == hex else {
             throw StoreError(.integrity, "blob \(hex) is corrupt: its bytes hash to \(got) (run `cairn fsck`)")
         }
@@ -68,17 +74,7 @@ final class BlobStore: @unchecked Sendable {
     /// SHA-256 of the file at `path` as it is on disk (fsck), or nil when it cannot be read.
     static func hashFile(_ path: String) -> (hex: String, size: Int64)? {
         guard let fd = try? FileDescriptor.openForReading(path, noFollow: true) else { return nil }
-        let h = SHA256Hasher()
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
-        defer { buf.deallocate() }
-        var total: Int64 = 0
-        while true {
-            guard let n = try? fd.read(into: buf) else { return nil }
-            if n == 0 { break }
-            h.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
-            total += Int64(n)
-        }
-        return (h.finalizeHex(), total)
+        return try? hashStream(fd)
     }
 }
 
@@ -140,20 +136,8 @@ final class BlobBatch: @unchecked Sendable {
         let out = try FileDescriptor.createExclusive(temp, mode: 0o444)
         var keep = false
         defer { if !keep { try? FS.removeFile(temp) } }
-        let h = SHA256Hasher()
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.chunk, alignment: 64)
-        defer { buf.deallocate() }
-        var total: Int64 = 0
-        while true {
-            let n = try src.read(into: buf)
-            if n == 0 { break }
-            let part = UnsafeRawBufferPointer(rebasing: buf[0..<n])
-            h.update(part)
-            try out.writeAll(part)
-            total += Int64(n)
-        }
+        let (hex, total) = try BlobStore.hashStream(src) { try out.writeAll($0) }
         if durability == .perFile { try out.sync() }
-        let hex = h.finalizeHex()
         keep = try register(hex: hex, temp: temp)
         return (hex, total)
     }
