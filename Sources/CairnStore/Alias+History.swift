@@ -58,11 +58,11 @@ extension ArtifactStore {
                     if let block = try db.query("SELECT history FROM alias_blocks WHERE alias = ? AND artifact = ?", [.text(name), .int(seq)]).first {
                         throw StoreError(.refused, "\(artifact) was rolled back from '\(name)' (history entry \(block.int(0)!)); automation never promotes it again — a person can, with `cairn alias set`")
                     }
-                    if current == seq, let last = try history(name).last { return last }
+                    if current == seq, let last = try lastMove(name) { return last }
                 } else {
                     try db.run("DELETE FROM alias_blocks WHERE alias = ? AND artifact = ?", [.text(name), .int(seq)])
                 }
-                return try appendMove(name, action: .set, from: current, to: seq, actor: actor, reason: reason, run: run)
+                return try appendMove(name, action: .set, from: current, to: seq, actor: actor, reason: reason, run: run).move
             }
         }
     }
@@ -88,26 +88,28 @@ extension ArtifactStore {
                     if try artifactRecordCollected(seq) == true { throw StoreError(.refused, "artifact \(t) was removed by gc; add its content again first") }
                     to = seq
                 } else {
-                    let blocked = Set(try db.query("SELECT artifact FROM alias_blocks WHERE alias = ?", [.text(name)]).map { $0.int(0)! })
-                    let earlier = try db.query("SELECT to_artifact FROM alias_history WHERE alias = ? ORDER BY version DESC", [.text(name)])
-                        .map { $0.int(0)! }
-                        .first { $0 != current && !blocked.contains($0) }
+                    let earlier = try db.query("""
+                        SELECT to_artifact FROM alias_history
+                        WHERE alias = ?1 AND to_artifact != ?2
+                          AND to_artifact NOT IN (SELECT artifact FROM alias_blocks WHERE alias = ?1)
+                        ORDER BY version DESC LIMIT 1
+                        """, [.text(name), .int(current)]).first?.int(0)
                     guard let e = earlier else {
                         throw StoreError(.refused, "'\(name)' has no earlier artifact to roll back to (see `cairn alias history \(name)`)")
                     }
                     to = e
                 }
                 try db.run("DELETE FROM alias_blocks WHERE alias = ? AND artifact = ?", [.text(name), .int(to)])
-                let move = try appendMove(name, action: .rollback, from: current, to: to, actor: actor, reason: reason, run: nil)
-                let hid = try db.query("SELECT id FROM alias_history WHERE alias = ? AND version = ?", [.text(name), .int(Int64(move.version))])[0].int(0)!
-                try db.run("INSERT OR REPLACE INTO alias_blocks(alias, artifact, history) VALUES(?,?,?)", [.text(name), .int(current), .int(hid)])
+                let (move, entry) = try appendMove(name, action: .rollback, from: current, to: to, actor: actor, reason: reason, run: nil)
+                try db.run("INSERT OR REPLACE INTO alias_blocks(alias, artifact, history) VALUES(?,?,?)",
+                           [.text(name), .int(current), .int(entry)])
                 return move
             }
         }
     }
 
     private func appendMove(_ name: String, action: AliasMove.Action, from: Int64?, to: Int64, actor: String?,
-                            reason: String?, run: Int64?) throws -> AliasMove {
+                            reason: String?, run: Int64?) throws -> (move: AliasMove, entry: Int64) {
         let version = (try db.query("SELECT version FROM aliases WHERE name = ?", [.text(name)]).first?.int(0) ?? 0) + 1
         let now = FS.now
         try db.run("""
@@ -119,7 +121,23 @@ extension ArtifactStore {
             VALUES(?,?,?,?,?,?,?,?,?)
             """, [.text(name), .int(version), .text(action.rawValue), from.map { .int($0) } ?? .null, .int(to),
                   .text(actor ?? FS.userName), .double(now), opt(reason), run.map { .int($0) } ?? .null])
-        return try history(name).last!
+        let entry = db.lastInsertRowID
+        return (try lastMove(name)!, entry)
+    }
+
+    static let moveSQL = """
+        SELECT h.alias, h.version, h.action, f.id, t.id, h.actor, h.at, h.reason, h.run
+        FROM alias_history h JOIN artifacts t ON t.seq = h.to_artifact LEFT JOIN artifacts f ON f.seq = h.from_artifact
+        """
+
+    static func move(from r: Row) -> AliasMove {
+        AliasMove(alias: r.string(0)!, version: Int(r.int(1)!), action: AliasMove.Action(rawValue: r.string(2)!) ?? .set,
+                  from: r.string(3).flatMap(ArtifactID.init), to: ArtifactID(r.string(4)!)!, actor: r.string(5)!,
+                  at: r.double(6)!, reason: r.string(7), run: r.int(8))
+    }
+
+    private func lastMove(_ name: String) throws -> AliasMove? {
+        try db.query(Self.moveSQL + " WHERE h.alias = ? ORDER BY h.version DESC LIMIT 1", [.text(name)]).first.map(Self.move(from:))
     }
 
     /// Every alias and where it points.
@@ -139,15 +157,7 @@ extension ArtifactStore {
     /// Every move of an alias, oldest first.
     public func history(_ name: String) throws -> [AliasMove] {
         try indexed("cannot read the history of '\(name)'") {
-            try db.query("""
-                SELECT h.alias, h.version, h.action, f.id, t.id, h.actor, h.at, h.reason, h.run
-                FROM alias_history h JOIN artifacts t ON t.seq = h.to_artifact LEFT JOIN artifacts f ON f.seq = h.from_artifact
-                WHERE h.alias = ? ORDER BY h.version
-                """, [.text(name)]).map {
-                AliasMove(alias: $0.string(0)!, version: Int($0.int(1)!), action: AliasMove.Action(rawValue: $0.string(2)!) ?? .set,
-                          from: $0.string(3).flatMap(ArtifactID.init), to: ArtifactID($0.string(4)!)!, actor: $0.string(5)!,
-                          at: $0.double(6)!, reason: $0.string(7), run: $0.int(8))
-            }
+            try db.query(Self.moveSQL + " WHERE h.alias = ? ORDER BY h.version", [.text(name)]).map(Self.move(from:))
         }
     }
 
