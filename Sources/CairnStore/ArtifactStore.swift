@@ -107,7 +107,7 @@ public final class ArtifactStore {
     @discardableResult
     public func add(path: String, kind: ArtifactKind, name: String? = nil, metadata: JSONValue = .object([:]),
                     pin: Bool = false) throws -> AddResult {
-        let tree = try SourceTree(path: path)
+        let tree = try SourceTree(path: path, excluding: root)
         let displayName = name ?? tree.name
         // Shared lock: gc (exclusive) never deletes a blob this add is about to reuse.
         let lock = try FileLock(path: gcLockPath, exclusive: false)
@@ -156,7 +156,7 @@ public final class ArtifactStore {
 
     /// The id that `path` would get, without storing anything.
     public func identify(path: String) throws -> ArtifactID {
-        let tree = try SourceTree(path: path)
+        let tree = try SourceTree(path: path, excluding: root)
         let entries = try Self.parallelMap(tree.files) { file -> ManifestEntry in
             guard let (hex, size) = BlobStore.hashFile(file.absolute) else { throw StoreError(.io, "cannot read '\(file.absolute)'") }
             return ManifestEntry(path: file.relative, blob: hex, size: size, executable: file.executable)

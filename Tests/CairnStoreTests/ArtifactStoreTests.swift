@@ -142,6 +142,20 @@ struct ArtifactStoreTests {
         #expect(try store.manifest(id).entries[0].blob == SHA256Hasher.hex(Array("fine".utf8)))
     }
 
+    @Test func theStoreIsNeverAddedToItselfAndATopLevelSymlinkIsFollowed() throws {
+        let t = TempDir()
+        let store = try t.makeStore()  // at t/store
+        t.write("notes.txt", "n")
+        let whole = try store.add(path: t.path, kind: .dataset)
+        #expect(try store.manifest(whole.artifact.id).entries.map(\.path) == ["notes.txt"])
+        #expect(throws: StoreError.self) { try store.add(path: t.sub("store"), kind: .dataset) }
+        #expect(throws: StoreError.self) { try store.add(path: t.sub("store/objects"), kind: .dataset) }
+        try FileManager.default.createSymbolicLink(atPath: t.sub("latest"), withDestinationPath: t.sub("notes.txt"))
+        let viaLink = try store.add(path: t.sub("latest"), kind: .dataset)
+        #expect(try store.manifest(viaLink.artifact.id).entries.map(\.path) == ["latest"])
+        #expect(viaLink.artifact.name == "latest")
+    }
+
     @Test func referencesResolveByIdPrefixAliasAndPath() throws {
         let t = TempDir()
         let store = try t.makeStore()
