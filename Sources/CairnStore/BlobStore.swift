@@ -93,6 +93,8 @@ final class BlobBatch: @unchecked Sendable {
     private var pending: [String: String] = [:]  // hex -> temp path
     /// Files read entirely into memory at once below this size.
     static let smallFile = 4 << 20
+    /// Copy large files with copy_file_range(2); off, read and write (tests cover both paths).
+    var kernelCopy = true
 
     init(store: BlobStore, durability: Durability) {
         self.store = store
@@ -127,16 +129,26 @@ final class BlobBatch: @unchecked Sendable {
             }
             // It grew while we read it: fall through to the streaming path.
         }
-        // Pass 1: hash only. Re-adding content that is already stored then costs a read.
-        guard let first = BlobStore.hashFile(path) else { throw StoreError(.io, "cannot read '\(path)'") }
-        if try freshenIfStored(first.hex) { return first }
-        // Pass 2: copy while hashing; the blob is named after the bytes written.
+        // Large file: copy it into a temp file inside the kernel, then hash the temp file, which
+        // only this process can write, so the blob is named after exactly the bytes it holds.
+        // Already stored content costs the copy and is discarded before any fsync.
         let src = try FileDescriptor.openForReading(path)
         let temp = store.newTempPath()
-        let out = try FileDescriptor.createExclusive(temp, mode: 0o444)
         var keep = false
         defer { if !keep { try? FS.removeFile(temp) } }
-        let (hex, total) = try BlobStore.hashStream(src) { try out.writeAll($0) }
+        let out = try FileDescriptor.createExclusive(temp, mode: 0o444)
+        var inKernel = kernelCopy
+        while inKernel {
+            guard let n = try out.copyRange(from: src, count: 1 << 30) else { inKernel = false; break }
+            if n == 0 { break }
+        }
+        if !inKernel {  // no copy_file_range here: finish with read and write from where it stopped
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.chunk, alignment: 64)
+            defer { buf.deallocate() }
+            while case let n = try src.read(into: buf), n > 0 { try out.writeAll(UnsafeRawBufferPointer(rebasing: buf[0..<n])) }
+        }
+        let (hex, total) = try BlobStore.hashStream(try FileDescriptor.openForReading(temp))
+        if try freshenIfStored(hex) { return (hex, total) }
         if durability == .perFile { try out.sync() }
         keep = try register(hex: hex, temp: temp)
         return (hex, total)

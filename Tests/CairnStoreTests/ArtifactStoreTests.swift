@@ -66,6 +66,28 @@ struct ArtifactStoreTests {
         #expect(try store.identify(path: t.sub("out")) == id)
     }
 
+    @Test(arguments: [true, false])
+    func largeFilesAreCopiedExactlyWithOrWithoutCopyFileRange(kernelCopy: Bool) throws {
+        let t = TempDir()
+        let store = try t.makeStore()
+        let bytes = pseudoRandomBytes(BlobBatch.smallFile + 12_345, seed: 11)
+        let path = t.writeBytes("big.bin", bytes)
+        let batch = BlobBatch(store: store.blobs, durability: .perFile)
+        batch.kernelCopy = kernelCopy
+        let (hex, size) = try batch.ingest(file: path)
+        try batch.commit()
+        #expect(hex == SHA256Hasher.hex(bytes))
+        #expect(size == Int64(bytes.count))
+        #expect(readFile(store.blobs.path(hex)) == bytes)
+        // Stored already: the same answer, no second blob, no temp file left behind.
+        let again = BlobBatch(store: store.blobs, durability: .batch)
+        again.kernelCopy = kernelCopy
+        #expect(try again.ingest(file: path).hex == hex)
+        try again.commit()
+        #expect(blobFiles(store) == [hex])
+        #expect(try store.scanObjects().temps.isEmpty)
+    }
+
     @Test func singleFileArtifactIsNamedAfterTheFile() throws {
         let t = TempDir()
         let store = try t.makeStore()

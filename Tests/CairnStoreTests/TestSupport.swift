@@ -26,7 +26,7 @@ final class TempDir {
     func writeBytes(_ rel: String, _ bytes: [UInt8], executable: Bool = false) -> String {
         let p = sub(rel)
         try! FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: p, contents: Data(bytes), attributes: [.posixPermissions: executable ? 0o755 : 0o644])
+        precondition(FileManager.default.createFile(atPath: p, contents: Data(bytes), attributes: [.posixPermissions: executable ? 0o755 : 0o644]), "cannot write \(p)")
         return p
     }
 
@@ -81,14 +81,16 @@ func run(_ exe: String, _ args: [String], env: [String: String] = [:], cwd: Stri
     p.standardError = err
     try p.run()
     // Read both pipes before waiting so a chatty child never blocks on a full pipe.
-    var outData = Data(), errData = Data()
+    final class Box: @unchecked Sendable { var data = Data() }
+    let errBox = Box()
     let group = DispatchGroup()
-    group.enter(); DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter(); DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter()
+    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     p.waitUntilExit()
     return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+                         stderr: String(decoding: errBox.data, as: UTF8.self))
 }
 
 /// The `cairn` executable built beside the test bundle.
