@@ -104,6 +104,14 @@ extension ArtifactStore {
         try lineage(of: id, direction: .descendants)
     }
 
+    /// How many artifacts were made from `id`, directly or not (without building the graph).
+    public func descendantCount(of id: ArtifactID) throws -> Int {
+        try indexed("cannot read the lineage of \(id)") {
+            guard let start = try seqOf(id) else { throw StoreError.bad("unknown artifact \(id)") }
+            return Int(try db.query("SELECT count(*) - 1 FROM (\(Self.descendantsSQL))", [.int(start)])[0].int(0)!)
+        }
+    }
+
     static let ancestorsSQL = """
         WITH RECURSIVE anc(seq) AS (
             SELECT ?1

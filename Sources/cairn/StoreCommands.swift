@@ -120,7 +120,7 @@ enum StoreCommands {
         let graph = try store.ancestors(of: id)
         let producer = graph.nodes.first { $0.id == id }?.producer
         let manifest = r.collectedAt == nil ? try store.manifest(id) : nil
-        let users = try store.descendants(of: id).nodes.count - 1
+        let users = try store.descendantCount(of: id)
         if a.has("json") {
             struct Show: Encodable {
                 let artifact: ArtifactRecord; let aliases: [String]; let producer: Producer?

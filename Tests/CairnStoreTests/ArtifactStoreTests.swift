@@ -67,13 +67,13 @@ struct ArtifactStoreTests {
     }
 
     @Test(arguments: [true, false])
-    func largeFilesAreCopiedExactlyWithOrWithoutCopyFileRange(kernelCopy: Bool) throws {
+    func largeFilesAreCopiedExactlyWithOrWithoutDirectIO(direct: Bool) throws {
         let t = TempDir()
         let store = try t.makeStore()
-        let bytes = pseudoRandomBytes(BlobBatch.smallFile + 12_345, seed: 11)
+        let bytes = pseudoRandomBytes(2 * BlobBatch.directChunk + 12_345, seed: 11)  // two full chunks and a tail
         let path = t.writeBytes("big.bin", bytes)
         let batch = BlobBatch(store: store.blobs, durability: .perFile)
-        batch.kernelCopy = kernelCopy
+        batch.directIO = direct
         let (hex, size) = try batch.ingest(file: path)
         try batch.commit()
         #expect(hex == SHA256Hasher.hex(bytes))
@@ -81,7 +81,7 @@ struct ArtifactStoreTests {
         #expect(readFile(store.blobs.path(hex)) == bytes)
         // Stored already: the same answer, no second blob, no temp file left behind.
         let again = BlobBatch(store: store.blobs, durability: .batch)
-        again.kernelCopy = kernelCopy
+        again.directIO = direct
         #expect(try again.ingest(file: path).hex == hex)
         try again.commit()
         #expect(blobFiles(store) == [hex])

@@ -75,6 +75,8 @@ struct LineageTests {
         let p = try f.store.descendants(of: f.ids["pref.jsonl"]!)
         #expect(Set(p.nodes.map(\.name)) == ["pref.jsonl", "aligned"])
         #expect(try f.store.descendants(of: f.ids["unrelated"]!).nodes.count == 1)
+        #expect(try f.store.descendantCount(of: f.ids["sft.jsonl"]!) == 3)
+        #expect(try f.store.descendantCount(of: f.ids["aligned"]!) == 0)
         let tree = g.renderTree()
         #expect(tree.contains("└─ adapter  \(f.ids["adapter"]!.short)  adapter"))
     }

@@ -92,21 +92,13 @@ final class FileDescriptor {
         guard f(fd) == 0 else { throw fail("syncfs", path) }
     }
 
-    /// Copies up to `count` bytes from `source`'s offset to this descriptor's offset inside the
-    /// kernel (copy_file_range(2)): no trip through user space. Returns the bytes copied, 0 at
-    /// the end of the source, or nil when the kernel or filesystem cannot do it (fall back to
-    /// read and write).
-    func copyRange(from source: FileDescriptor, count: Int) throws -> Int? {
-        guard let f = copyFileRangeFunction else { return nil }
-        while true {
-            let n = f(source.fd, nil, fd, nil, count, 0)
-            if n >= 0 { return n }
-            switch Glibc.errno {
-            case EINTR: continue
-            case EXDEV, EINVAL, ENOSYS, EOPNOTSUPP, EBADF: return nil
-            default: throw fail("copy_file_range", path)
-            }
-        }
+    /// Turns O_DIRECT on or off: writes that bypass the page cache (aligned buffers, sizes and
+    /// offsets only). False when the filesystem refuses it (tmpfs).
+    @discardableResult
+    func setDirect(_ on: Bool) -> Bool {
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0 else { return false }
+        return fcntl(fd, F_SETFL, on ? flags | directFlag : flags & ~directFlag) == 0
     }
 
     func setMode(_ mode: mode_t) throws {
@@ -126,11 +118,12 @@ private let syncfsFunction: (@convention(c) (Int32) -> Int32)? = {
     return unsafeBitCast(sym, to: (@convention(c) (Int32) -> Int32).self)
 }()
 
-// copy_file_range(2) is a GNU extension too.
-private let copyFileRangeFunction: (@convention(c) (Int32, UnsafeMutablePointer<Int64>?, Int32, UnsafeMutablePointer<Int64>?, Int, UInt32) -> Int)? = {
-    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "copy_file_range") else { return nil }
-    return unsafeBitCast(sym, to: (@convention(c) (Int32, UnsafeMutablePointer<Int64>?, Int32, UnsafeMutablePointer<Int64>?, Int, UInt32) -> Int).self)
-}()
+// O_DIRECT is a GNU extension that Glibc's module map does not import.
+#if arch(x86_64) || arch(i386)
+private let directFlag: Int32 = 0o40000
+#else
+private let directFlag: Int32 = 0o200000
+#endif
 
 /// What `lstat` says about a path.
 struct FileInfo {
