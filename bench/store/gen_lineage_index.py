@@ -9,7 +9,8 @@ Layout (deterministic; ids are sha256("cairn-bench-artifact:<seq>")):
     stage execution (sft -> merge -> dpo, repeating) that used the previous level (role
     "base_model") and the chain's shared dataset (role "data"), and generated the next level;
   * one run (pipeline task-api, a fake commit) per 10 levels of a chain;
-  * 1,000 aliases with 3 history moves each.
+  * 1,000 aliases with 3 history moves each, and one alias, busy@production, with --busy-history
+    moves (a production alias promoted on every commit for years).
 Chain count = (artifacts - datasets) // (depth + 1); the remainder becomes extra datasets, so the
 index holds exactly `artifacts` artifact rows. No blobs are written: lineage reads only the index.
 Writes DIR/bench-nodes.tsv (sampled chain roots and deep nodes, some datasets) for the timer.
@@ -24,6 +25,7 @@ ap.add_argument("--depth", type=int, default=50)
 ap.add_argument("--datasets", type=int, default=400)
 ap.add_argument("--sample", type=int, default=400, help="chains listed in bench-nodes.tsv")
 ap.add_argument("--aliases", type=int, default=1000)
+ap.add_argument("--busy-history", type=int, default=10_000)
 args = ap.parse_args()
 
 depth, n = args.depth, args.artifacts
@@ -109,6 +111,13 @@ for i in range(args.aliases):
         hist.append((name, v, "set", prev, t, "bench", T + i + v, "synthetic", None))
         prev = t
     alias_rows.append((name, prev, 3, T + i + 3))
+if args.busy_history > 0:
+    prev = None
+    for v in range(1, args.busy_history + 1):
+        t = chain_seq(rng.randrange(chains), depth)
+        hist.append(("busy@production", v, "set", prev, t, "bench", T + v, "synthetic", None))
+        prev = t
+    alias_rows.append(("busy@production", prev, args.busy_history, T + args.busy_history))
 db.executemany("INSERT INTO alias_history(alias, version, action, from_artifact, to_artifact, actor, at, reason, run) "
                "VALUES(?,?,?,?,?,?,?,?,?)", hist)
 db.executemany("INSERT INTO aliases(name, artifact, version, updated_at) VALUES(?,?,?,?)", alias_rows)
@@ -124,6 +133,8 @@ with open(os.path.join(args.store, "bench-nodes.tsv"), "w") as f:
         f.write(f"{aid(chain_seq(c, 0))}\t{aid(chain_seq(c, depth))}\t{depth}\n")
     for s in rng.sample(range(1, datasets + 1), min(50, datasets)):
         f.write(f"#dataset\t{aid(s)}\n")
+    if args.busy_history > 0:
+        f.write(f"#busy-alias\tbusy@production\t{args.busy_history}\n")
 
 size = os.path.getsize(db_path)
 print(f"generated in {time.time() - t0:.1f} s: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())

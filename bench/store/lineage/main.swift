@@ -6,6 +6,7 @@
 // FILE (default DIR/bench-nodes.tsv) is written by the generator: one line per sampled chain,
 // "<root id>\t<id of the node DEPTH levels below the root>\t<depth>", plus "#dataset\t<id>" lines.
 // Each repetition uses a different chain, so the repetitions do not all hit the same pages.
+// A "#busy-alias\t<name>\t<moves>" line names an alias with a long history, timed too (no goal).
 // Goals (from the issue): ancestors/descendants p50 < 10 ms, alias set and rollback < 5 ms.
 import CairnStore
 import Foundation
@@ -16,6 +17,7 @@ struct Options {
     var reps = 300
     var warmup = 10
     var datasetReps = 20
+    var busyReps = 50
 }
 
 func parseOptions() -> Options {
@@ -32,8 +34,9 @@ func parseOptions() -> Options {
         case "--reps": o.reps = Int(value(a)) ?? 0
         case "--warmup": o.warmup = Int(value(a)) ?? 0
         case "--dataset-reps": o.datasetReps = Int(value(a)) ?? 0
+        case "--busy-reps": o.busyReps = Int(value(a)) ?? 0
         case "-h", "--help":
-            print("usage: bench-store-lineage --store DIR [--nodes FILE] [--reps N] [--warmup N] [--dataset-reps N]")
+            print("usage: bench-store-lineage --store DIR [--nodes FILE] [--reps N] [--warmup N] [--dataset-reps N] [--busy-reps N]")
             exit(0)
         default: fail("unknown argument '\(a)'")
         }
@@ -76,9 +79,11 @@ let nodesPath = opt.nodes ?? opt.store + "/bench-nodes.tsv"
 guard let text = try? String(contentsOfFile: nodesPath, encoding: .utf8) else { fail("cannot read \(nodesPath)") }
 var chains: [(root: ArtifactID, deep: ArtifactID, depth: Int)] = []
 var datasets: [ArtifactID] = []
+var busyAlias: (name: String, moves: Int)?
 for line in text.split(separator: "\n") {
     let f = line.split(separator: "\t").map(String.init)
     if f.first == "#dataset", f.count == 2, let d = ArtifactID(f[1]) { datasets.append(d); continue }
+    if f.first == "#busy-alias", f.count == 3, let n = Int(f[2]) { busyAlias = (f[1], n); continue }
     guard f.count == 3, let r = ArtifactID(f[0]), let d = ArtifactID(f[1]), let depth = Int(f[2]) else { continue }
     chains.append((r, d, depth))
 }
@@ -129,6 +134,20 @@ do {
     let moves = 1 + 2 * (opt.warmup + opt.reps)
     results.append(Result(name: "setAlias(_:to:reason:)", samples: setS, goalMs: 5, note: "alias history grows to \(moves) moves"))
     results.append(Result(name: "rollback(_:)", samples: rbS, goalMs: 5, note: "default target (previous artifact)"))
+
+    // Not a goal: the same moves on an alias that already has a long history.
+    if let busy = busyAlias, opt.busyReps > 0 {
+        var bs: [Double] = [], br: [Double] = []
+        for i in 0..<(opt.warmup + opt.busyReps) {
+            let target = chain(i + 7).deep
+            let t1 = try timed { try store.setAlias(busy.name, to: target, reason: "bench \(i)") }
+            let t2 = try timed { try store.rollback(busy.name, reason: "bench \(i)") }
+            if i >= opt.warmup { bs.append(t1); br.append(t2) }
+        }
+        let note = "alias with \(busy.moves) earlier moves"
+        results.append(Result(name: "setAlias(_:to:reason:), long history (no goal)", samples: bs, goalMs: nil, note: note))
+        results.append(Result(name: "rollback(_:), long history (no goal)", samples: br, goalMs: nil, note: note))
+    }
 
     // Not a goal: the impact of a shared dataset (every chain that used it), fewer repetitions.
     if opt.datasetReps > 0 {
