@@ -50,7 +50,11 @@ public struct FsckReport: Codable, Sendable {
 
 extension ArtifactStore {
     /// Rehashes every blob and cross-checks the index; collects every finding before returning.
+    /// Holds the gc lock shared, so gc cannot remove content between what fsck reads from the
+    /// index and what it finds on disk (adds may go on; their new blobs can show as orphans).
     public func fsck() throws -> FsckReport {
+        let lock = try FileLock(path: gcLockPath, exclusive: false)
+        defer { withExtendedLifetime(lock) {} }
         var findings: [Finding] = []
         // 1. The index file itself.
         let check = try indexed("fsck cannot read the index") { try db.query("PRAGMA quick_check").compactMap { $0.string(0) } }
