@@ -61,7 +61,6 @@ extension ArtifactStore {
         for line in check where line != "ok" { findings.append(Finding(.damagedIndex, indexPath, line)) }
 
         // 2. What the index references, read in one snapshot.
-        struct Expected { var artifacts: [ArtifactID] }
         var holders: [String: [ArtifactID]] = [:]       // blob -> artifacts holding it
         var files: [ArtifactID: [ManifestEntry]] = [:]  // index's view of each artifact
         var live: [ArtifactID] = []

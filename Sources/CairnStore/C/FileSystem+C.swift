@@ -132,7 +132,6 @@ struct FileInfo {
     let size: Int64
     let mode: UInt32
     let modified: Double  // seconds since 1970
-    let inode: UInt64
 
     init(_ st: stat) {
         switch st.st_mode & S_IFMT {
@@ -144,7 +143,6 @@ struct FileInfo {
         size = Int64(st.st_size)
         mode = UInt32(st.st_mode)
         modified = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
-        inode = UInt64(st.st_ino)
     }
 
     var isExecutable: Bool { mode & 0o100 != 0 }
@@ -248,10 +246,6 @@ enum FS {
         if let u = getenv("USER") { return String(cString: u) }
         if let pw = getpwuid(getuid()), let n = pw.pointee.pw_name { return String(cString: n) }
         return "uid \(getuid())"
-    }
-
-    static func environment(_ name: String) -> String? {
-        getenv(name).map { String(cString: $0) }
     }
 }
 
