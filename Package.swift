@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "cairn", targets: ["cairn"]),
         .library(name: "CairnStore", targets: ["CairnStore"]),
+        .library(name: "CairnTrain", targets: ["CairnTrain"]),
     ],
     targets: [
         // System libraries: module.modulemap + shim.h only.
@@ -18,10 +19,12 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         .target(name: "CairnStore", dependencies: ["CSQLite", "CCrypto"]),
-        .executableTarget(name: "cairn", dependencies: ["CairnStore"]),
+        .target(name: "CairnTrain", dependencies: ["COpenBLAS"]),
+        .executableTarget(name: "cairn", dependencies: ["CairnStore", "CairnTrain"]),
         .executableTarget(name: "bench-store-lineage", dependencies: ["CairnStore"], path: "bench/store/lineage"),
 
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "cairn"]),
+        .testTarget(name: "CairnTrainTests", dependencies: ["CairnTrain", "cairn"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )

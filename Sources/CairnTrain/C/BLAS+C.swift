@@ -1,0 +1,65 @@
+// The only file of CairnTrain that calls OpenBLAS.
+import COpenBLAS
+import Foundation
+
+/// Matrix products on OpenBLAS (cblas_sgemm), with the thread count chosen per shape.
+public enum BLAS {
+    /// Threads OpenBLAS may use for big products (all cores unless CAIRN_THREADS says otherwise).
+    public static let maxThreads: Int = {
+        if let s = ProcessInfo.processInfo.environment["CAIRN_THREADS"], let n = Int(s), n > 0 { return n }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }()
+
+    nonisolated(unsafe) private static var currentThreads = -1
+
+    /// Skinny products (a LoRA rank, a single token) run slower on two threads than on one here:
+    /// they get one thread; everything else gets `maxThreads`.
+    static func threads(m: Int, n: Int, k: Int) -> Int {
+        let flops = 2.0 * Double(m) * Double(n) * Double(k)
+        return (min(m, n, k) <= 32 || flops < 4e6) ? 1 : maxThreads
+    }
+
+    private static func setThreads(_ n: Int) {
+        if n != currentThreads {
+            openblas_set_num_threads(Int32(n))
+            currentThreads = n
+        }
+    }
+
+    /// C = alpha · op(A) · op(B) + beta · C, row-major. op(A) is (m, k), op(B) is (k, n), C is (m, n);
+    /// lda/ldb/ldc are the row strides of A, B and C as stored.
+    public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {  // C = beta · C
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        setThreads(threads(m: m, n: n, k: k))
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// The naive reference of `sgemm`, for tests.
+    public static func sgemmReference(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var s: Double = 0
+                for p in 0..<k {
+                    let av = transA ? a[p * lda + i] : a[i * lda + p]
+                    let bv = transB ? b[j * ldb + p] : b[p * ldb + j]
+                    s += Double(av) * Double(bv)
+                }
+                let old = beta == 0 ? 0 : beta * c[i * ldc + j]
+                c[i * ldc + j] = alpha * Float(s) + old
+            }
+        }
+    }
+
+    /// OpenBLAS's own description of the kernel it picked (e.g. "Haswell", "SkylakeX").
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+    public static var configuration: String { String(cString: openblas_get_config()) }
+}

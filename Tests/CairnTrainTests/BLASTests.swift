@@ -1,0 +1,29 @@
+import Testing
+@testable import CairnTrain
+
+@Suite("OpenBLAS products")
+struct BLASTests {
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func sgemmMatchesTheNaiveReference(transA: Bool, transB: Bool) {
+        // Shapes on both sides of the one-thread threshold, with padded leading dimensions.
+        for (m, n, k) in [(3, 5, 7), (64, 48, 96), (200, 8, 300)] {
+            let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 2, ldc = n + 1
+            let a = Tensor(shape: [(transA ? k : m) * lda]), b = Tensor(shape: [(transB ? n : k) * ldb])
+            for i in 0..<a.count { a[i] = Float((i * 37) % 17) / 17 - 0.5 }
+            for i in 0..<b.count { b[i] = Float((i * 11) % 13) / 13 - 0.5 }
+            let c1 = Tensor(shape: [m * ldc]), c2 = Tensor(shape: [m * ldc])
+            for i in 0..<c1.count { c1[i] = Float(i % 7); c2[i] = Float(i % 7) }
+            BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a.data, lda: lda, b: b.data, ldb: ldb,
+                       beta: 2, c: c1.data, ldc: ldc)
+            BLAS.sgemmReference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a.data, lda: lda, b: b.data,
+                                ldb: ldb, beta: 2, c: c2.data, ldc: ldc)
+            #expect(c1.maxAbsDifference(c2) < 1e-4, "\(m)x\(n)x\(k)")
+        }
+    }
+
+    @Test func skinnyProductsRunOnOneThread() {
+        #expect(BLAS.threads(m: 1024, n: 8, k: 1024) == 1)
+        #expect(BLAS.threads(m: 1, n: 4096, k: 4096) == 1)
+        #expect(BLAS.threads(m: 512, n: 512, k: 512) == BLAS.maxThreads)
+    }
+}
