@@ -1,0 +1,48 @@
+import Foundation
+
+/// Which projections get LoRA, and how: PEFT's LoraConfig in Cairn's terms.
+public struct LoRASpec: Equatable, Sendable {
+    public var rank: Int
+    public var alpha: Double
+    public var dropout: Double
+    public var targets: [String]
+    public var useRSLoRA: Bool
+
+    public static let allTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+    public init(rank: Int, alpha: Double, dropout: Double = 0, targets: [String] = ["q_proj", "k_proj", "v_proj", "o_proj"],
+                useRSLoRA: Bool = false) throws {
+        guard rank > 0 else { throw ModelError("LoRA rank r must be positive, not \(rank)") }
+        guard (0..<1).contains(dropout) else { throw ModelError("lora_dropout must be in [0, 1), not \(dropout)") }
+        for t in targets where !Self.allTargets.contains(t) {
+            throw ModelError("LoRA target module \"\(t)\" is not one of \(Self.allTargets.joined(separator: ", "))")
+        }
+        self.rank = rank; self.alpha = alpha; self.dropout = dropout; self.targets = targets; self.useRSLoRA = useRSLoRA
+    }
+
+    /// alpha / r, or alpha / √r with rsLoRA.
+    public var scaling: Double { useRSLoRA ? alpha / Double(rank).squareRoot() : alpha / Double(rank) }
+}
+
+/// The two low-rank factors of one projection: ΔW = scaling · B · A. A is (r, in), B is (out, r).
+final class LoRAFactors {
+    let A: Tensor
+    let B: Tensor
+    let gradA: Tensor
+    let gradB: Tensor
+    let scaling: Float
+    let dropout: Float
+
+    init(A: Tensor, B: Tensor, scaling: Float, dropout: Float) {
+        self.A = A; self.B = B; self.scaling = scaling; self.dropout = dropout
+        gradA = Tensor(shape: A.shape); gradB = Tensor(shape: B.shape)
+    }
+
+    /// PEFT's initialisation: A kaiming-uniform with a = √5 (bound 1/√in), B zeros.
+    static func initialised(inFeatures: Int, outFeatures: Int, spec: LoRASpec, rng: inout RandomGenerator) -> LoRAFactors {
+        let A = Tensor(shape: [spec.rank, inFeatures])
+        let bound = 1 / Float(inFeatures).squareRoot()
+        for i in 0..<A.count { A[i] = rng.uniform(-bound, bound) }
+        return LoRAFactors(A: A, B: Tensor(shape: [outFeatures, spec.rank]), scaling: Float(spec.scaling), dropout: Float(spec.dropout))
+    }
+}

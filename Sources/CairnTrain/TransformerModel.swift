@@ -1,0 +1,390 @@
+import Foundation
+
+/// What takes gradients.
+public enum Trainable: Sendable { case none, lora, full }
+
+/// A batch for training: token ids (B, T), an attention mask (1 = real token, 0 = padding;
+/// nil = all real) and labels (B, T) with −100 where no loss is taken. Labels are not yet
+/// shifted: position t is scored on predicting labels[t + 1], as in transformers.
+public struct TrainingBatch: Sendable {
+    public var inputIDs: [[Int]]
+    public var attentionMask: [[Int]]?
+    public var labels: [[Int]]
+
+    public init(inputIDs: [[Int]], attentionMask: [[Int]]? = nil, labels: [[Int]]) {
+        self.inputIDs = inputIDs; self.attentionMask = attentionMask; self.labels = labels
+    }
+
+    /// The next-token targets, (B·T): labels shifted left by one, −100 at each row's end.
+    var targets: [Int] {
+        labels.flatMap { row in (0..<row.count).map { $0 + 1 < row.count ? row[$0 + 1] : CrossEntropyOp.ignoreIndex } }
+    }
+
+    /// Number of positions that carry a loss.
+    public var lossTokens: Int { targets.filter { $0 != CrossEntropyOp.ignoreIndex }.count }
+}
+
+/// A Llama / Qwen2 decoder in fp32 on OpenBLAS: forward for training and inference, backward
+/// for every weight (full-parameter) or for LoRA factors only.
+public final class TransformerModel {
+    public let config: ModelConfig
+    let embed: Tensor              // (V, C)
+    var embedGrad: Tensor?
+    let layers: [DecoderLayer]
+    let finalNorm: Tensor          // (C)
+    var finalNormGrad: Tensor?
+    /// (V, C); the same tensor as `embed` when tied.
+    let lmHead: Tensor
+    var lmHeadGrad: Tensor?
+    private(set) var rope: RoPETable
+    public private(set) var trainable: Trainable = .none
+    public private(set) var loraSpec: LoRASpec?
+
+    final class DecoderLayer {
+        let inputNorm: Tensor
+        var inputNormGrad: Tensor?
+        let q, k, v, o: Projection
+        let postNorm: Tensor
+        var postNormGrad: Tensor?
+        let gate, up, down: Projection
+        var projections: [Projection] { [q, k, v, o, gate, up, down] }
+
+        init(inputNorm: Tensor, q: Projection, k: Projection, v: Projection, o: Projection, postNorm: Tensor,
+             gate: Projection, up: Projection, down: Projection) {
+            self.inputNorm = inputNorm; self.q = q; self.k = k; self.v = v; self.o = o
+            self.postNorm = postNorm; self.gate = gate; self.up = up; self.down = down
+        }
+    }
+
+    /// Builds the model from named tensors (transformers' names), checking every shape.
+    /// `tensor(name, shape)` returns the tensor or throws an error naming it.
+    public init(config: ModelConfig, tensor: (String, [Int]) throws -> Tensor) throws {
+        self.config = config
+        let C = config.hiddenSize, V = config.vocabSize, I = config.intermediateSize
+        let q = config.numHeads * config.headDim, kv = config.numKVHeads * config.headDim
+        embed = try tensor("model.embed_tokens.weight", [V, C])
+        func proj(_ name: String, _ out: Int, _ inp: Int, bias: Bool) throws -> Projection {
+            Projection(name: name, weight: try tensor(name + ".weight", [out, inp]), bias: bias ? try tensor(name + ".bias", [out]) : nil)
+        }
+        layers = try (0..<config.numLayers).map { l in
+            let p = "model.layers.\(l)"
+            return DecoderLayer(
+                inputNorm: try tensor("\(p).input_layernorm.weight", [C]),
+                q: try proj("\(p).self_attn.q_proj", q, C, bias: config.qkvBias),
+                k: try proj("\(p).self_attn.k_proj", kv, C, bias: config.qkvBias),
+                v: try proj("\(p).self_attn.v_proj", kv, C, bias: config.qkvBias),
+                o: try proj("\(p).self_attn.o_proj", C, q, bias: config.oBias),
+                postNorm: try tensor("\(p).post_attention_layernorm.weight", [C]),
+                gate: try proj("\(p).mlp.gate_proj", I, C, bias: config.mlpBias),
+                up: try proj("\(p).mlp.up_proj", I, C, bias: config.mlpBias),
+                down: try proj("\(p).mlp.down_proj", C, I, bias: config.mlpBias))
+        }
+        finalNorm = try tensor("model.norm.weight", [C])
+        lmHead = config.tieWordEmbeddings ? embed : try tensor("lm_head.weight", [V, C])
+        rope = RoPETable(headDim: config.headDim, theta: config.ropeTheta, positions: min(config.maxPositionEmbeddings, 4096))
+    }
+
+    /// A freshly initialised model as transformers initialises one: weights normal(0, 0.02),
+    /// norms one, biases zero.
+    public static func randomlyInitialised(config: ModelConfig, seed: UInt64) throws -> TransformerModel {
+        var rng = RandomGenerator(seed: seed)
+        return try TransformerModel(config: config) { name, shape in
+            let t = Tensor(shape: shape)
+            if name.hasSuffix("norm.weight") {
+                for i in 0..<t.count { t[i] = 1 }
+            } else if !name.hasSuffix(".bias") {
+                for i in 0..<t.count { t[i] = 0.02 * rng.normal() }
+            }
+            return t
+        }
+    }
+
+    /// Every weight under its transformers name (lm_head omitted when tied), in a fixed order.
+    public func namedParameters() -> [(name: String, tensor: Tensor)] {
+        var out: [(String, Tensor)] = [("model.embed_tokens.weight", embed)]
+        for (l, layer) in layers.enumerated() {
+            out.append(("model.layers.\(l).input_layernorm.weight", layer.inputNorm))
+            for p in layer.projections {
+                out.append((p.name + ".weight", p.weight))
+                if let b = p.bias { out.append((p.name + ".bias", b)) }
+            }
+            out.append(("model.layers.\(l).post_attention_layernorm.weight", layer.postNorm))
+        }
+        out.append(("model.norm.weight", finalNorm))
+        if !config.tieWordEmbeddings { out.append(("lm_head.weight", lmHead)) }
+        return out.sorted { $0.0 < $1.0 }
+    }
+
+    // MARK: LoRA and what trains
+
+    /// Adds freshly initialised LoRA factors (A kaiming-uniform, B zero) to the target projections.
+    public func addLoRA(_ spec: LoRASpec, seed: UInt64) {
+        var rng = RandomGenerator(seed: seed)
+        for layer in layers {
+            for p in layer.projections where spec.targets.contains(String(p.name.split(separator: ".").last!)) {
+                p.lora = LoRAFactors.initialised(inFeatures: p.inFeatures, outFeatures: p.outFeatures, spec: spec, rng: &rng)
+            }
+        }
+        loraSpec = spec
+    }
+
+    /// Attaches given LoRA factors by PEFT key (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`).
+    public func attachLoRA(_ spec: LoRASpec, weights: [String: Tensor]) throws {
+        for layer in layers {
+            for p in layer.projections where spec.targets.contains(String(p.name.split(separator: ".").last!)) {
+                let keyA = "base_model.model.\(p.name).lora_A.weight", keyB = "base_model.model.\(p.name).lora_B.weight"
+                guard let A = weights[keyA] else { throw ModelError("adapter has no tensor '\(keyA)'") }
+                guard let B = weights[keyB] else { throw ModelError("adapter has no tensor '\(keyB)'") }
+                guard A.shape == [spec.rank, p.inFeatures] else {
+                    throw ModelError("adapter tensor '\(keyA)' has shape \(A.shape), expected \([spec.rank, p.inFeatures])")
+                }
+                guard B.shape == [p.outFeatures, spec.rank] else {
+                    throw ModelError("adapter tensor '\(keyB)' has shape \(B.shape), expected \([p.outFeatures, spec.rank])")
+                }
+                p.lora = LoRAFactors(A: A, B: B, scaling: Float(spec.scaling), dropout: Float(spec.dropout))
+            }
+        }
+        loraSpec = spec
+    }
+
+    /// The LoRA factors under PEFT's key names.
+    public func loraWeights() -> [(name: String, tensor: Tensor)] {
+        layers.flatMap { $0.projections }.compactMap { p in p.lora.map { (p, $0) } }.flatMap { p, l in
+            [("base_model.model.\(p.name).lora_A.weight", l.A), ("base_model.model.\(p.name).lora_B.weight", l.B)]
+        }.sorted { $0.0 < $1.0 }
+    }
+
+    /// Chooses what takes gradients and allocates (zeroed) gradient tensors for it.
+    public func setTrainable(_ mode: Trainable) {
+        trainable = mode
+        let full = mode == .full
+        func grad(_ t: Tensor) -> Tensor? { full ? Tensor(shape: t.shape) : nil }
+        embedGrad = grad(embed)
+        lmHeadGrad = config.tieWordEmbeddings ? embedGrad : grad(lmHead)
+        finalNormGrad = grad(finalNorm)
+        for layer in layers {
+            layer.inputNormGrad = grad(layer.inputNorm)
+            layer.postNormGrad = grad(layer.postNorm)
+            for p in layer.projections {
+                p.weightGrad = grad(p.weight)
+                p.biasGrad = p.bias.flatMap(grad)
+                p.loraTrains = mode == .lora && p.lora != nil
+                if let l = p.lora { l.gradA.zero(); l.gradB.zero() }
+            }
+        }
+    }
+
+    /// Every gradient with the name of its parameter: transformers names (full) or PEFT names (LoRA).
+    public func namedGradients() -> [(name: String, tensor: Tensor)] {
+        switch trainable {
+        case .none: return []
+        case .lora:
+            return layers.flatMap { $0.projections }.compactMap { p in p.lora.map { (p, $0) } }.flatMap { p, l in
+                [("base_model.model.\(p.name).lora_A.weight", l.gradA), ("base_model.model.\(p.name).lora_B.weight", l.gradB)]
+            }.sorted { $0.0 < $1.0 }
+        case .full:
+            var out: [(String, Tensor)] = [("model.embed_tokens.weight", embedGrad!), ("model.norm.weight", finalNormGrad!)]
+            if !config.tieWordEmbeddings { out.append(("lm_head.weight", lmHeadGrad!)) }
+            for (l, layer) in layers.enumerated() {
+                out.append(("model.layers.\(l).input_layernorm.weight", layer.inputNormGrad!))
+                out.append(("model.layers.\(l).post_attention_layernorm.weight", layer.postNormGrad!))
+                for p in layer.projections {
+                    out.append((p.name + ".weight", p.weightGrad!))
+                    if let b = p.biasGrad { out.append((p.name + ".bias", b)) }
+                }
+            }
+            return out.sorted { $0.0 < $1.0 }
+        }
+    }
+
+    public func zeroGradients() { for (_, g) in namedGradients() { g.zero() } }
+
+    // MARK: Forward
+
+    /// What one layer's backward needs. Shapes with N = B·T rows.
+    final class LayerActivations {
+        let xIn: Tensor          // (N, C) residual stream entering the layer
+        let h1: Tensor, rstd1: Tensor   // (N, C), (N)
+        let q: Tensor, k: Tensor, v: Tensor  // (N, H·D), (N, KV·D) ×2, after RoPE
+        let attn: Tensor, lse: Tensor   // (N, H·D), (B, H, T)
+        let x2: Tensor           // (N, C) after the attention residual
+        let h2: Tensor, rstd2: Tensor
+        let gate: Tensor, up: Tensor, act: Tensor  // (N, I)
+        var saved: [String: Projection.Saved] = [:]
+
+        init(xIn: Tensor, h1: Tensor, rstd1: Tensor, q: Tensor, k: Tensor, v: Tensor, attn: Tensor, lse: Tensor,
+             x2: Tensor, h2: Tensor, rstd2: Tensor, gate: Tensor, up: Tensor, act: Tensor) {
+            self.xIn = xIn; self.h1 = h1; self.rstd1 = rstd1; self.q = q; self.k = k; self.v = v; self.attn = attn
+            self.lse = lse; self.x2 = x2; self.h2 = h2; self.rstd2 = rstd2; self.gate = gate; self.up = up; self.act = act
+        }
+    }
+
+    func ensureRope(_ positions: Int) {
+        if positions > rope.positions {
+            rope = RoPETable(headDim: config.headDim, theta: config.ropeTheta, positions: max(positions, 2 * rope.positions))
+        }
+    }
+
+    /// Embeds the ids into the residual stream x (N, C).
+    func embedTokens(_ ids: [Int]) throws -> Tensor {
+        let C = config.hiddenSize
+        let x = Tensor(shape: [ids.count, C])
+        for (n, id) in ids.enumerated() {
+            guard id >= 0 && id < config.vocabSize else { throw ModelError("token id \(id) is outside the vocabulary (size \(config.vocabSize))") }
+            (x.data + n * C).update(from: embed.data + id * C, count: C)
+        }
+        return x
+    }
+
+    /// One decoder layer over x (N = B·T rows, in place). Returns the activations when `save`.
+    func layerForward(_ layer: DecoderLayer, x: Tensor, B: Int, T: Int, mask: [[Int]]?, save: Bool,
+                      rng: inout RandomGenerator?) -> LayerActivations {
+        let c = config, N = B * T, C = c.hiddenSize, I = c.intermediateSize
+        let H = c.numHeads, KV = c.numKVHeads, D = c.headDim
+        let positions = (0..<N).map { $0 % T }
+        let xIn = save ? x.copy() : x
+        let h1 = Tensor(shape: [N, C]), rstd1 = Tensor(shape: [N])
+        RMSNormOp.forward(out: h1.data, rstd: rstd1.data, inp: x.data, weight: layer.inputNorm.data, N: N, C: C, eps: Float(c.rmsNormEps))
+        let q = Tensor(shape: [N, H * D]), k = Tensor(shape: [N, KV * D]), v = Tensor(shape: [N, KV * D])
+        var saved: [String: Projection.Saved] = [:]
+        saved[layer.q.name] = layer.q.forward(h1.data, N: N, out: q.data, rng: &rng)
+        saved[layer.k.name] = layer.k.forward(h1.data, N: N, out: k.data, rng: &rng)
+        saved[layer.v.name] = layer.v.forward(h1.data, N: N, out: v.data, rng: &rng)
+        RoPEOp.forward(q.data, positions: positions, nh: H, D: D, table: rope)
+        RoPEOp.forward(k.data, positions: positions, nh: KV, D: D, table: rope)
+        let attn = Tensor(shape: [N, H * D]), lse = Tensor(shape: [B, H, T])
+        AttentionOp.forward(out: attn.data, lse: lse.data, q: q.data, k: k.data, v: v.data,
+                            shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D), keyMask: mask)
+        let o = Tensor(shape: [N, C])
+        saved[layer.o.name] = layer.o.forward(attn.data, N: N, out: o.data, rng: &rng)
+        for i in 0..<x.count { x[i] += o[i] }
+        let x2 = save ? x.copy() : x
+        let h2 = Tensor(shape: [N, C]), rstd2 = Tensor(shape: [N])
+        RMSNormOp.forward(out: h2.data, rstd: rstd2.data, inp: x.data, weight: layer.postNorm.data, N: N, C: C, eps: Float(c.rmsNormEps))
+        let gate = Tensor(shape: [N, I]), up = Tensor(shape: [N, I]), act = Tensor(shape: [N, I])
+        saved[layer.gate.name] = layer.gate.forward(h2.data, N: N, out: gate.data, rng: &rng)
+        saved[layer.up.name] = layer.up.forward(h2.data, N: N, out: up.data, rng: &rng)
+        SwiGLUOp.forward(out: act.data, gate: gate.data, up: up.data, count: N * I)
+        let d = Tensor(shape: [N, C])
+        saved[layer.down.name] = layer.down.forward(act.data, N: N, out: d.data, rng: &rng)
+        for i in 0..<x.count { x[i] += d[i] }
+        let a = LayerActivations(xIn: xIn, h1: h1, rstd1: rstd1, q: q, k: k, v: v, attn: attn, lse: lse, x2: x2, h2: h2,
+                                 rstd2: rstd2, gate: gate, up: up, act: act)
+        a.saved = saved
+        return a
+    }
+
+    func checkBatch(_ ids: [[Int]], _ mask: [[Int]]?) throws -> (B: Int, T: Int) {
+        guard let T = ids.first?.count, T > 0, ids.allSatisfy({ $0.count == T }) else {
+            throw ModelError("a batch needs rows of one non-zero length")
+        }
+        if let m = mask, m.count != ids.count || m.contains(where: { $0.count != T }) {
+            throw ModelError("the attention mask must have the shape of the input ids (\(ids.count) × \(T))")
+        }
+        return (ids.count, T)
+    }
+
+    /// Logits (B, T, V) for a batch, no gradients.
+    public func logits(inputIDs: [[Int]], attentionMask: [[Int]]? = nil) throws -> Tensor {
+        let (B, T) = try checkBatch(inputIDs, attentionMask)
+        ensureRope(T)
+        let x = try embedTokens(inputIDs.flatMap { $0 })
+        var noRNG: RandomGenerator? = nil
+        for layer in layers { _ = layerForward(layer, x: x, B: B, T: T, mask: attentionMask, save: false, rng: &noRNG) }
+        let N = B * T, C = config.hiddenSize, V = config.vocabSize
+        let xf = Tensor(shape: [N, C])
+        RMSNormOp.forward(out: xf.data, rstd: nil, inp: x.data, weight: finalNorm.data, N: N, C: C, eps: Float(config.rmsNormEps))
+        let out = Tensor(shape: [B, T, V])
+        LinearOp.forward(out: out.data, inp: xf.data, weight: lmHead.data, bias: nil, N: N, C: C, OC: V)
+        return out
+    }
+
+    // MARK: Training step
+
+    /// Forward and backward over one batch. Gradients accumulate (+=) into the trainable
+    /// tensors scaled by `gradScale` (default 1 / the batch's loss tokens, i.e. the mean loss;
+    /// pass 1 / total tokens across micro-batches to accumulate). Returns the summed loss and
+    /// the number of loss tokens. `rng` drives LoRA dropout (nil: no dropout).
+    public func forwardBackward(_ batch: TrainingBatch, gradScale: Float? = nil, rng: inout RandomGenerator?) throws -> (lossSum: Double, tokens: Int) {
+        let (B, T) = try checkBatch(batch.inputIDs, batch.attentionMask)
+        guard batch.labels.count == B, batch.labels.allSatisfy({ $0.count == T }) else {
+            throw ModelError("labels must have the shape of the input ids (\(B) × \(T))")
+        }
+        ensureRope(T)
+        let ids = batch.inputIDs.flatMap { $0 }
+        let targets = batch.targets
+        let tokens = targets.filter { $0 != CrossEntropyOp.ignoreIndex }.count
+        let scale = gradScale ?? (tokens > 0 ? 1 / Float(tokens) : 0)
+        let N = B * T, C = config.hiddenSize, V = config.vocabSize
+        let x = try embedTokens(ids)
+        var acts: [LayerActivations] = []
+        for layer in layers { acts.append(layerForward(layer, x: x, B: B, T: T, mask: batch.attentionMask, save: true, rng: &rng)) }
+
+        // Final norm, LM head and cross-entropy, fused and chunked over rows so that the
+        // (N, V) logits never exist at once; their gradient flows back at once.
+        let xf = Tensor(shape: [N, C]), rstdF = Tensor(shape: [N])
+        RMSNormOp.forward(out: xf.data, rstd: rstdF.data, inp: x.data, weight: finalNorm.data, N: N, C: C, eps: Float(config.rmsNormEps))
+        let dxf = Tensor(shape: [N, C])
+        let chunk = max(1, min(N, (1 << 22) / V))
+        let logits = Tensor(shape: [chunk, V])
+        var lossSum = 0.0
+        targets.withUnsafeBufferPointer { tp in
+            var r0 = 0
+            while r0 < N {
+                let rows = min(chunk, N - r0)
+                LinearOp.forward(out: logits.data, inp: xf.data + r0 * C, weight: lmHead.data, bias: nil, N: rows, C: C, OC: V)
+                lossSum += CrossEntropyOp.forwardBackward(logits: logits.data, targets: tp.baseAddress! + r0, N: rows, V: V,
+                                                          dlogits: logits.data, gradScale: scale)
+                LinearOp.backward(dinp: dxf.data + r0 * C, dweight: lmHeadGrad?.data, dbias: nil, dout: logits.data,
+                                  inp: xf.data + r0 * C, weight: lmHead.data, N: rows, C: C, OC: V)
+                r0 += rows
+            }
+        }
+        let dx = Tensor(shape: [N, C])
+        RMSNormOp.backward(dinp: dx.data, dweight: finalNormGrad?.data, dout: dxf.data, inp: x.data, weight: finalNorm.data,
+                           rstd: rstdF.data, N: N, C: C)
+        for (layer, a) in zip(layers, acts).reversed() {
+            layerBackward(layer, a, dx: dx, B: B, T: T, mask: batch.attentionMask)
+        }
+        if let eg = embedGrad {
+            for (n, id) in ids.enumerated() {
+                let g = eg.data + id * C, d = dx.data + n * C
+                for c in 0..<C { g[c] += d[c] }
+            }
+        }
+        return (lossSum, tokens)
+    }
+
+    /// Backward through one layer: dx (N, C) holds ∂loss/∂(layer output) and becomes
+    /// ∂loss/∂(layer input).
+    func layerBackward(_ layer: DecoderLayer, _ a: LayerActivations, dx: Tensor, B: Int, T: Int, mask: [[Int]]?) {
+        let c = config, N = B * T, C = c.hiddenSize, I = c.intermediateSize
+        let H = c.numHeads, KV = c.numKVHeads, D = c.headDim
+        // MLP: x_out = x2 + down(silu(gate(h2)) ⊙ up(h2)), h2 = norm(x2)
+        let dact = Tensor(shape: [N, I])
+        layer.down.backward(dout: dx.data, x: a.act.data, N: N, dx: dact.data, saved: a.saved[layer.down.name])
+        let dgate = Tensor(shape: [N, I]), dup = Tensor(shape: [N, I])
+        SwiGLUOp.backward(dgate: dgate.data, dup: dup.data, dout: dact.data, gate: a.gate.data, up: a.up.data, count: N * I)
+        let dh2 = Tensor(shape: [N, C])
+        layer.gate.backward(dout: dgate.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.gate.name])
+        layer.up.backward(dout: dup.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.up.name])
+        RMSNormOp.backward(dinp: dx.data, dweight: layer.postNormGrad?.data, dout: dh2.data, inp: a.x2.data,
+                           weight: layer.postNorm.data, rstd: a.rstd2.data, N: N, C: C)
+        // Attention: x2 = xIn + o(attn(rope(q(h1)), rope(k(h1)), v(h1))), h1 = norm(xIn)
+        let dattn = Tensor(shape: [N, H * D])
+        layer.o.backward(dout: dx.data, x: a.attn.data, N: N, dx: dattn.data, saved: a.saved[layer.o.name])
+        let dq = Tensor(shape: [N, H * D]), dk = Tensor(shape: [N, KV * D]), dv = Tensor(shape: [N, KV * D])
+        AttentionOp.backward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dattn.data, out: a.attn.data, lse: a.lse.data,
+                             q: a.q.data, k: a.k.data, v: a.v.data, shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D),
+                             keyMask: mask)
+        let positions = (0..<N).map { $0 % T }
+        RoPEOp.backward(dq.data, positions: positions, nh: H, D: D, table: rope)
+        RoPEOp.backward(dk.data, positions: positions, nh: KV, D: D, table: rope)
+        let dh1 = Tensor(shape: [N, C])
+        layer.q.backward(dout: dq.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.q.name])
+        layer.k.backward(dout: dk.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.k.name])
+        layer.v.backward(dout: dv.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.v.name])
+        RMSNormOp.backward(dinp: dx.data, dweight: layer.inputNormGrad?.data, dout: dh1.data, inp: a.xIn.data,
+                           weight: layer.inputNorm.data, rstd: a.rstd1.data, N: N, C: C)
+    }
+}

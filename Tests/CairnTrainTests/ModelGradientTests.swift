@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+@testable import CairnTrain
+
+/// A tiny model with weights large enough that every path matters.
+func tinyModel(_ arch: ModelConfig.Architecture, tied: Bool, kv: Int, seed: UInt64 = 7) throws -> TransformerModel {
+    let config = ModelConfig(architecture: arch, vocabSize: 23, hiddenSize: 16, intermediateSize: 24, numLayers: 2,
+                             numHeads: 4, numKVHeads: kv, rmsNormEps: 1e-5, ropeTheta: 10000, tieWordEmbeddings: tied,
+                             attentionBias: arch == .llama)
+    var rng = RandomGenerator(seed: seed)
+    return try TransformerModel(config: config) { name, shape in
+        let t = Tensor(shape: shape)
+        for i in 0..<t.count { t[i] = name.hasSuffix("norm.weight") ? 1 + 0.1 * rng.normal() : 0.3 * rng.normal() }
+        return t
+    }
+}
+
+let tinyBatch = TrainingBatch(
+    inputIDs: [[3, 7, 1, 22, 9, 4, 4, 15], [5, 6, 2, 11, 19, 0, 0, 0]],
+    attentionMask: [[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0, 0]],
+    labels: [[-100, -100, 1, 22, 9, 4, 4, 15], [-100, 6, 2, 11, 19, -100, -100, -100]])
+
+func meanLoss(_ m: TransformerModel, _ batch: TrainingBatch) throws -> Double {
+    var none: RandomGenerator? = nil
+    let saved = m.trainable
+    m.setTrainable(.none)
+    defer { m.setTrainable(saved) }
+    let (sum, n) = try m.forwardBackward(batch, rng: &none)
+    return sum / Double(n)
+}
+
+@Suite("Whole-model gradients against finite differences")
+struct ModelGradientTests {
+    @Test(arguments: [(ModelConfig.Architecture.llama, false, 4), (.qwen2, true, 2)])
+    func fullParameterGradients(arch: ModelConfig.Architecture, tied: Bool, kv: Int) throws {
+        let m = try tinyModel(arch, tied: tied, kv: kv)
+        m.setTrainable(.full)
+        var none: RandomGenerator? = nil
+        _ = try m.forwardBackward(tinyBatch, rng: &none)
+        let grads = Dictionary(uniqueKeysWithValues: m.namedGradients().map { ($0.name, $0.tensor.copy()) })
+        let params = Dictionary(uniqueKeysWithValues: m.namedParameters().map { ($0.name, $0.tensor) })
+        #expect(Set(grads.keys) == Set(params.keys))
+        for name in ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.bias",
+                     "model.layers.0.self_attn.v_proj.weight", "model.layers.1.self_attn.o_proj.weight", "model.layers.0.mlp.gate_proj.weight",
+                     "model.layers.1.mlp.down_proj.weight", "model.layers.0.input_layernorm.weight",
+                     "model.layers.1.post_attention_layernorm.weight", "model.norm.weight", "lm_head.weight"] {
+            guard let p = params[name], let g = grads[name] else { continue }  // tied: no lm_head; llama here has biases
+            expectFiniteDifferences(p, analytic: g, samples: 6, eps: 1e-2, name) { (try? meanLoss(m, tinyBatch)) ?? .nan }
+        }
+    }
+
+    @Test func loraGradientsOnlyAndFiniteDifferences() throws {
+        let m = try tinyModel(.qwen2, tied: true, kv: 2)
+        m.addLoRA(try LoRASpec(rank: 4, alpha: 8, targets: LoRASpec.allTargets, useRSLoRA: true), seed: 3)
+        // B starts at zero (no effect); give it values so that A's gradient is not zero.
+        var g = RandomGenerator(seed: 99)
+        for (name, t) in m.loraWeights() where name.contains("lora_B") { for i in 0..<t.count { t[i] = 0.3 * g.normal() } }
+        m.setTrainable(.lora)
+        var none: RandomGenerator? = nil
+        _ = try m.forwardBackward(tinyBatch, rng: &none)
+        let grads = Dictionary(uniqueKeysWithValues: m.namedGradients().map { ($0.name, $0.tensor.copy()) })
+        #expect(grads.count == 2 * 7 * 2)
+        let weights = Dictionary(uniqueKeysWithValues: m.loraWeights().map { ($0.name, $0.tensor) })
+        for name in ["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight",
+                     "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight", "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight",
+                     "base_model.model.model.layers.1.self_attn.o_proj.lora_A.weight"] {
+            expectFiniteDifferences(weights[name]!, analytic: grads[name]!, samples: 6, eps: 1e-2, name) { (try? meanLoss(m, tinyBatch)) ?? .nan }
+        }
+        // The base stays frozen: no gradient tensors exist for it.
+        #expect(m.layers[0].q.weightGrad == nil && m.embedGrad == nil)
+    }
+
+    @Test func accumulatedGradientsEqualTheFullBatchGradient() throws {
+        let m = try tinyModel(.llama, tied: false, kv: 4)
+        m.setTrainable(.full)
+        var none: RandomGenerator? = nil
+        _ = try m.forwardBackward(tinyBatch, rng: &none)
+        let full = m.namedGradients().map { $0.tensor.copy() }
+        m.zeroGradients()
+        let total = Float(tinyBatch.lossTokens)
+        for row in 0..<2 {
+            let half = TrainingBatch(inputIDs: [tinyBatch.inputIDs[row]], attentionMask: [tinyBatch.attentionMask![row]], labels: [tinyBatch.labels[row]])
+            _ = try m.forwardBackward(half, gradScale: 1 / total, rng: &none)
+        }
+        for (a, b) in zip(full, m.namedGradients().map(\.tensor)) { #expect(a.maxAbsDifference(b) < 1e-5) }
+    }
+
+    @Test func paddingDoesNotChangeTheRealTokens() throws {
+        // Row 1 of the batch, alone and unpadded, gives the same logits on its real tokens.
+        let m = try tinyModel(.qwen2, tied: true, kv: 2)
+        let padded = try m.logits(inputIDs: tinyBatch.inputIDs, attentionMask: tinyBatch.attentionMask)
+        let alone = try m.logits(inputIDs: [Array(tinyBatch.inputIDs[1].prefix(5))])
+        let V = 23
+        for t in 0..<5 { for j in 0..<V { #expect(abs(padded[(8 + t) * V + j] - alone[t * V + j]) < 1e-5) } }
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import Testing
+@testable import CairnTrain
+
+/// Random tensor with entries uniform in [-1, 1).
+func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
+    var g = RandomGenerator(seed: seed)
+    let t = Tensor(shape: shape)
+    for i in 0..<t.count { t[i] = g.uniform(-scale, scale) }
+    return t
+}
+
+/// Σ w·out in double: the scalar whose gradient w.r.t. out is w.
+func weightedSum(_ out: Tensor, _ w: Tensor) -> Double {
+    var s = 0.0
+    for i in 0..<out.count { s += Double(out[i]) * Double(w[i]) }
+    return s
+}
+
+/// Central finite differences of `loss` w.r.t. a few entries of `x`, against `analytic`.
+func expectFiniteDifferences(_ x: Tensor, analytic: Tensor, samples: Int = 12, eps: Float = 1e-2, seed: UInt64 = 5,
+                             _ what: String, sourceLocation: SourceLocation = #_sourceLocation, loss: () -> Double) {
+    var g = RandomGenerator(seed: seed)
+    for _ in 0..<samples {
+        let i = Int(g.next() % UInt64(x.count))
+        let saved = x[i]
+        x[i] = saved + eps; let lp = loss()
+        x[i] = saved - eps; let lm = loss()
+        x[i] = saved
+        let numeric = (lp - lm) / Double(2 * eps)
+        let a = Double(analytic[i])
+        let ok = abs(numeric - a) <= 2e-3 + 2e-2 * max(abs(numeric), abs(a))
+        #expect(ok, "\(what)[\(i)]: analytic \(a), numeric \(numeric)", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite("Ops: BLAS paths against naive references, backward against finite differences")
+struct OpGradientTests {
+    @Test func linearMatchesReferenceAndFiniteDifferences() {
+        let N = 5, C = 7, OC = 40
+        let x = randomTensor([N, C], seed: 1), w = randomTensor([OC, C], seed: 2), b = randomTensor([OC], seed: 3)
+        let out = Tensor(shape: [N, OC]), ref = Tensor(shape: [N, OC])
+        LinearOp.forward(out: out.data, inp: x.data, weight: w.data, bias: b.data, N: N, C: C, OC: OC)
+        LinearOp.forwardReference(out: ref.data, inp: x.data, weight: w.data, bias: b.data, N: N, C: C, OC: OC)
+        #expect(out.maxAbsDifference(ref) < 1e-5)
+        let dout = randomTensor([N, OC], seed: 4)
+        let dx = Tensor(shape: [N, C]), dw = Tensor(shape: [OC, C]), db = Tensor(shape: [OC])
+        let dxR = Tensor(shape: [N, C]), dwR = Tensor(shape: [OC, C]), dbR = Tensor(shape: [OC])
+        LinearOp.backward(dinp: dx.data, dweight: dw.data, dbias: db.data, dout: dout.data, inp: x.data, weight: w.data, N: N, C: C, OC: OC)
+        LinearOp.backwardReference(dinp: dxR.data, dweight: dwR.data, dbias: dbR.data, dout: dout.data, inp: x.data, weight: w.data, N: N, C: C, OC: OC)
+        #expect(dx.maxAbsDifference(dxR) < 1e-4 && dw.maxAbsDifference(dwR) < 1e-4 && db.maxAbsDifference(dbR) < 1e-4)
+        let loss = { () -> Double in
+            let o = Tensor(shape: [N, OC])
+            LinearOp.forward(out: o.data, inp: x.data, weight: w.data, bias: b.data, N: N, C: C, OC: OC)
+            return weightedSum(o, dout)
+        }
+        expectFiniteDifferences(x, analytic: dx, "dx", loss: loss)
+        expectFiniteDifferences(w, analytic: dw, "dw", loss: loss)
+        expectFiniteDifferences(b, analytic: db, "db", loss: loss)
+    }
+
+    @Test func rmsnormBackward() {
+        let N = 4, C = 16
+        let x = randomTensor([N, C], seed: 10), w = randomTensor([C], seed: 11), dout = randomTensor([N, C], seed: 12)
+        let out = Tensor(shape: [N, C]), rstd = Tensor(shape: [N])
+        RMSNormOp.forward(out: out.data, rstd: rstd.data, inp: x.data, weight: w.data, N: N, C: C, eps: 1e-5)
+        let dx = Tensor(shape: [N, C]), dw = Tensor(shape: [C])
+        RMSNormOp.backward(dinp: dx.data, dweight: dw.data, dout: dout.data, inp: x.data, weight: w.data, rstd: rstd.data, N: N, C: C)
+        let loss = { () -> Double in
+            let o = Tensor(shape: [N, C])
+            RMSNormOp.forward(out: o.data, rstd: nil, inp: x.data, weight: w.data, N: N, C: C, eps: 1e-5)
+            return weightedSum(o, dout)
+        }
+        expectFiniteDifferences(x, analytic: dx, eps: 1e-3, "dx", loss: loss)
+        expectFiniteDifferences(w, analytic: dw, "dw", loss: loss)
+    }
+
+    @Test func ropeBackwardIsTheTransposeOfForward() {
+        let rows = 6, nh = 3, D = 8
+        let table = RoPETable(headDim: D, theta: 10000, positions: 16)
+        let positions = [0, 1, 2, 5, 9, 15]
+        let x = randomTensor([rows, nh * D], seed: 20), dout = randomTensor([rows, nh * D], seed: 21)
+        let dx = dout.copy()
+        RoPEOp.backward(dx.data, positions: positions, nh: nh, D: D, table: table)
+        expectFiniteDifferences(x, analytic: dx, "dx") {
+            let y = x.copy()
+            RoPEOp.forward(y.data, positions: positions, nh: nh, D: D, table: table)
+            return weightedSum(y, dout)
+        }
+        // Position 0 is the identity; rotations keep norms.
+        let y = x.copy()
+        RoPEOp.forward(y.data, positions: positions, nh: nh, D: D, table: table)
+        for i in 0..<(nh * D) { #expect(y[i] == x[i]) }
+        #expect(abs(weightedSum(y, y) - weightedSum(x, x)) < 1e-3)
+    }
+
+    @Test func swigluBackward() {
+        let n = 30
+        let g = randomTensor([n], seed: 30, scale: 3), u = randomTensor([n], seed: 31), dout = randomTensor([n], seed: 32)
+        let dg = Tensor(shape: [n]), du = Tensor(shape: [n])
+        SwiGLUOp.backward(dgate: dg.data, dup: du.data, dout: dout.data, gate: g.data, up: u.data, count: n)
+        let loss = { () -> Double in
+            let o = Tensor(shape: [n])
+            SwiGLUOp.forward(out: o.data, gate: g.data, up: u.data, count: n)
+            return weightedSum(o, dout)
+        }
+        expectFiniteDifferences(g, analytic: dg, eps: 1e-3, "dgate", loss: loss)
+        expectFiniteDifferences(u, analytic: du, eps: 1e-3, "dup", loss: loss)
+    }
+
+    @Test(arguments: [(4, 4), (4, 2), (4, 1)])
+    func attentionMatchesReferenceAndFiniteDifferences(H: Int, KV: Int) {
+        let B = 2, T = 7, D = 4
+        let s = AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D)
+        let mask = [Array(repeating: 1, count: T), [1, 1, 1, 1, 0, 0, 0]]
+        let q = randomTensor([B * T, H * D], seed: 40), k = randomTensor([B * T, KV * D], seed: 41), v = randomTensor([B * T, KV * D], seed: 42)
+        let out = Tensor(shape: [B * T, H * D]), ref = Tensor(shape: [B * T, H * D]), lse = Tensor(shape: [B, H, T])
+        AttentionOp.forward(out: out.data, lse: lse.data, q: q.data, k: k.data, v: v.data, shape: s, keyMask: mask)
+        AttentionOp.forwardReference(out: ref.data, q: q.data, k: k.data, v: v.data, shape: s, keyMask: mask)
+        #expect(out.maxAbsDifference(ref) < 1e-5)
+        let dout = randomTensor([B * T, H * D], seed: 43)
+        let dq = Tensor(shape: q.shape), dk = Tensor(shape: k.shape), dv = Tensor(shape: v.shape)
+        AttentionOp.backward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dout.data, out: out.data, lse: lse.data,
+                             q: q.data, k: k.data, v: v.data, shape: s, keyMask: mask)
+        let loss = { () -> Double in
+            let o = Tensor(shape: [B * T, H * D])
+            AttentionOp.forwardReference(out: o.data, q: q.data, k: k.data, v: v.data, shape: s, keyMask: mask)
+            return weightedSum(o, dout)
+        }
+        expectFiniteDifferences(q, analytic: dq, samples: 20, eps: 1e-3, "dq", loss: loss)
+        expectFiniteDifferences(k, analytic: dk, samples: 20, eps: 1e-3, "dk", loss: loss)
+        expectFiniteDifferences(v, analytic: dv, samples: 20, eps: 1e-3, "dv", loss: loss)
+        // Padded keys get no gradient, and a query never sees a later key.
+        for t in 4..<7 { for c in 0..<(KV * D) { #expect(dk[(T + t) * KV * D + c] == 0 && dv[(T + t) * KV * D + c] == 0) } }
+    }
+
+    @Test func attentionWithAKVCacheOffsetMatchesTheFullComputation() {
+        // The last 2 queries against 6 cached keys equal the last 2 rows of the full causal pass.
+        let T = 6, H = 2, KV = 1, D = 4
+        let q = randomTensor([T, H * D], seed: 50), k = randomTensor([T, KV * D], seed: 51), v = randomTensor([T, KV * D], seed: 52)
+        let full = Tensor(shape: [T, H * D])
+        AttentionOp.forward(out: full.data, lse: nil, q: q.data, k: k.data, v: v.data, shape: AttentionShape(B: 1, Tq: T, Tk: T, H: H, KV: KV, D: D), keyMask: nil)
+        let tail = Tensor(shape: [2, H * D])
+        AttentionOp.forward(out: tail.data, lse: nil, q: q.data + 4 * H * D, k: k.data, v: v.data,
+                            shape: AttentionShape(B: 1, Tq: 2, Tk: T, qOffset: 4, H: H, KV: KV, D: D), keyMask: nil)
+        for i in 0..<(2 * H * D) { #expect(abs(tail[i] - full[4 * H * D + i]) < 1e-6) }
+    }
+
+    @Test func crossEntropyGradientAndIgnoredRows() {
+        let N = 3, V = 11
+        let logits = randomTensor([N, V], seed: 60, scale: 3)
+        let targets = [4, CrossEntropyOp.ignoreIndex, 10]
+        let d = Tensor(shape: [N, V])
+        let total = targets.withUnsafeBufferPointer {
+            CrossEntropyOp.forwardBackward(logits: logits.data, targets: $0.baseAddress!, N: N, V: V, dlogits: d.data, gradScale: 0.5)
+        }
+        let lp = CrossEntropyOp.logProbs(logits: logits.data, targets: targets, V: V)
+        #expect(abs(total + lp[0] + lp[2]) < 1e-9)
+        for j in 0..<V { #expect(d[V + j] == 0) }
+        let dd = Tensor(shape: [N, V]); for i in 0..<dd.count { dd[i] = d[i] }
+        expectFiniteDifferences(logits, analytic: dd, eps: 1e-3, "dlogits") {
+            0.5 * targets.withUnsafeBufferPointer {
+                CrossEntropyOp.forwardBackward(logits: logits.data, targets: $0.baseAddress!, N: N, V: V, dlogits: nil, gradScale: 0)
+            }
+        }
+    }
+}
