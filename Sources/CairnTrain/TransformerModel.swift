@@ -237,11 +237,14 @@ public final class TransformerModel {
     }
 
     /// One decoder layer over x (N = B·T rows, in place). Returns the activations when `save`.
+    /// With a KV cache (B = 1), the T new tokens sit after the cached ones; their keys and
+    /// values are appended to the cache of layer `index` and attention reads the whole cache.
     func layerForward(_ layer: DecoderLayer, x: Tensor, B: Int, T: Int, mask: [[Int]]?, save: Bool,
-                      rng: inout RandomGenerator?) -> LayerActivations {
+                      rng: inout RandomGenerator?, cache: KVCache? = nil, index: Int = 0) -> LayerActivations {
         let c = config, N = B * T, C = c.hiddenSize, I = c.intermediateSize
         let H = c.numHeads, KV = c.numKVHeads, D = c.headDim
-        let positions = (0..<N).map { $0 % T }
+        let past = cache?.length ?? 0
+        let positions = (0..<N).map { past + $0 % T }
         let xIn = save ? x.copy() : x
         let h1 = Tensor(shape: [N, C]), rstd1 = Tensor(shape: [N])
         RMSNormOp.forward(out: h1.data, rstd: rstd1.data, inp: x.data, weight: layer.inputNorm.data, N: N, C: C, eps: Float(c.rmsNormEps))
@@ -253,8 +256,17 @@ public final class TransformerModel {
         RoPEOp.forward(q.data, positions: positions, nh: H, D: D, table: rope)
         RoPEOp.forward(k.data, positions: positions, nh: KV, D: D, table: rope)
         let attn = Tensor(shape: [N, H * D]), lse = Tensor(shape: [B, H, T])
-        AttentionOp.forward(out: attn.data, lse: lse.data, q: q.data, k: k.data, v: v.data,
-                            shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D), keyMask: mask)
+        if let cache = cache {
+            let kc = cache.keys[index], vc = cache.values[index]
+            (kc.data + past * KV * D).update(from: k.data, count: T * KV * D)
+            (vc.data + past * KV * D).update(from: v.data, count: T * KV * D)
+            AttentionOp.forward(out: attn.data, lse: nil, q: q.data, k: kc.data, v: vc.data,
+                                shape: AttentionShape(B: 1, Tq: T, Tk: past + T, qOffset: past, H: H, KV: KV, D: D,
+                                                      kvBatchStride: cache.capacity * KV * D), keyMask: nil)
+        } else {
+            AttentionOp.forward(out: attn.data, lse: lse.data, q: q.data, k: k.data, v: v.data,
+                                shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D), keyMask: mask)
+        }
         let o = Tensor(shape: [N, C])
         saved[layer.o.name] = layer.o.forward(attn.data, N: N, out: o.data, rng: &rng)
         for i in 0..<x.count { x[i] += o[i] }

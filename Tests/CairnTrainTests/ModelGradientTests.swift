@@ -94,3 +94,38 @@ struct ModelGradientTests {
         for t in 0..<5 { for j in 0..<V { #expect(abs(padded[(8 + t) * V + j] - alone[t * V + j]) < 1e-5) } }
     }
 }
+
+@Suite("Generation with a KV cache")
+struct GenerationTests {
+    @Test func cachedLogitsEqualTheFullForward() throws {
+        let m = try tinyModel(.qwen2, tied: true, kv: 2)
+        m.addLoRA(try LoRASpec(rank: 2, alpha: 4, targets: ["q_proj", "v_proj"]), seed: 1)
+        let ids = [3, 7, 1, 22, 9, 4, 4, 15]
+        let full = try m.logits(inputIDs: [ids])
+        let cache = KVCache(config: m.config, capacity: 16)
+        let first = try m.forward(appending: Array(ids.prefix(5)), cache: cache)
+        var rows = first.toArray()
+        for id in ids.dropFirst(5) { rows += try m.forward(appending: [id], cache: cache).toArray() }
+        #expect(rows.count == full.count)
+        for i in 0..<rows.count { #expect(abs(rows[i] - full[i]) < 1e-5) }
+        #expect(throws: ModelError.self) { try m.forward(appending: Array(repeating: 1, count: 9), cache: cache) }
+    }
+
+    @Test func greedyGenerationMatchesARecomputingLoopAndStops() throws {
+        let m = try tinyModel(.llama, tied: false, kv: 4)
+        let prompt = [3, 7, 1]
+        let out = try m.generate(prompt: prompt, maxNewTokens: 6)
+        var seq = prompt
+        for _ in 0..<6 {
+            let l = try m.logits(inputIDs: [seq])
+            let last = Array(l.toArray()[((seq.count - 1) * 23)..<(seq.count * 23)])
+            seq.append(last.indices.max { last[$0] < last[$1] }!)
+        }
+        #expect(out == Array(seq.dropFirst(3)))
+        let stopped = try m.generate(prompt: prompt, maxNewTokens: 6, stopTokens: [out[1]])
+        #expect(stopped == Array(out.prefix(out.firstIndex(of: out[1])! + 1)))
+        // Sampling is reproducible from its seed.
+        let s = SamplingOptions(temperature: 1.0, topP: 0.9, seed: 42)
+        #expect(try m.generate(prompt: prompt, maxNewTokens: 6, sampling: s) == m.generate(prompt: prompt, maxNewTokens: 6, sampling: s))
+    }
+}
