@@ -22,6 +22,7 @@ let package = Package(
         .target(name: "CairnTrain", dependencies: ["COpenBLAS"]),
         .executableTarget(name: "cairn", dependencies: ["CairnStore", "CairnTrain"]),
         .executableTarget(name: "bench-store-lineage", dependencies: ["CairnStore"], path: "bench/store/lineage"),
+        .executableTarget(name: "bench-train-model", dependencies: ["CairnTrain"], path: "bench/train-model/swift"),
 
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "cairn"]),
         .testTarget(name: "CairnTrainTests", dependencies: ["CairnTrain", "cairn"], resources: [.copy("Fixtures")]),

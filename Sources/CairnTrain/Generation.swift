@@ -90,3 +90,12 @@ extension TransformerModel {
         return probs[kept - 1].j
     }
 }
+
+extension TransformerModel {
+    /// log p(ids[t] | ids[..<t]) for t ≥ 1 from logits (1, T, V); entry 0 is 0 (nothing predicts it).
+    public static func tokenLogProbs(logits: Tensor, ids: [Int], vocabSize V: Int) -> [Double] {
+        // Row t predicts ids[t + 1]; shifted so that entry t is the log-prob of ids[t].
+        let lp = CrossEntropyOp.logProbs(logits: logits.data, targets: Array(ids.dropFirst()) + [CrossEntropyOp.ignoreIndex], V: V)
+        return [0] + Array(lp.dropLast())
+    }
+}

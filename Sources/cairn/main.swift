@@ -1,25 +1,37 @@
 // cairn: the command line. Parses arguments, calls the libraries, prints; nothing else.
 import CairnStore
+import CairnTrain
 import Foundation
 
-let commands = StoreCommands.specs
+let commands = StoreCommands.specs + ModelCommands.specs
 
 func printHelp() {
     Output.out("usage: cairn COMMAND [ARGS] [--store DIR]\n\nCommands:")
-    for c in commands { Output.out("  " + c.name.padding(toLength: 12, withPad: " ", startingAt: 0) + c.summary) }
+    for c in commands { Output.out("  " + c.name.padding(toLength: 17, withPad: " ", startingAt: 0) + c.summary) }
     Output.out("\nThe store is --store DIR, else $CAIRN_STORE, else the nearest ./store. `cairn COMMAND --help` for details.")
 }
 
 func main() -> Int32 {
     var args = Array(CommandLine.arguments.dropFirst())
-    guard let name = args.first, !["--help", "-h", "help"].contains(name) else {
+    guard let first = args.first, !["--help", "-h", "help"].contains(first) else {
         printHelp()
         return args.isEmpty ? 2 : 0
     }
     args.removeFirst()
+    var name = first
+    // Two-word commands: `cairn model init`, `cairn tokenizer train`.
+    if let sub = args.first, commands.contains(where: { $0.name == name + " " + sub }) {
+        name += " " + sub
+        args.removeFirst()
+    }
     guard let spec = commands.first(where: { $0.name == name }) else {
-        Output.note("cairn: unknown command '\(name)' (see `cairn --help`)")
+        let subs = commands.filter { $0.name.hasPrefix(name + " ") }.map { String($0.name.dropFirst(name.count + 1)) }
+        Output.note(subs.isEmpty ? "cairn: unknown command '\(name)' (see `cairn --help`)"
+                                 : "cairn \(name): give one of \(subs.joined(separator: ", ")) (see `cairn --help`)")
         return 2
+    }
+    if ModelCommands.specs.contains(where: { $0.name == name }) {
+        BLAS.reexecWithPreferredCoreTypeIfNeeded()  // OpenBLAS reads OPENBLAS_CORETYPE only at load time
     }
     do {
         let parsed = try Arguments(args, spec: spec)
@@ -27,6 +39,7 @@ func main() -> Int32 {
             Output.out("usage: \(spec.usage)\n\n\(spec.summary)")
             return 0
         }
+        if ModelCommands.specs.contains(where: { $0.name == name }) { return try ModelCommands.run(name, parsed) }
         return try StoreCommands.run(name, parsed)
     } catch let e as UsageError {
         Output.note("cairn \(name): \(e.message)\nusage: \(spec.usage)")
@@ -34,6 +47,15 @@ func main() -> Int32 {
     } catch let e as StoreError {
         Output.note("cairn \(name): \(e.message)")
         return e.exitCode
+    } catch let e as ModelError {
+        Output.note("cairn \(name): \(e.message)")
+        return 2
+    } catch let e as FormatError {
+        Output.note("cairn \(name): \(e)")
+        return 2
+    } catch let e as TokenizerError {
+        Output.note("cairn \(name): \(e)")
+        return 2
     } catch {
         Output.note("cairn \(name): \(error)")
         return 1

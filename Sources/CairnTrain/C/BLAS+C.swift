@@ -59,6 +59,29 @@ public enum BLAS {
         }
     }
 
+    /// The OpenBLAS core type this CPU should use when OpenBLAS 0.3.21 does not recognise it:
+    /// SkylakeX (AVX-512 kernels) where /proc/cpuinfo lists avx512f, avx512bw, avx512dq and
+    /// avx512vl; nil otherwise (OpenBLAS's own choice stands).
+    public static func preferredCoreType(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> String? {
+        guard let info = cpuinfo, let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        return ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) ? "SkylakeX" : nil
+    }
+
+    /// OpenBLAS reads OPENBLAS_CORETYPE when it loads, before any Swift code runs: when it is
+    /// unset and this CPU wants one, set it and re-execute this program with the same arguments
+    /// (does not return then). CAIRN_NO_REEXEC=1 turns this off.
+    public static func reexecWithPreferredCoreTypeIfNeeded() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["OPENBLAS_CORETYPE"] == nil, env["CAIRN_NO_REEXEC"] == nil, let core = preferredCoreType() else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        let args = CommandLine.arguments
+        var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", &cargs)
+        // execv returned: it failed; carry on with OpenBLAS's own choice.
+        for p in cargs { free(p) }
+    }
+
     /// OpenBLAS's own description of the kernel it picked (e.g. "Haswell", "SkylakeX").
     public static var coreName: String { String(cString: openblas_get_corename()) }
     public static var configuration: String { String(cString: openblas_get_config()) }

@@ -1,0 +1,195 @@
+import Foundation
+
+/// Reading the parts of a Hugging Face tokenizer.json that Cairn implements. Every unsupported or
+/// malformed key is an error that names it.
+struct TokenizerJSON {
+    var model: BPEModel
+    var addedTokens: [AddedToken]
+    /// The normalizers in order (only NFC is supported).
+    var normalizeNFC: Bool
+    var preTokenizer: PreTokenizer
+
+    let file: String
+
+    init(data: Data, file: String, useBuiltinPatterns: Bool = true) throws {
+        self.file = file
+        let root: [String: Any]
+        do {
+            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw TokenizerError(file: file, "the top level is not a JSON object")
+            }
+            root = object
+        } catch let error as TokenizerError {
+            throw error
+        } catch {
+            throw TokenizerError(file: file, "not valid JSON (\(error.localizedDescription))")
+        }
+        guard let modelValue = root["model"] else { throw TokenizerError(file: file, "missing key \"model\"") }
+        guard let model = modelValue as? [String: Any] else {
+            throw TokenizerError(file: file, "\"model\" is not an object")
+        }
+        let type = model["type"] as? String ?? "BPE"
+        guard type == "BPE" else {
+            throw TokenizerError(file: file, "model.type \"\(type)\" is not supported (Cairn reads byte-level BPE only)")
+        }
+        guard let vocabObject = model["vocab"] as? [String: Any] else {
+            throw TokenizerError(file: file, "missing or malformed key \"model.vocab\" (an object of token: id)")
+        }
+        var vocab: [String: Int] = [:]
+        vocab.reserveCapacity(vocabObject.count)
+        for (token, value) in vocabObject {
+            guard let id = Self.int(value), id >= 0 else {
+                throw TokenizerError(file: file, "model.vocab[\"\(token)\"] is not a non-negative integer id")
+            }
+            vocab[token] = id
+        }
+        guard let mergesArray = model["merges"] as? [Any] else {
+            throw TokenizerError(file: file, "missing or malformed key \"model.merges\" (a list)")
+        }
+        var merges: [(String, String)] = []
+        merges.reserveCapacity(mergesArray.count)
+        for (i, m) in mergesArray.enumerated() {
+            if let s = m as? String {
+                let parts = s.split(separator: " ", omittingEmptySubsequences: false)
+                guard parts.count == 2 else {
+                    throw TokenizerError(file: file, "model.merges[\(i)] \"\(s)\" is not two tokens separated by one space")
+                }
+                merges.append((String(parts[0]), String(parts[1])))
+            } else if let pair = m as? [Any], pair.count == 2, let a = pair[0] as? String, let b = pair[1] as? String {
+                merges.append((a, b))
+            } else {
+                throw TokenizerError(file: file, "model.merges[\(i)] is neither \"a b\" nor [\"a\", \"b\"]")
+            }
+        }
+        if let dropout = model["dropout"], !(dropout is NSNull), let p = Self.double(dropout), p > 0 {
+            throw TokenizerError(file: file, "model.dropout \(p) is not supported (BPE dropout is for training only)")
+        }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
+            if let value = model[key] as? String, !value.isEmpty {
+                throw TokenizerError(file: file, "model.\(key) \"\(value)\" is not supported by byte-level BPE")
+            }
+        }
+        let ignoreMerges = Self.bool(model["ignore_merges"]) ?? false
+        self.model = try BPEModel(vocab: vocab, merges: merges, ignoreMerges: ignoreMerges, file: file)
+
+        var added: [AddedToken] = []
+        if let list = root["added_tokens"], !(list is NSNull) {
+            guard let list = list as? [[String: Any]] else {
+                throw TokenizerError(file: file, "\"added_tokens\" is not a list of objects")
+            }
+            for (i, t) in list.enumerated() {
+                guard let id = Self.int(t["id"]), let content = t["content"] as? String else {
+                    throw TokenizerError(file: file, "added_tokens[\(i)] lacks \"id\" or \"content\"")
+                }
+                let special = Self.bool(t["special"]) ?? false
+                added.append(AddedToken(id: id, content: content, special: special,
+                                        singleWord: Self.bool(t["single_word"]) ?? false,
+                                        lstrip: Self.bool(t["lstrip"]) ?? false, rstrip: Self.bool(t["rstrip"]) ?? false,
+                                        normalized: Self.bool(t["normalized"]) ?? !special))
+            }
+        }
+        addedTokens = added
+
+        normalizeNFC = false
+        if let normalizer = root["normalizer"], !(normalizer is NSNull) {
+            normalizeNFC = try Self.parseNormalizer(normalizer, key: "normalizer", file: file)
+        }
+
+        guard let pre = root["pre_tokenizer"], !(pre is NSNull) else {
+            throw TokenizerError(file: file, "\"pre_tokenizer\" is null; Cairn reads byte-level BPE, which needs a ByteLevel pre-tokenizer")
+        }
+        var steps: [PreTokenizer.Step] = []
+        try Self.parsePreTokenizer(pre, key: "pre_tokenizer", file: file, builtin: useBuiltinPatterns, into: &steps)
+        guard let last = steps.last, case .byteLevel = last else {
+            throw TokenizerError(file: file, "pre_tokenizer does not end in ByteLevel; Cairn reads byte-level BPE only")
+        }
+        if steps.dropLast().contains(where: { if case .byteLevel = $0 { return true } else { return false } }) {
+            throw TokenizerError(file: file, "pre_tokenizer has ByteLevel before its last step, which Cairn does not support")
+        }
+        preTokenizer = PreTokenizer(steps: steps)
+
+        if let decoder = root["decoder"], !(decoder is NSNull) {
+            let type = (decoder as? [String: Any])?["type"] as? String ?? "?"
+            guard type == "ByteLevel" else {
+                throw TokenizerError(file: file, "decoder.type \"\(type)\" is not supported (only ByteLevel)")
+            }
+        }
+    }
+
+    /// Whether the normalizer is NFC (true) or does nothing (false); anything else throws.
+    private static func parseNormalizer(_ value: Any, key: String, file: String) throws -> Bool {
+        guard let object = value as? [String: Any], let type = object["type"] as? String else {
+            throw TokenizerError(file: file, "\(key) has no \"type\"")
+        }
+        switch type {
+        case "NFC":
+            return true
+        case "Sequence":
+            guard let list = object["normalizers"] as? [Any] else {
+                throw TokenizerError(file: file, "\(key).normalizers is missing")
+            }
+            var nfc = false
+            for (i, n) in list.enumerated() where try parseNormalizer(n, key: "\(key).normalizers[\(i)]", file: file) {
+                nfc = true
+            }
+            return nfc
+        default:
+            throw TokenizerError(file: file, "\(key).type \"\(type)\" is not supported (only NFC, or a Sequence of NFC)")
+        }
+    }
+
+    private static func parsePreTokenizer(_ value: Any, key: String, file: String, builtin: Bool,
+                                          into steps: inout [PreTokenizer.Step]) throws {
+        guard let object = value as? [String: Any], let type = object["type"] as? String else {
+            throw TokenizerError(file: file, "\(key) has no \"type\"")
+        }
+        switch type {
+        case "ByteLevel":
+            steps.append(.byteLevel(addPrefixSpace: bool(object["add_prefix_space"]) ?? true,
+                                    useRegex: bool(object["use_regex"]) ?? true))
+        case "Split":
+            guard let pattern = object["pattern"] as? [String: Any], let source = pattern["Regex"] as? String else {
+                throw TokenizerError(file: file, "\(key).pattern is not {\"Regex\": …} (a String pattern is not supported)")
+            }
+            let behavior = object["behavior"] as? String ?? "?"
+            guard behavior == "Isolated" else {
+                throw TokenizerError(file: file, "\(key).behavior \"\(behavior)\" is not supported (only Isolated)")
+            }
+            guard !(bool(object["invert"]) ?? false) else {
+                throw TokenizerError(file: file, "\(key).invert true is not supported")
+            }
+            do {
+                steps.append(.split(try SplitPattern.compile(source, useBuiltin: builtin)))
+            } catch {
+                throw TokenizerError(file: file, "\(key).pattern.Regex cannot be compiled: \(error)")
+            }
+        case "Sequence":
+            guard let list = object["pretokenizers"] as? [Any] else {
+                throw TokenizerError(file: file, "\(key).pretokenizers is missing")
+            }
+            for (i, p) in list.enumerated() {
+                try parsePreTokenizer(p, key: "\(key).pretokenizers[\(i)]", file: file, builtin: builtin, into: &steps)
+            }
+        default:
+            throw TokenizerError(file: file, "\(key).type \"\(type)\" is not supported (only ByteLevel, Split and Sequence)")
+        }
+    }
+
+    static func int(_ value: Any?) -> Int? {
+        if let i = value as? Int { return i }
+        if let n = value as? NSNumber { return n.intValue }
+        return nil
+    }
+
+    static func double(_ value: Any?) -> Double? {
+        if let d = value as? Double { return d }
+        if let n = value as? NSNumber { return n.doubleValue }
+        return nil
+    }
+
+    static func bool(_ value: Any?) -> Bool? {
+        if let b = value as? Bool { return b }
+        if let n = value as? NSNumber { return n.boolValue }
+        return nil
+    }
+}

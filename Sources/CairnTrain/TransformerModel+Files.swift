@@ -1,0 +1,44 @@
+import Foundation
+
+/// Reading and writing models and adapters in Hugging Face's formats.
+extension TransformerModel {
+    /// Loads DIR/config.json and the weights (model.safetensors or a sharded index). Tensors
+    /// are checked against the config's shapes; F32 weights are used in place from the map.
+    public static func load(directory: String) throws -> TransformerModel {
+        let config = try ModelConfig.load(path: directory)
+        let archive = try SafeTensorsArchive(path: directory)
+        return try TransformerModel(config: config) { name, shape in
+            guard archive.shape(name) != nil else {
+                throw ModelError("\(directory): the weights have no tensor '\(name)' that config.json implies")
+            }
+            return try archive.tensor(name, expectedShape: shape)
+        }
+    }
+
+    /// Writes config.json and model.safetensors (in `dtype`) into `directory`.
+    public func save(to directory: String, dtype: DType = .f32) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var json = config.jsonObject()
+        json["torch_dtype"] = dtype == .f32 ? "float32" : dtype == .f16 ? "float16" : "bfloat16"
+        let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: URL(fileURLWithPath: directory + "/config.json"), options: .atomic)
+        try SafeTensorsWriter.write(namedParameters(), to: directory + "/model.safetensors", dtype: dtype)
+    }
+
+    /// Loads a PEFT LoRA adapter directory onto this model.
+    public func loadAdapter(directory: String) throws {
+        let adapter = try PEFTAdapter.read(directory: directory)
+        let c = adapter.config
+        let spec = try LoRASpec(rank: c.r, alpha: c.loraAlpha, dropout: c.loraDropout, targets: c.targetModules, useRSLoRA: c.useRslora)
+        try attachLoRA(spec, weights: adapter.weights)
+    }
+
+    /// Writes the LoRA factors as a PEFT adapter (adapter_config.json + adapter_model.safetensors).
+    public func saveAdapter(to directory: String, baseModel: String?) throws {
+        guard let spec = loraSpec else { throw ModelError("this model has no LoRA adapter to save") }
+        let config = LoRAAdapterConfig(r: spec.rank, loraAlpha: spec.alpha, loraDropout: spec.dropout,
+                                       targetModules: spec.targets, useRslora: spec.useRSLoRA, baseModelNameOrPath: baseModel)
+        try PEFTAdapter(config: config, weights: Dictionary(uniqueKeysWithValues: loraWeights().map { ($0.name, $0.tensor) }))
+            .write(to: directory)
+    }
+}

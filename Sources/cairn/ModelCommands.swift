@@ -1,0 +1,182 @@
+import CairnStore
+import CairnTrain
+import Foundation
+
+/// `cairn model …` and `cairn tokenizer …`: parse, call CairnTrain, print.
+enum ModelCommands {
+    static let specs: [CommandSpec] = [
+        CommandSpec(name: "model init", usage: "cairn model init --arch llama|qwen2 --config FILE.json --tokenizer DIR --out DIR [--seed S]",
+                    summary: "a randomly initialised model in Hugging Face format", options: ["arch", "config", "tokenizer", "out", "seed"]),
+        CommandSpec(name: "model tokenize", usage: "cairn model tokenize MODEL --text T [--json]",
+                    summary: "token ids and pieces of a text", flags: ["json"], options: ["text"], positionals: 1...1),
+        CommandSpec(name: "model logprobs", usage: "cairn model logprobs MODEL [--adapter DIR] (--text T | --input FILE.jsonl) [--json]",
+                    summary: "per-token log-probabilities and their sum", flags: ["json"], options: ["adapter", "text", "input"],
+                    positionals: 1...1),
+        CommandSpec(name: "model generate",
+                    usage: "cairn model generate MODEL [--adapter DIR] --prompt P [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--chat]",
+                    summary: "continue a prompt (greedy at temperature 0; stops at EOS or <|im_end|>)", flags: ["chat", "json"],
+                    options: ["adapter", "prompt", "max-tokens", "temperature", "top-p", "seed"], positionals: 1...1),
+        CommandSpec(name: "tokenizer train", usage: "cairn tokenizer train --corpus FILE... --vocab-size N --out DIR",
+                    summary: "train a byte-level BPE tokenizer (tokenizer.json)", options: ["corpus", "vocab-size", "out"]),
+    ]
+
+    static func run(_ name: String, _ a: Arguments) throws -> Int32 {
+        switch name {
+        case "model init": return try initModel(a)
+        case "model tokenize":
+            let (dir, cleanup) = try modelDirectory(a.positionals[0], a)
+            defer { cleanup() }
+            let tok = try Tokenizer(directory: dir)
+            let text = try a.required("text")
+            let ids = tok.encode(text)
+            if a.has("json") {
+                struct Out: Encodable { let ids: [Int]; let tokens: [String] }
+                try Output.json(Out(ids: ids, tokens: ids.map { tok.token(of: $0) ?? "?" }))
+            } else {
+                Output.out(ids.map(String.init).joined(separator: " "))
+                Output.note(ids.map { tok.token(of: $0) ?? "?" }.joined(separator: " | "))
+            }
+        case "model logprobs": return try logprobs(a)
+        case "model generate": return try generate(a)
+        case "tokenizer train":
+            let corpus = a.all("corpus")
+            guard !corpus.isEmpty else { throw UsageError(message: "give at least one --corpus FILE") }
+            let vocab = try a.int("vocab-size", default: 0)
+            guard vocab > 0 else { throw UsageError(message: "missing --vocab-size N") }
+            let out = try a.required("out")
+            let start = Date()
+            let tok = try TokenizerTrainer.train(corpusFiles: corpus, vocabSize: vocab)
+            try tok.write(to: out)
+            Output.out("\(out)/tokenizer.json: \(tok.vocabSize) tokens (trained in \(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
+        default: throw UsageError(message: "unknown command '\(name)'")
+        }
+        return 0
+    }
+
+    /// MODEL is a Hugging Face directory, or a store reference checked out (verified) into a
+    /// temporary directory that `cleanup` removes.
+    static func modelDirectory(_ ref: String, _ a: Arguments) throws -> (String, () -> Void) {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: ref, isDirectory: &isDir), isDir.boolValue { return (ref, {}) }
+        let store = try a.openStore()
+        let id = try store.resolve(ref)
+        let tmp = NSTemporaryDirectory() + "cairn-model-\(id.hex.prefix(12))-\(ProcessInfo.processInfo.processIdentifier)"
+        try store.checkout(id, into: tmp, force: true)
+        return (tmp, { try? FileManager.default.removeItem(atPath: tmp) })
+    }
+
+    static func loadModel(_ a: Arguments) throws -> (TransformerModel, Tokenizer, () -> Void) {
+        let (dir, cleanup) = try modelDirectory(a.positionals[0], a)
+        let model = try TransformerModel.load(directory: dir)
+        let tok = try Tokenizer(directory: dir)
+        if let adapter = try a.option("adapter") {
+            let (adir, acleanup) = try modelDirectory(adapter, a)
+            defer { acleanup() }
+            try model.loadAdapter(directory: adir)
+        }
+        return (model, tok, cleanup)
+    }
+
+    static func initModel(_ a: Arguments) throws -> Int32 {
+        guard let arch = ModelConfig.Architecture.allCases.first(where: { $0.modelType == (try? a.required("arch")) }) else {
+            throw UsageError(message: "--arch must be llama or qwen2")
+        }
+        let configPath = try a.required("config")
+        guard let data = FileManager.default.contents(atPath: configPath),
+              var json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ModelError("cannot read '\(configPath)' as a JSON object")
+        }
+        let tok = try Tokenizer(directory: try a.required("tokenizer"))
+        json["architectures"] = [arch.rawValue]
+        if json["vocab_size"] == nil { json["vocab_size"] = tok.vocabSize }
+        if json["eos_token_id"] == nil, let e = tok.eosTokenID { json["eos_token_id"] = e }
+        if json["bos_token_id"] == nil, let b = tok.bosTokenID { json["bos_token_id"] = b }
+        if json["pad_token_id"] == nil, let p = tok.padTokenID { json["pad_token_id"] = p }
+        let config = try ModelConfig(json: json, file: configPath)
+        guard config.vocabSize >= tok.vocabSize else {
+            throw ModelError("\(configPath): vocab_size \(config.vocabSize) is smaller than the tokenizer's \(tok.vocabSize) tokens")
+        }
+        let seed = UInt64(try a.int("seed", default: 0))
+        let model = try TransformerModel.randomlyInitialised(config: config, seed: seed)
+        let out = try a.required("out")
+        try model.save(to: out)
+        try tok.write(to: out)
+        Output.out("\(out): \(arch.rawValue), \(config.parameterCount) parameters (\(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize)), seed \(seed)")
+        return 0
+    }
+
+    struct LogProbLine: Encodable {
+        let line: Int?
+        let tokens: [String]
+        let ids: [Int]
+        /// log p(token | everything before it); the first token has none (null).
+        let logprobs: [Double?]
+        let sum: Double
+    }
+
+    static func logprobs(_ a: Arguments) throws -> Int32 {
+        let (model, tok, cleanup) = try loadModel(a)
+        defer { cleanup() }
+        var items: [(line: Int?, prompt: String, text: String)] = []
+        if let t = try a.option("text") { items.append((nil, "", t)) }
+        if let input = try a.option("input") {
+            guard let content = try? String(contentsOfFile: input, encoding: .utf8) else { throw ModelError("cannot read '\(input)'") }
+            for (i, raw) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !raw.trimmingCharacters(in: .whitespaces).isEmpty {
+                guard let obj = (try? JSONSerialization.jsonObject(with: Data(raw.utf8))) as? [String: Any] else {
+                    throw ModelError("cannot read '\(input)' at line \(i + 1): not a JSON object")
+                }
+                if let text = obj["text"] as? String { items.append((i + 1, "", text)); continue }
+                guard let p = obj["prompt"] as? String else { throw ModelError("cannot read '\(input)' at line \(i + 1): missing key \"text\" or \"prompt\"") }
+                guard let c = obj["completion"] as? String else { throw ModelError("cannot read '\(input)' at line \(i + 1): missing key \"completion\"") }
+                items.append((i + 1, p, c))
+            }
+        }
+        guard !items.isEmpty else { throw UsageError(message: "give --text T or --input FILE.jsonl") }
+        var results: [LogProbLine] = []
+        for item in items {
+            let promptIDs = item.prompt.isEmpty ? [] : tok.encode(item.prompt)
+            let ids = promptIDs + tok.encode(item.text)
+            guard ids.count >= 1 else { throw ModelError("nothing to score: the text is empty") }
+            let logits = try model.logits(inputIDs: [ids])
+            let lp = TransformerModel.tokenLogProbs(logits: logits, ids: ids, vocabSize: model.config.vocabSize)
+            let first = max(promptIDs.count, 1)
+            let scored: [Double?] = ids.indices.map { $0 >= first ? lp[$0] : nil }
+            results.append(LogProbLine(line: item.line, tokens: ids.map { tok.token(of: $0) ?? "?" }, ids: ids, logprobs: scored,
+                                       sum: scored.compactMap { $0 }.reduce(0, +)))
+        }
+        if a.has("json") { try Output.json(results) } else {
+            for r in results {
+                if let l = r.line { Output.out("line \(l):") }
+                for (t, p) in zip(r.tokens, r.logprobs) { Output.out("  \(p.map { String(format: "%9.4f", $0) } ?? "        -")  \(t.debugDescription)") }
+                Output.out(String(format: "  sum %.4f", r.sum))
+            }
+        }
+        return 0
+    }
+
+    static func generate(_ a: Arguments) throws -> Int32 {
+        let (model, tok, cleanup) = try loadModel(a)
+        defer { cleanup() }
+        var prompt = try a.required("prompt")
+        if a.has("chat") { prompt = tok.applyChatTemplate([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true) }
+        let ids = tok.encode(prompt)
+        guard !ids.isEmpty else { throw UsageError(message: "--prompt is empty") }
+        let temperature = Float(try a.option("temperature") ?? "0") ?? -1
+        let topP = Float(try a.option("top-p") ?? "1") ?? -1
+        guard temperature >= 0 else { throw UsageError(message: "--temperature wants a number ≥ 0") }
+        guard topP > 0 && topP <= 1 else { throw UsageError(message: "--top-p wants a number in (0, 1]") }
+        var stops = Set(model.config.eosTokenIDs)
+        for t in [tok.eosTokenID, tok.chatEndTokenID] { if let t = t { stops.insert(t) } }
+        let out = try model.generate(prompt: ids, maxNewTokens: try a.int("max-tokens", default: 64),
+                                     sampling: SamplingOptions(temperature: temperature, topP: topP, seed: UInt64(try a.int("seed", default: 0))),
+                                     stopTokens: stops)
+        let text = tok.decode(out.filter { !stops.contains($0) })
+        if a.has("json") {
+            struct Out: Encodable { let prompt_ids: [Int]; let ids: [Int]; let text: String }
+            try Output.json(Out(prompt_ids: ids, ids: out, text: text))
+        } else {
+            Output.out(text)
+        }
+        return 0
+    }
+}
