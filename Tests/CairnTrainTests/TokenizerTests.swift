@@ -56,7 +56,7 @@ struct TokenizerTests {
     func idsMatchHuggingFaceForEveryCorpusLine(name: String) throws {
         let tokenizer = try Self.load(name)
         let expected = try #require(Self.expected.tokenizers[name])
-        #expect(Self.expected.lines.count == 30)
+        #expect(Self.expected.lines.count > 30)
         for (line, ids) in zip(Self.expected.lines, expected.ids) {
             #expect(tokenizer.encode(line) == ids, "\(name): \(line.debugDescription)")
         }

@@ -95,10 +95,15 @@ struct AddedVocabulary {
         return segments
     }
 
-    /// Rust's `char::is_alphanumeric() || c == '_'`, HF's word test for `single_word`.
-    private static func isWordScalar(_ s: Unicode.Scalar?) -> Bool {
+    /// HF's word test for `single_word`: the `regex` crate's Unicode `\w`, that is Alphabetic, marks,
+    /// decimal digits, connector punctuation and the joiners.
+    static func isWordScalar(_ s: Unicode.Scalar?) -> Bool {
         guard let s else { return false }
-        return s == "_" || s.properties.isAlphabetic || s.properties.numericType != nil
+        if s.properties.isAlphabetic || s.properties.isJoinControl { return true }
+        switch s.properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .connectorPunctuation: return true
+        default: return false
+        }
     }
 
     private func lastScalar(_ bytes: [UInt8], before end: Int) -> Unicode.Scalar? {

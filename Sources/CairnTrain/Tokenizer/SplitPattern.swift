@@ -2,9 +2,11 @@
 /// way HF `tokenizers` runs it with Oniguruma: on unicode scalars, leftmost-first alternation, `\s` as
 /// the Unicode White_Space property, `\p{L}`/`\p{N}` as general categories.
 ///
-/// The GPT-2, Qwen2 and Llama-3 patterns are recognised and run by a hand-written matcher (exact and
-/// about 10× faster than `Regex`); any other pattern runs through Swift's `Regex` with unicode-scalar
-/// semantics. `TokenizerTests` checks both paths against each other and against HF's ids.
+/// The GPT-2, Qwen2 and Llama-3 patterns are recognised and run by a hand-written matcher; any other
+/// pattern runs through Swift's `Regex` with unicode-scalar semantics. Both give HF's pieces on the
+/// test corpus (`TokenizerTests` checks them against each other and against HF's ids), but `Regex`
+/// splits about 1.7 MB/s where the hand-written matcher does about 100 MB/s (release build, 1 MB of
+/// mixed text), which makes whole-text encoding about 10× faster.
 enum SplitPattern {
     /// The patterns the hand-written matcher implements.
     enum Builtin: Equatable {

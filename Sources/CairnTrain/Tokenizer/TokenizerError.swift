@@ -14,5 +14,6 @@ public struct TokenizerError: Error, CustomStringConvertible, Equatable {
         self.reason = reason
     }
 
+    /// `cannot use 'FILE': REASON`.
     public var description: String { "cannot use '\(file)': \(reason)" }
 }

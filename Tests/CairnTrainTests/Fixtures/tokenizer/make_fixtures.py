@@ -100,7 +100,22 @@ def corpus_lines():
         " ",
         "'s 'S 'll' '",
         "1234567890 12 123 1234",
-    ]
+        # single_word boundaries follow the regex crate's \w: "²" and U+0600 are not word characters,
+        # combining marks and "_" are.
+        "²[[note]]\u0600 \u200b[[note]]\u0301 M\u0308[[note]] _[[note]] Ⅻ[[note]]",
+    ] + fuzz_lines()
+
+
+def fuzz_lines(count=12):
+    """Random mixes of the characters that stress the pre-tokenizer and added-token matching."""
+    import random
+    rng = random.Random(7)
+    pool = list("ab zZ'sStTrReEvVlLmMdD") + [
+        "ſ", "\r", "\n", "\r\n", "\t", "\u0085", "\u2028", "\u00a0", "\u3000", "\u200b", "\u0301", "\u0308",
+        "é", "e\u0301", "東", "京", "😀", "👨\u200d👩\u200d👧", "1", "2", "٣", "Ⅻ", "½", "²", "!", "?", ".", "-", "_",
+        "(", "'", '"', "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<mask>", "[[note]]", "  ", "   ", "\ufffd",
+        "\U0001F1EB\U0001F1F7", "ǅ", "ʰ", "〆", "\u0600", "\ufeff"]
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(5, 40))) for _ in range(count)]
 
 
 def train(pattern, vocab_size=700, nfc=False):
