@@ -38,9 +38,8 @@ extension TransformerModel {
         }
         ensureRope(cache.length + T)
         let x = try embedTokens(ids)
-        var noRNG: RandomGenerator? = nil
         for (l, layer) in layers.enumerated() {
-            _ = layerForward(layer, x: x, B: 1, T: T, mask: nil, save: false, rng: &noRNG, cache: cache, index: l)
+            _ = layerForward(layer, x: x, B: 1, T: T, mask: nil, save: false, dropout: nil, cache: cache, index: l)
         }
         cache.length += T
         let C = config.hiddenSize, V = config.vocabSize

@@ -28,14 +28,11 @@ public struct LoRASpec: Equatable, Sendable {
 final class LoRAFactors {
     let A: Tensor
     let B: Tensor
-    let gradA: Tensor
-    let gradB: Tensor
     let scaling: Float
     let dropout: Float
 
     init(A: Tensor, B: Tensor, scaling: Float, dropout: Float) {
         self.A = A; self.B = B; self.scaling = scaling; self.dropout = dropout
-        gradA = Tensor(shape: A.shape); gradB = Tensor(shape: B.shape)
     }
 
     /// PEFT's initialisation: A kaiming-uniform with a = √5 (bound 1/√in), B zeros.
@@ -45,4 +42,43 @@ final class LoRAFactors {
         for i in 0..<A.count { A[i] = rng.uniform(-bound, bound) }
         return LoRAFactors(A: A, B: Tensor(shape: [outFeatures, spec.rank]), scaling: Float(spec.scaling), dropout: Float(spec.dropout))
     }
+}
+
+/// One worker's gradients: a tensor per trainable parameter, found by the parameter tensor's
+/// identity (so tied embeddings share one gradient). Workers of a data-parallel step each
+/// accumulate into their own set; the sets are summed in a fixed order afterwards.
+final class GradientBuffers {
+    private var grads: [ObjectIdentifier: Tensor] = [:]
+    /// The parameters in a fixed order, for summing and zeroing.
+    private(set) var parameters: [Tensor] = []
+
+    init(parameters: [Tensor]) {
+        for p in parameters where grads[ObjectIdentifier(p)] == nil {
+            grads[ObjectIdentifier(p)] = Tensor(shape: p.shape)
+            self.parameters.append(p)
+        }
+    }
+
+    /// The gradient of `parameter`, or nil when it does not train.
+    @inline(__always) func of(_ parameter: Tensor?) -> Tensor? {
+        parameter.flatMap { grads[ObjectIdentifier($0)] }
+    }
+
+    func zero() { for g in grads.values { g.zero() } }
+
+    /// self += other, parameter by parameter.
+    func add(_ other: GradientBuffers) {
+        for p in parameters {
+            let a = grads[ObjectIdentifier(p)]!, b = other.of(p)!
+            for i in 0..<a.count { a[i] += b[i] }
+        }
+    }
+}
+
+/// Where dropout masks come from: one generator per (projection, row), derived from the step's
+/// generator, so a mask does not depend on how the batch is split between workers.
+struct DropoutStream {
+    let base: RandomGenerator
+    /// Global index of the first row this call sees.
+    let firstRow: Int
 }

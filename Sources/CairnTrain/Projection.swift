@@ -6,15 +6,13 @@ final class Projection {
     let outFeatures: Int
     let weight: Tensor
     let bias: Tensor?
-    /// Present when the base weights train (full-parameter training).
-    var weightGrad: Tensor?
-    var biasGrad: Tensor?
     var lora: LoRAFactors?
-    /// Whether the LoRA factors train.
-    var loraTrains = false
+    /// Labels this projection's dropout stream (unique within the model).
+    let stream: UInt64
 
-    init(name: String, weight: Tensor, bias: Tensor?) {
+    init(name: String, weight: Tensor, bias: Tensor?, stream: UInt64) {
         self.name = name
+        self.stream = stream
         outFeatures = weight.shape[0]
         inFeatures = weight.shape[1]
         self.weight = weight
@@ -30,16 +28,23 @@ final class Projection {
         let xa: Tensor
     }
 
-    /// out (N, out) = x (N, in)·Wᵀ + b (+ LoRA). Dropout only when `rng` is given (training).
-    func forward(_ x: UnsafePointer<Float>, N: Int, out: UnsafeMutablePointer<Float>, rng: inout RandomGenerator?) -> Saved? {
+    /// out (N, out) = x (N, in)·Wᵀ + b (+ LoRA). Dropout only when `dropout` is given (training).
+    func forward(_ x: UnsafePointer<Float>, N: Int, out: UnsafeMutablePointer<Float>, dropout: DropoutStream?) -> Saved? {
         LinearOp.forward(out: out, inp: x, weight: weight.data, bias: bias?.data, N: N, C: inFeatures, OC: outFeatures)
         guard let l = lora else { return nil }
         var input = x
         var dropped: Tensor?, mask: Tensor?
-        if l.dropout > 0, rng != nil {
+        if l.dropout > 0, let ds = dropout {
             let d = Tensor(shape: [N, inFeatures]), m = Tensor(shape: [N, inFeatures])
             let keep = 1 / (1 - l.dropout)
-            for i in 0..<d.count { m[i] = rng!.uniform() < l.dropout ? 0 : keep; d[i] = x[i] * m[i] }
+            for r in 0..<N {
+                var g = ds.base.derived(stream &* 0x1_0000_0001 &+ UInt64(ds.firstRow + r))
+                for c in 0..<inFeatures {
+                    let i = r * inFeatures + c
+                    m[i] = g.uniform() < l.dropout ? 0 : keep
+                    d[i] = x[i] * m[i]
+                }
+            }
             dropped = d; mask = m
             input = UnsafePointer(d.data)
         }
@@ -51,26 +56,27 @@ final class Projection {
         return Saved(dropped: dropped, mask: mask, xa: xa)
     }
 
-    /// dx (N, in) += ∂/∂x; accumulates the gradients of whatever trains.
-    func backward(dout: UnsafePointer<Float>, x: UnsafePointer<Float>, N: Int, dx: UnsafeMutablePointer<Float>, saved: Saved?) {
-        LinearOp.backward(dinp: dx, dweight: weightGrad?.data, dbias: biasGrad?.data, dout: dout, inp: x, weight: weight.data,
+    /// dx (N, in) += ∂/∂x; accumulates into `grads` the gradients of whatever trains.
+    func backward(dout: UnsafePointer<Float>, x: UnsafePointer<Float>, N: Int, dx: UnsafeMutablePointer<Float>, saved: Saved?,
+                  grads: GradientBuffers) {
+        LinearOp.backward(dinp: dx, dweight: grads.of(weight)?.data, dbias: grads.of(bias)?.data, dout: dout, inp: x, weight: weight.data,
                           N: N, C: inFeatures, OC: outFeatures)
         guard let l = lora, let s = saved else { return }
         let r = l.A.shape[0]
         // dB += doutᵀ · xa ; dxa = scaling · dout·B
         let dxa = Tensor(shape: [N, r])
-        LinearOp.backward(dinp: dxa.data, dweight: loraTrains ? l.gradB.data : nil, dbias: nil, dout: dout, inp: s.xa.data,
+        LinearOp.backward(dinp: dxa.data, dweight: grads.of(l.B)?.data, dbias: nil, dout: dout, inp: s.xa.data,
                           weight: l.B.data, N: N, C: r, OC: outFeatures)
         for i in 0..<dxa.count { dxa[i] *= l.scaling }
         // dA += dxaᵀ · dropout(x) ; d dropout(x) = dxa·A
         let input = s.dropped.map { UnsafePointer($0.data) } ?? x
         if let m = s.mask {
             let dd = Tensor(shape: [N, inFeatures])
-            LinearOp.backward(dinp: dd.data, dweight: loraTrains ? l.gradA.data : nil, dbias: nil, dout: dxa.data, inp: input,
+            LinearOp.backward(dinp: dd.data, dweight: grads.of(l.A)?.data, dbias: nil, dout: dxa.data, inp: input,
                               weight: l.A.data, N: N, C: inFeatures, OC: r)
             for i in 0..<dd.count { dx[i] += dd[i] * m[i] }
         } else {
-            LinearOp.backward(dinp: dx, dweight: loraTrains ? l.gradA.data : nil, dbias: nil, dout: dxa.data, inp: input,
+            LinearOp.backward(dinp: dx, dweight: grads.of(l.A)?.data, dbias: nil, dout: dxa.data, inp: input,
                               weight: l.A.data, N: N, C: inFeatures, OC: r)
         }
     }

@@ -29,23 +29,24 @@ public struct TrainingBatch: Sendable {
 public final class TransformerModel {
     public let config: ModelConfig
     let embed: Tensor              // (V, C)
-    var embedGrad: Tensor?
     let layers: [DecoderLayer]
     let finalNorm: Tensor          // (C)
-    var finalNormGrad: Tensor?
     /// (V, C); the same tensor as `embed` when tied.
     let lmHead: Tensor
-    var lmHeadGrad: Tensor?
     private(set) var rope: RoPETable
+    /// The gradients of the trainable parameters (worker 0's, and the sum after a step).
+    private(set) var gradients = GradientBuffers(parameters: [])
+    /// One more set per extra worker of a data-parallel step, made on first use.
+    private var workerGradients: [GradientBuffers] = []
+    /// The trainable parameters under their names (transformers' or PEFT's).
+    private var trainableNames: [(name: String, tensor: Tensor)] = []
     public private(set) var trainable: Trainable = .none
     public private(set) var loraSpec: LoRASpec?
 
     final class DecoderLayer {
         let inputNorm: Tensor
-        var inputNormGrad: Tensor?
         let q, k, v, o: Projection
         let postNorm: Tensor
-        var postNormGrad: Tensor?
         let gate, up, down: Projection
         var projections: [Projection] { [q, k, v, o, gate, up, down] }
 
@@ -63,8 +64,11 @@ public final class TransformerModel {
         let C = config.hiddenSize, V = config.vocabSize, I = config.intermediateSize
         let q = config.numHeads * config.headDim, kv = config.numKVHeads * config.headDim
         embed = try tensor("model.embed_tokens.weight", [V, C])
+        var stream: UInt64 = 0
         func proj(_ name: String, _ out: Int, _ inp: Int, bias: Bool) throws -> Projection {
-            Projection(name: name, weight: try tensor(name + ".weight", [out, inp]), bias: bias ? try tensor(name + ".bias", [out]) : nil)
+            stream += 1
+            return Projection(name: name, weight: try tensor(name + ".weight", [out, inp]), bias: bias ? try tensor(name + ".bias", [out]) : nil,
+                              stream: stream)
         }
         layers = try (0..<config.numLayers).map { l in
             let p = "model.layers.\(l)"
@@ -157,47 +161,24 @@ public final class TransformerModel {
     /// Chooses what takes gradients and allocates (zeroed) gradient tensors for it.
     public func setTrainable(_ mode: Trainable) {
         trainable = mode
-        let full = mode == .full
-        func grad(_ t: Tensor) -> Tensor? { full ? Tensor(shape: t.shape) : nil }
-        embedGrad = grad(embed)
-        lmHeadGrad = config.tieWordEmbeddings ? embedGrad : grad(lmHead)
-        finalNormGrad = grad(finalNorm)
-        for layer in layers {
-            layer.inputNormGrad = grad(layer.inputNorm)
-            layer.postNormGrad = grad(layer.postNorm)
-            for p in layer.projections {
-                p.weightGrad = grad(p.weight)
-                p.biasGrad = p.bias.flatMap(grad)
-                p.loraTrains = mode == .lora && p.lora != nil
-                if let l = p.lora { l.gradA.zero(); l.gradB.zero() }
-            }
+        switch mode {
+        case .none: trainableNames = []
+        case .lora: trainableNames = loraWeights()
+        case .full: trainableNames = namedParameters()
         }
+        gradients = GradientBuffers(parameters: trainableNames.map(\.tensor))
+        workerGradients = []
     }
 
-    /// Every gradient with the name of its parameter: transformers names (full) or PEFT names (LoRA).
+    /// Every gradient under the name of its parameter: transformers' names (full) or PEFT's (LoRA).
     public func namedGradients() -> [(name: String, tensor: Tensor)] {
-        switch trainable {
-        case .none: return []
-        case .lora:
-            return layers.flatMap { $0.projections }.compactMap { p in p.lora.map { (p, $0) } }.flatMap { p, l in
-                [("base_model.model.\(p.name).lora_A.weight", l.gradA), ("base_model.model.\(p.name).lora_B.weight", l.gradB)]
-            }.sorted { $0.0 < $1.0 }
-        case .full:
-            var out: [(String, Tensor)] = [("model.embed_tokens.weight", embedGrad!), ("model.norm.weight", finalNormGrad!)]
-            if !config.tieWordEmbeddings { out.append(("lm_head.weight", lmHeadGrad!)) }
-            for (l, layer) in layers.enumerated() {
-                out.append(("model.layers.\(l).input_layernorm.weight", layer.inputNormGrad!))
-                out.append(("model.layers.\(l).post_attention_layernorm.weight", layer.postNormGrad!))
-                for p in layer.projections {
-                    out.append((p.name + ".weight", p.weightGrad!))
-                    if let b = p.biasGrad { out.append((p.name + ".bias", b)) }
-                }
-            }
-            return out.sorted { $0.0 < $1.0 }
-        }
+        trainableNames.map { ($0.name, gradients.of($0.tensor)!) }
     }
 
-    public func zeroGradients() { for (_, g) in namedGradients() { g.zero() } }
+    /// The trainable parameters under their names, in the order of `namedGradients()`.
+    public func trainableParameters() -> [(name: String, tensor: Tensor)] { trainableNames }
+
+    public func zeroGradients() { gradients.zero() }
 
     // MARK: Forward
 
@@ -240,7 +221,7 @@ public final class TransformerModel {
     /// With a KV cache (B = 1), the T new tokens sit after the cached ones; their keys and
     /// values are appended to the cache of layer `index` and attention reads the whole cache.
     func layerForward(_ layer: DecoderLayer, x: Tensor, B: Int, T: Int, mask: [[Int]]?, save: Bool,
-                      rng: inout RandomGenerator?, cache: KVCache? = nil, index: Int = 0) -> LayerActivations {
+                      dropout: DropoutStream?, cache: KVCache? = nil, index: Int = 0) -> LayerActivations {
         let c = config, N = B * T, C = c.hiddenSize, I = c.intermediateSize
         let H = c.numHeads, KV = c.numKVHeads, D = c.headDim
         let past = cache?.length ?? 0
@@ -250,9 +231,9 @@ public final class TransformerModel {
         RMSNormOp.forward(out: h1.data, rstd: rstd1.data, inp: x.data, weight: layer.inputNorm.data, N: N, C: C, eps: Float(c.rmsNormEps))
         let q = Tensor(shape: [N, H * D]), k = Tensor(shape: [N, KV * D]), v = Tensor(shape: [N, KV * D])
         var saved: [String: Projection.Saved] = [:]
-        saved[layer.q.name] = layer.q.forward(h1.data, N: N, out: q.data, rng: &rng)
-        saved[layer.k.name] = layer.k.forward(h1.data, N: N, out: k.data, rng: &rng)
-        saved[layer.v.name] = layer.v.forward(h1.data, N: N, out: v.data, rng: &rng)
+        saved[layer.q.name] = layer.q.forward(h1.data, N: N, out: q.data, dropout: dropout)
+        saved[layer.k.name] = layer.k.forward(h1.data, N: N, out: k.data, dropout: dropout)
+        saved[layer.v.name] = layer.v.forward(h1.data, N: N, out: v.data, dropout: dropout)
         RoPEOp.forward(q.data, positions: positions, nh: H, D: D, table: rope)
         RoPEOp.forward(k.data, positions: positions, nh: KV, D: D, table: rope)
         let attn = Tensor(shape: [N, H * D]), lse = Tensor(shape: [B, H, T])
@@ -268,17 +249,17 @@ public final class TransformerModel {
                                 shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D), keyMask: mask)
         }
         let o = Tensor(shape: [N, C])
-        saved[layer.o.name] = layer.o.forward(attn.data, N: N, out: o.data, rng: &rng)
+        saved[layer.o.name] = layer.o.forward(attn.data, N: N, out: o.data, dropout: dropout)
         for i in 0..<x.count { x[i] += o[i] }
         let x2 = save ? x.copy() : x
         let h2 = Tensor(shape: [N, C]), rstd2 = Tensor(shape: [N])
         RMSNormOp.forward(out: h2.data, rstd: rstd2.data, inp: x.data, weight: layer.postNorm.data, N: N, C: C, eps: Float(c.rmsNormEps))
         let gate = Tensor(shape: [N, I]), up = Tensor(shape: [N, I]), act = Tensor(shape: [N, I])
-        saved[layer.gate.name] = layer.gate.forward(h2.data, N: N, out: gate.data, rng: &rng)
-        saved[layer.up.name] = layer.up.forward(h2.data, N: N, out: up.data, rng: &rng)
+        saved[layer.gate.name] = layer.gate.forward(h2.data, N: N, out: gate.data, dropout: dropout)
+        saved[layer.up.name] = layer.up.forward(h2.data, N: N, out: up.data, dropout: dropout)
         SwiGLUOp.forward(out: act.data, gate: gate.data, up: up.data, count: N * I)
         let d = Tensor(shape: [N, C])
-        saved[layer.down.name] = layer.down.forward(act.data, N: N, out: d.data, rng: &rng)
+        saved[layer.down.name] = layer.down.forward(act.data, N: N, out: d.data, dropout: dropout)
         for i in 0..<x.count { x[i] += d[i] }
         let a = LayerActivations(xIn: xIn, h1: h1, rstd1: rstd1, q: q, k: k, v: v, attn: attn, lse: lse, x2: x2, h2: h2,
                                  rstd2: rstd2, gate: gate, up: up, act: act)
@@ -301,8 +282,7 @@ public final class TransformerModel {
         let (B, T) = try checkBatch(inputIDs, attentionMask)
         ensureRope(T)
         let x = try embedTokens(inputIDs.flatMap { $0 })
-        var noRNG: RandomGenerator? = nil
-        for layer in layers { _ = layerForward(layer, x: x, B: B, T: T, mask: attentionMask, save: false, rng: &noRNG) }
+        for layer in layers { _ = layerForward(layer, x: x, B: B, T: T, mask: attentionMask, save: false, dropout: nil) }
         let N = B * T, C = config.hiddenSize, V = config.vocabSize
         let xf = Tensor(shape: [N, C])
         RMSNormOp.forward(out: xf.data, rstd: nil, inp: x.data, weight: finalNorm.data, N: N, C: C, eps: Float(config.rmsNormEps))
@@ -316,21 +296,65 @@ public final class TransformerModel {
     /// Forward and backward over one batch. Gradients accumulate (+=) into the trainable
     /// tensors scaled by `gradScale` (default 1 / the batch's loss tokens, i.e. the mean loss;
     /// pass 1 / total tokens across micro-batches to accumulate). Returns the summed loss and
-    /// the number of loss tokens. `rng` drives LoRA dropout (nil: no dropout).
+    /// the number of loss tokens. `rng` drives LoRA dropout (nil: no dropout) and is advanced.
+    ///
+    /// The rows are split between `BLAS.maxThreads` workers, each with single-threaded BLAS and
+    /// its own gradient buffers, summed in worker order afterwards: on two cores this beats
+    /// two-threaded BLAS on every layer, whose threads wait on each other between small products.
+    /// Dropout masks are drawn per row, so the result does not depend on the split.
     public func forwardBackward(_ batch: TrainingBatch, gradScale: Float? = nil, rng: inout RandomGenerator?) throws -> (lossSum: Double, tokens: Int) {
         let (B, T) = try checkBatch(batch.inputIDs, batch.attentionMask)
         guard batch.labels.count == B, batch.labels.allSatisfy({ $0.count == T }) else {
             throw ModelError("labels must have the shape of the input ids (\(B) × \(T))")
         }
+        for row in batch.inputIDs { for id in row where id < 0 || id >= config.vocabSize {
+            throw ModelError("token id \(id) is outside the vocabulary (size \(config.vocabSize))")
+        } }
         ensureRope(T)
+        let tokens = batch.lossTokens
+        let scale = gradScale ?? (tokens > 0 ? 1 / Float(tokens) : 0)
+        let dropout = rng.map { DropoutStream(base: $0, firstRow: 0) }
+        if rng != nil { _ = rng!.next() }
+        let workers = min(BLAS.maxThreads, B)
+        if workers <= 1 {
+            return (try shardForwardBackward(batch, T: T, firstRow: 0, scale: scale, dropout: dropout, grads: gradients), tokens)
+        }
+        while workerGradients.count < workers - 1 { workerGradients.append(GradientBuffers(parameters: gradients.parameters)) }
+        for g in workerGradients { g.zero() }
+        let bounds = (0...workers).map { $0 * B / workers }
+        var sums = [Double](repeating: 0, count: workers)
+        var failure: Error?
+        let lock = NSLock()
+        BLAS.singleThreaded {
+            sums.withUnsafeMutableBufferPointer { out in
+                let out = out
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    let rows = bounds[w]..<bounds[w + 1]
+                    let shard = TrainingBatch(inputIDs: Array(batch.inputIDs[rows]), attentionMask: batch.attentionMask.map { Array($0[rows]) },
+                                              labels: Array(batch.labels[rows]))
+                    do {
+                        out[w] = try shardForwardBackward(shard, T: T, firstRow: rows.lowerBound * T, scale: scale,
+                                                          dropout: dropout, grads: w == 0 ? gradients : workerGradients[w - 1])
+                    } catch { lock.lock(); failure = failure ?? error; lock.unlock() }
+                }
+            }
+        }
+        if let e = failure { throw e }
+        for g in workerGradients.prefix(workers - 1) { gradients.add(g) }
+        return (sums.reduce(0, +), tokens)
+    }
+
+    /// Forward and backward over some rows of a batch into one gradient set.
+    func shardForwardBackward(_ batch: TrainingBatch, T: Int, firstRow: Int, scale: Float, dropout: DropoutStream?,
+                              grads: GradientBuffers) throws -> Double {
+        let B = batch.inputIDs.count
         let ids = batch.inputIDs.flatMap { $0 }
         let targets = batch.targets
-        let tokens = targets.filter { $0 != CrossEntropyOp.ignoreIndex }.count
-        let scale = gradScale ?? (tokens > 0 ? 1 / Float(tokens) : 0)
         let N = B * T, C = config.hiddenSize, V = config.vocabSize
         let x = try embedTokens(ids)
+        let rowDropout = dropout.map { DropoutStream(base: $0.base, firstRow: firstRow) }
         var acts: [LayerActivations] = []
-        for layer in layers { acts.append(layerForward(layer, x: x, B: B, T: T, mask: batch.attentionMask, save: true, rng: &rng)) }
+        for layer in layers { acts.append(layerForward(layer, x: x, B: B, T: T, mask: batch.attentionMask, save: true, dropout: rowDropout)) }
 
         // Final norm, LM head and cross-entropy, fused and chunked over rows so that the
         // (N, V) logits never exist at once; their gradient flows back at once.
@@ -339,6 +363,7 @@ public final class TransformerModel {
         let dxf = Tensor(shape: [N, C])
         let chunk = max(1, min(N, (1 << 22) / V))
         let logits = Tensor(shape: [chunk, V])
+        let lmGrad = grads.of(lmHead)
         var lossSum = 0.0
         targets.withUnsafeBufferPointer { tp in
             var r0 = 0
@@ -347,44 +372,44 @@ public final class TransformerModel {
                 LinearOp.forward(out: logits.data, inp: xf.data + r0 * C, weight: lmHead.data, bias: nil, N: rows, C: C, OC: V)
                 lossSum += CrossEntropyOp.forwardBackward(logits: logits.data, targets: tp.baseAddress! + r0, N: rows, V: V,
                                                           dlogits: logits.data, gradScale: scale)
-                LinearOp.backward(dinp: dxf.data + r0 * C, dweight: lmHeadGrad?.data, dbias: nil, dout: logits.data,
+                LinearOp.backward(dinp: dxf.data + r0 * C, dweight: lmGrad?.data, dbias: nil, dout: logits.data,
                                   inp: xf.data + r0 * C, weight: lmHead.data, N: rows, C: C, OC: V)
                 r0 += rows
             }
         }
         let dx = Tensor(shape: [N, C])
-        RMSNormOp.backward(dinp: dx.data, dweight: finalNormGrad?.data, dout: dxf.data, inp: x.data, weight: finalNorm.data,
+        RMSNormOp.backward(dinp: dx.data, dweight: grads.of(finalNorm)?.data, dout: dxf.data, inp: x.data, weight: finalNorm.data,
                            rstd: rstdF.data, N: N, C: C)
         for (layer, a) in zip(layers, acts).reversed() {
-            layerBackward(layer, a, dx: dx, B: B, T: T, mask: batch.attentionMask)
+            layerBackward(layer, a, dx: dx, B: B, T: T, mask: batch.attentionMask, grads: grads)
         }
-        if let eg = embedGrad {
+        if let eg = grads.of(embed) {
             for (n, id) in ids.enumerated() {
                 let g = eg.data + id * C, d = dx.data + n * C
                 for c in 0..<C { g[c] += d[c] }
             }
         }
-        return (lossSum, tokens)
+        return lossSum
     }
 
     /// Backward through one layer: dx (N, C) holds ∂loss/∂(layer output) and becomes
     /// ∂loss/∂(layer input).
-    func layerBackward(_ layer: DecoderLayer, _ a: LayerActivations, dx: Tensor, B: Int, T: Int, mask: [[Int]]?) {
+    func layerBackward(_ layer: DecoderLayer, _ a: LayerActivations, dx: Tensor, B: Int, T: Int, mask: [[Int]]?, grads: GradientBuffers) {
         let c = config, N = B * T, C = c.hiddenSize, I = c.intermediateSize
         let H = c.numHeads, KV = c.numKVHeads, D = c.headDim
         // MLP: x_out = x2 + down(silu(gate(h2)) ⊙ up(h2)), h2 = norm(x2)
         let dact = Tensor(shape: [N, I])
-        layer.down.backward(dout: dx.data, x: a.act.data, N: N, dx: dact.data, saved: a.saved[layer.down.name])
+        layer.down.backward(dout: dx.data, x: a.act.data, N: N, dx: dact.data, saved: a.saved[layer.down.name], grads: grads)
         let dgate = Tensor(shape: [N, I]), dup = Tensor(shape: [N, I])
         SwiGLUOp.backward(dgate: dgate.data, dup: dup.data, dout: dact.data, gate: a.gate.data, up: a.up.data, count: N * I)
         let dh2 = Tensor(shape: [N, C])
-        layer.gate.backward(dout: dgate.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.gate.name])
-        layer.up.backward(dout: dup.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.up.name])
-        RMSNormOp.backward(dinp: dx.data, dweight: layer.postNormGrad?.data, dout: dh2.data, inp: a.x2.data,
+        layer.gate.backward(dout: dgate.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.gate.name], grads: grads)
+        layer.up.backward(dout: dup.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.up.name], grads: grads)
+        RMSNormOp.backward(dinp: dx.data, dweight: grads.of(layer.postNorm)?.data, dout: dh2.data, inp: a.x2.data,
                            weight: layer.postNorm.data, rstd: a.rstd2.data, N: N, C: C)
         // Attention: x2 = xIn + o(attn(rope(q(h1)), rope(k(h1)), v(h1))), h1 = norm(xIn)
         let dattn = Tensor(shape: [N, H * D])
-        layer.o.backward(dout: dx.data, x: a.attn.data, N: N, dx: dattn.data, saved: a.saved[layer.o.name])
+        layer.o.backward(dout: dx.data, x: a.attn.data, N: N, dx: dattn.data, saved: a.saved[layer.o.name], grads: grads)
         let dq = Tensor(shape: [N, H * D]), dk = Tensor(shape: [N, KV * D]), dv = Tensor(shape: [N, KV * D])
         AttentionOp.backward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dattn.data, out: a.attn.data, lse: a.lse.data,
                              q: a.q.data, k: a.k.data, v: a.v.data, shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D),
@@ -393,10 +418,10 @@ public final class TransformerModel {
         RoPEOp.backward(dq.data, positions: positions, nh: H, D: D, table: rope)
         RoPEOp.backward(dk.data, positions: positions, nh: KV, D: D, table: rope)
         let dh1 = Tensor(shape: [N, C])
-        layer.q.backward(dout: dq.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.q.name])
-        layer.k.backward(dout: dk.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.k.name])
-        layer.v.backward(dout: dv.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.v.name])
-        RMSNormOp.backward(dinp: dx.data, dweight: layer.inputNormGrad?.data, dout: dh1.data, inp: a.xIn.data,
+        layer.q.backward(dout: dq.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.q.name], grads: grads)
+        layer.k.backward(dout: dk.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.k.name], grads: grads)
+        layer.v.backward(dout: dv.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.v.name], grads: grads)
+        RMSNormOp.backward(dinp: dx.data, dweight: grads.of(layer.inputNorm)?.data, dout: dh1.data, inp: a.xIn.data,
                            weight: layer.inputNorm.data, rstd: a.rstd1.data, N: N, C: C)
     }
 }

@@ -67,7 +67,7 @@ struct ModelGradientTests {
             expectFiniteDifferences(weights[name]!, analytic: grads[name]!, samples: 6, eps: 1e-2, name) { (try? meanLoss(m, tinyBatch)) ?? .nan }
         }
         // The base stays frozen: no gradient tensors exist for it.
-        #expect(m.layers[0].q.weightGrad == nil && m.embedGrad == nil)
+        #expect(m.gradients.of(m.layers[0].q.weight) == nil && m.gradients.of(m.embed) == nil)
     }
 
     @Test func accumulatedGradientsEqualTheFullBatchGradient() throws {
@@ -127,5 +127,30 @@ struct GenerationTests {
         // Sampling is reproducible from its seed.
         let s = SamplingOptions(temperature: 1.0, topP: 0.9, seed: 42)
         #expect(try m.generate(prompt: prompt, maxNewTokens: 6, sampling: s) == m.generate(prompt: prompt, maxNewTokens: 6, sampling: s))
+    }
+}
+
+@Suite("Data-parallel steps")
+struct DataParallelTests {
+    /// The split step (one worker per core) gives the gradients of one pass over the whole batch,
+    /// dropout included: masks are drawn per row.
+    @Test func splitStepEqualsOneWorkerWithDropout() throws {
+        let m = try tinyModel(.qwen2, tied: true, kv: 2)
+        m.addLoRA(try LoRASpec(rank: 4, alpha: 8, dropout: 0.3, targets: LoRASpec.allTargets), seed: 3)
+        var g = RandomGenerator(seed: 5)
+        for (name, t) in m.loraWeights() where name.contains("lora_B") { for i in 0..<t.count { t[i] = 0.3 * g.normal() } }
+        m.setTrainable(.lora)
+        var rng: RandomGenerator? = RandomGenerator(seed: 77)
+        let (sum, n) = try m.forwardBackward(tinyBatch, rng: &rng)
+        let split = m.namedGradients().map { $0.tensor.copy() }
+        m.zeroGradients()
+        let one = try m.shardForwardBackward(tinyBatch, T: 8, firstRow: 0, scale: 1 / Float(n),
+                                             dropout: DropoutStream(base: RandomGenerator(seed: 77), firstRow: 0), grads: m.gradients)
+        #expect(abs(one - sum) < 1e-9 * max(1, abs(sum)))
+        for (a, b) in zip(split, m.namedGradients().map(\.tensor)) { #expect(a.maxAbsDifference(b) < 1e-6) }
+        // Dropout is on: another seed gives another loss.
+        var other: RandomGenerator? = RandomGenerator(seed: 78)
+        #expect(try m.forwardBackward(tinyBatch, rng: &other).lossSum != sum)
+        #expect(rng != RandomGenerator(seed: 77))  // the step advanced the generator
     }
 }

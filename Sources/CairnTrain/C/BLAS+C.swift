@@ -19,7 +19,19 @@ public enum BLAS {
         return (min(m, n, k) <= 32 || flops < 4e6) ? 1 : maxThreads
     }
 
+    nonisolated(unsafe) private static var pinned = 0
+
+    /// Runs `body` with OpenBLAS on one thread for every product (the caller runs its own
+    /// workers). Call from one thread; nests.
+    public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
+        setThreads(1)
+        pinned += 1
+        defer { pinned -= 1 }
+        return try body()
+    }
+
     private static func setThreads(_ n: Int) {
+        if pinned > 0 { return }
         if n != currentThreads {
             openblas_set_num_threads(Int32(n))
             currentThreads = n
@@ -68,12 +80,17 @@ public enum BLAS {
         return ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) ? "SkylakeX" : nil
     }
 
-    /// OpenBLAS reads OPENBLAS_CORETYPE when it loads, before any Swift code runs: when it is
-    /// unset and this CPU wants one, set it and re-execute this program with the same arguments
-    /// (does not return then). CAIRN_NO_REEXEC=1 turns this off.
+    /// Kernels that already use AVX-512.
+    static let avx512Cores: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
+
+    /// OpenBLAS reads OPENBLAS_CORETYPE when it loads, before any Swift code runs. When OpenBLAS
+    /// picked a kernel without AVX-512 on a CPU that has it (0.3.21 does not know AMD Zen 4/5),
+    /// set the variable and re-execute this program with the same arguments (does not return
+    /// then). A correct choice (Cooperlake on Zen 4) is left alone. CAIRN_NO_REEXEC=1 turns this off.
     public static func reexecWithPreferredCoreTypeIfNeeded() {
         let env = ProcessInfo.processInfo.environment
-        guard env["OPENBLAS_CORETYPE"] == nil, env["CAIRN_NO_REEXEC"] == nil, let core = preferredCoreType() else { return }
+        guard env["OPENBLAS_CORETYPE"] == nil, env["CAIRN_NO_REEXEC"] == nil,
+              !avx512Cores.contains(coreName.lowercased()), let core = preferredCoreType() else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
         let args = CommandLine.arguments
         var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
