@@ -62,4 +62,8 @@ func main() -> Int32 {
     }
 }
 
-exit(main())
+let status = main()
+if ProcessInfo.processInfo.environment["CAIRN_REPORT_PEAK_RSS"] != nil {
+    Output.note("peak RSS: \(PeakMemory.residentBytes) bytes")
+}
+exit(status)

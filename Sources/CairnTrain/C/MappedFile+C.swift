@@ -117,3 +117,12 @@ final class AtomicFileWriter {
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 }
+
+/// The process's peak resident set size (getrusage), for memory checks and benchmarks.
+public enum PeakMemory {
+    public static var residentBytes: Int {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Int(u.ru_maxrss) * 1024
+    }
+}
