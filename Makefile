@@ -3,7 +3,7 @@ SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config
 BENCH_PACKAGES := hyperfine
 
-.PHONY: deps build test release demo bench-store clean
+.PHONY: deps build test release demo bench-store bench-train-model clean
 
 # Installs only what is missing (apt-get needs root: CI and these machines run as root).
 deps:
@@ -31,6 +31,10 @@ demo: release
 
 bench-store: release
 	bench/store/run.sh
+
+bench-train-model: deps
+	$(SWIFT) build -c release --product bench-train-model
+	python3 bench/train-model/run.py
 
 clean:
 	rm -rf .build
