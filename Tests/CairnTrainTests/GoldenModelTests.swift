@@ -94,8 +94,10 @@ struct GoldenModelTests {
         let f = try ModelFixture("qwen2-gqa")
         let model = try TransformerModel.load(directory: f.dir)
         try model.loadAdapter(directory: f.dir + "/lora-adapter")
-        let out = NSTemporaryDirectory() + "cairn-adapter-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: out) }
+        // CAIRN_EXPORT_DIR keeps the adapter for `make_fixtures.py --check-cairn-adapter`.
+        let export = ProcessInfo.processInfo.environment["CAIRN_EXPORT_DIR"]
+        let out = export.map { $0 + "/qwen2-gqa-adapter" } ?? NSTemporaryDirectory() + "cairn-adapter-\(UUID().uuidString.prefix(8))"
+        defer { if export == nil { try? FileManager.default.removeItem(atPath: out) } }
         try model.saveAdapter(to: out, baseModel: "qwen2-gqa")
         let again = try TransformerModel.load(directory: f.dir)
         try again.loadAdapter(directory: out)
