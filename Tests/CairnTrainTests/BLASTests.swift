@@ -21,9 +21,21 @@ struct BLASTests {
         }
     }
 
-    @Test func skinnyProductsRunOnOneThread() {
-        #expect(BLAS.threads(m: 1024, n: 8, k: 1024) == 1)
-        #expect(BLAS.threads(m: 1, n: 4096, k: 4096) == 1)
+    @Test func threadCountsFollowTheShape() {
+        #expect(BLAS.threads(m: 64, n: 8, k: 64) == 1)           // under 1 MFLOP
         #expect(BLAS.threads(m: 512, n: 512, k: 512) == BLAS.maxThreads)
+        if BLAS.maxThreads > 1 {
+            #expect(BLAS.threads(m: 1024, n: 8, k: 1024) == -1)  // skinny: timed on first use
+            // The first skinny product is timed both ways, gives the right answer, and its choice sticks.
+            let m = 700, n = 8, k = 900
+            let a = Tensor(shape: [m * k]), b = Tensor(shape: [k * n]), c = Tensor(shape: [m * n]), r = Tensor(shape: [m * n])
+            for i in 0..<a.count { a[i] = Float(i % 11) / 11 - 0.5 }
+            for i in 0..<b.count { b[i] = Float(i % 5) / 5 - 0.5 }
+            BLAS.sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: n, c: c.data, ldc: n)
+            BLAS.sgemmReference(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: n, c: r.data, ldc: n)
+            #expect(c.maxAbsDifference(r) < 1e-4)
+            let chosen = BLAS.calibratedThreads(m: m, n: n, k: k)
+            #expect(chosen == 1 || chosen == BLAS.maxThreads)
+        }
     }
 }

@@ -12,19 +12,36 @@ public enum BLAS {
 
     nonisolated(unsafe) private static var currentThreads = -1
 
-    /// Skinny products (a LoRA rank, a single token) run slower on two threads than on one here:
-    /// they get one thread; everything else gets `maxThreads`.
+    /// Tiny products (under 1 MFLOP) run on one thread: waking a second costs more than it saves.
+    /// Large ones run on `maxThreads`. Skinny ones (a dimension of 32 or less: a LoRA rank, one
+    /// token) depend on the machine: on one Zen 5 machine two threads were slower, on this
+    /// project's Zen 4 VM they are faster (1×896×4864: 2.24 ms on one, 0.98 ms on two). So the
+    /// first product of each skinny shape is timed both ways and the faster count is kept.
     static func threads(m: Int, n: Int, k: Int) -> Int {
         let flops = 2.0 * Double(m) * Double(n) * Double(k)
-        return (min(m, n, k) <= 32 || flops < 4e6) ? 1 : maxThreads
+        if flops < 1e6 || maxThreads == 1 { return 1 }
+        return min(m, n, k) <= 32 ? -1 : maxThreads  // -1: calibrated per shape
+    }
+
+    private struct Shape: Hashable { let m, n, k: Int; let tA, tB: Bool }
+    nonisolated(unsafe) private static var calibrated: [Shape: Int] = [:]
+    private static let calibrationLock = NSLock()
+
+    /// The thread count chosen for a skinny shape so far (nil until its first product).
+    public static func calibratedThreads(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false) -> Int? {
+        calibrationLock.lock(); defer { calibrationLock.unlock() }
+        return calibrated[Shape(m: m, n: n, k: k, tA: transA, tB: transB)]
     }
 
     nonisolated(unsafe) private static var pinned = 0
 
     /// Runs `body` with OpenBLAS on one thread for every product (the caller runs its own
     /// workers). Call from one thread; nests.
-    public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
-        setThreads(1)
+    public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T { try withThreads(1, body) }
+
+    /// Runs `body` with every product on `n` threads (benchmarks compare thread counts with it).
+    public static func withThreads<T>(_ n: Int, _ body: () throws -> T) rethrows -> T {
+        setThreads(n)
         pinned += 1
         defer { pinned -= 1 }
         return try body()
@@ -48,9 +65,35 @@ public enum BLAS {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
-        setThreads(threads(m: m, n: n, k: k))
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        func call() {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
+        if pinned > 0 { call(); return }
+        var t = threads(m: m, n: n, k: k)
+        if t == -1 {
+            let shape = Shape(m: m, n: n, k: k, tA: transA, tB: transB)
+            calibrationLock.lock(); let known = calibrated[shape]; calibrationLock.unlock()
+            if let known = known {
+                t = known
+            } else if beta == 0 {
+                // Time the product both ways (same inputs, same output: C is overwritten).
+                var best = (threads: 1, seconds: Double.infinity)
+                for candidate in [1, maxThreads] {
+                    setThreads(candidate)
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    call()
+                    let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    if s < best.seconds { best = (candidate, s) }
+                }
+                calibrationLock.lock(); calibrated[shape] = best.threads; calibrationLock.unlock()
+                return
+            } else {
+                t = 1  // accumulating products are not run twice; calibrated by a beta = 0 one
+            }
+        }
+        setThreads(t)
+        call()
     }
 
     /// The naive reference of `sgemm`, for tests.

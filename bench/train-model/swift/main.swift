@@ -12,6 +12,29 @@ func arg(_ name: String, _ d: String) -> String {
     return d
 }
 
+// --skinny: LoRA-shaped and one-token products, Cairn's thread choice against 1 and all threads.
+if CommandLine.arguments.contains("--skinny") {
+    func time(_ body: () -> Void) -> Double {
+        var best = Double.infinity
+        for _ in 0..<30 { let t0 = Date(); body(); best = min(best, Date().timeIntervalSince(t0)) }
+        return best * 1e6
+    }
+    var rows: [String] = []
+    for (m, n, k) in [(1024, 8, 1024), (1024, 16, 1024), (8, 1024, 1024), (1, 896, 4864), (1, 4096, 4096), (256, 16, 256)] {
+        let a = Tensor(shape: [m * k]), b = Tensor(shape: [k * n]), c = Tensor(shape: [m * n])
+        for i in 0..<a.count { a[i] = Float(i % 13) * 0.01 }
+        for i in 0..<b.count { b[i] = Float(i % 7) * 0.01 }
+        let run = { BLAS.sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: n, c: c.data, ldc: n) }
+        run()  // first use: calibrates the shape
+        let chosen = time(run)
+        let one = BLAS.singleThreaded { time(run) }
+        let all = BLAS.withThreads(BLAS.maxThreads) { time(run) }
+        rows.append("{\"m\":\(m),\"n\":\(n),\"k\":\(k),\"cairn_us\":\(chosen),\"one_thread_us\":\(one),\"all_threads_us\":\(all),\"cairn_threads\":\(BLAS.calibratedThreads(m: m, n: n, k: k) ?? 0)}")
+    }
+    print("[" + rows.joined(separator: ",") + "]")
+    exit(0)
+}
+
 let size = arg("size", "10m"), mode = arg("mode", "full")
 let B = Int(arg("batch", "4"))!, T = Int(arg("seq", "256"))!, steps = Int(arg("steps", "5"))!
 let config: ModelConfig
