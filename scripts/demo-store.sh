@@ -33,3 +33,13 @@ step "$CAIRN" rollback task-api@production --reason "v2 regressed"
 step "$CAIRN" alias history task-api@production
 step "$CAIRN" checkout task-api@production "$work/deployed"
 step "$CAIRN" fsck
+
+# The training core: a tokenizer and a tiny Llama, kept in the store, run by reference.
+for i in $(seq 1 300); do printf '{"action":"create","title":"task %d","priority":"high"}\n' "$i"; done > "$work/corpus.txt"
+step "$CAIRN" tokenizer train --corpus "$work/corpus.txt" --vocab-size 400 --out "$work/tok"
+printf '{"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2}\n' > "$work/tiny.json"
+step "$CAIRN" model init --arch llama --config "$work/tiny.json" --tokenizer "$work/tok" --out "$work/tiny-llama" --seed 1
+model=$(step "$CAIRN" add "$work/tiny-llama" --kind base-model --name tiny-llama-init); echo "$model"
+step "$CAIRN" model tokenize "$model" --text '{"action":"create"}'
+step "$CAIRN" model logprobs "$model" --text '{"action":"create"}'
+step "$CAIRN" model generate "$model" --prompt '{"action":' --max-tokens 12
