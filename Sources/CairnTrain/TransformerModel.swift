@@ -302,7 +302,18 @@ public final class TransformerModel {
     /// its own gradient buffers, summed in worker order afterwards: on two cores this beats
     /// two-threaded BLAS on every layer, whose threads wait on each other between small products.
     /// Dropout masks are drawn per row, so the result does not depend on the split.
-    public func forwardBackward(_ batch: TrainingBatch, gradScale: Float? = nil, rng: inout RandomGenerator?) throws -> (lossSum: Double, tokens: Int) {
+    ///
+    /// `rowWeights` (one per batch row) multiplies each row's gradient: the gradient taken is
+    /// that of Σ_rows weight · scale · (row's summed loss); DPO passes −∂L/∂logp per sequence.
+    public func forwardBackward(_ batch: TrainingBatch, gradScale: Float? = nil, rowWeights: [Float]? = nil,
+                                rng: inout RandomGenerator?) throws -> (lossSum: Double, tokens: Int) {
+        let r = try forwardBackwardRows(batch, gradScale: gradScale, rowWeights: rowWeights, rng: &rng)
+        return (r.rowLossSums.reduce(0, +), r.tokens)
+    }
+
+    /// As `forwardBackward`, with each row's summed loss (−Σ log p over its loss tokens).
+    public func forwardBackwardRows(_ batch: TrainingBatch, gradScale: Float? = nil, rowWeights: [Float]? = nil,
+                                    rng: inout RandomGenerator?) throws -> (rowLossSums: [Double], tokens: Int) {
         let (B, T) = try checkBatch(batch.inputIDs, batch.attentionMask)
         guard batch.labels.count == B, batch.labels.allSatisfy({ $0.count == T }) else {
             throw ModelError("labels must have the shape of the input ids (\(B) × \(T))")
@@ -313,16 +324,17 @@ public final class TransformerModel {
         ensureRope(T)
         let tokens = batch.lossTokens
         let scale = gradScale ?? (tokens > 0 ? 1 / Float(tokens) : 0)
+        if let w = rowWeights, w.count != B { throw ModelError("\(w.count) row weights for a batch of \(B) rows") }
         let dropout = rng.map { DropoutStream(base: $0, firstRow: 0) }
         if rng != nil { _ = rng!.next() }
         let workers = min(BLAS.maxThreads, B)
         if workers <= 1 {
-            return (try shardForwardBackward(batch, T: T, firstRow: 0, scale: scale, dropout: dropout, grads: gradients), tokens)
+            return (try shardForwardBackward(batch, T: T, firstRow: 0, scale: scale, rowWeights: rowWeights, dropout: dropout, grads: gradients), tokens)
         }
         while workerGradients.count < workers - 1 { workerGradients.append(GradientBuffers(parameters: gradients.parameters)) }
         for g in workerGradients { g.zero() }
         let bounds = (0...workers).map { $0 * B / workers }
-        var sums = [Double](repeating: 0, count: workers)
+        var sums = [[Double]](repeating: [], count: workers)
         var failure: Error?
         let lock = NSLock()
         BLAS.singleThreaded {
@@ -334,6 +346,7 @@ public final class TransformerModel {
                                               labels: Array(batch.labels[rows]))
                     do {
                         out[w] = try shardForwardBackward(shard, T: T, firstRow: rows.lowerBound * T, scale: scale,
+                                                          rowWeights: rowWeights.map { Array($0[rows]) },
                                                           dropout: dropout, grads: w == 0 ? gradients : workerGradients[w - 1])
                     } catch { lock.lock(); failure = failure ?? error; lock.unlock() }
                 }
@@ -341,12 +354,12 @@ public final class TransformerModel {
         }
         if let e = failure { throw e }
         for g in workerGradients.prefix(workers - 1) { gradients.add(g) }
-        return (sums.reduce(0, +), tokens)
+        return (sums.flatMap { $0 }, tokens)
     }
 
     /// Forward and backward over some rows of a batch into one gradient set.
-    func shardForwardBackward(_ batch: TrainingBatch, T: Int, firstRow: Int, scale: Float, dropout: DropoutStream?,
-                              grads: GradientBuffers) throws -> Double {
+    func shardForwardBackward(_ batch: TrainingBatch, T: Int, firstRow: Int, scale: Float, rowWeights: [Float]? = nil,
+                              dropout: DropoutStream?, grads: GradientBuffers) throws -> [Double] {
         let B = batch.inputIDs.count
         let ids = batch.inputIDs.flatMap { $0 }
         let targets = batch.targets
@@ -364,14 +377,16 @@ public final class TransformerModel {
         let chunk = max(1, min(N, (1 << 22) / V))
         let logits = Tensor(shape: [chunk, V])
         let lmGrad = grads.of(lmHead)
-        var lossSum = 0.0
+        var rowLoss = [Double](repeating: 0, count: B)
         targets.withUnsafeBufferPointer { tp in
             var r0 = 0
             while r0 < N {
-                let rows = min(chunk, N - r0)
+                // A chunk never spans two batch rows: losses and weights are per row.
+                let rows = min(chunk, T - r0 % T)
+                let b = r0 / T
                 LinearOp.forward(out: logits.data, inp: xf.data + r0 * C, weight: lmHead.data, bias: nil, N: rows, C: C, OC: V)
-                lossSum += CrossEntropyOp.forwardBackward(logits: logits.data, targets: tp.baseAddress! + r0, N: rows, V: V,
-                                                          dlogits: logits.data, gradScale: scale)
+                rowLoss[b] += CrossEntropyOp.forwardBackward(logits: logits.data, targets: tp.baseAddress! + r0, N: rows, V: V,
+                                                             dlogits: logits.data, gradScale: scale * (rowWeights?[b] ?? 1))
                 LinearOp.backward(dinp: dxf.data + r0 * C, dweight: lmGrad?.data, dbias: nil, dout: logits.data,
                                   inp: xf.data + r0 * C, weight: lmHead.data, N: rows, C: C, OC: V)
                 r0 += rows
@@ -389,7 +404,7 @@ public final class TransformerModel {
                 for c in 0..<C { g[c] += d[c] }
             }
         }
-        return lossSum
+        return rowLoss
     }
 
     /// Backward through one layer: dx (N, C) holds ∂loss/∂(layer output) and becomes

@@ -146,11 +146,43 @@ struct DataParallelTests {
         m.zeroGradients()
         let one = try m.shardForwardBackward(tinyBatch, T: 8, firstRow: 0, scale: 1 / Float(n),
                                              dropout: DropoutStream(base: RandomGenerator(seed: 77), firstRow: 0), grads: m.gradients)
-        #expect(abs(one - sum) < 1e-9 * max(1, abs(sum)))
+        #expect(abs(one.reduce(0, +) - sum) < 1e-9 * max(1, abs(sum)))
         for (a, b) in zip(split, m.namedGradients().map(\.tensor)) { #expect(a.maxAbsDifference(b) < 1e-6) }
         // Dropout is on: another seed gives another loss.
         var other: RandomGenerator? = RandomGenerator(seed: 78)
         #expect(try m.forwardBackward(tinyBatch, rng: &other).lossSum != sum)
         #expect(rng != RandomGenerator(seed: 77))  // the step advanced the generator
+    }
+}
+
+@Suite("Per-row losses and weights (what DPO needs)")
+struct RowWeightTests {
+    @Test func rowLossesAndWeightedGradients() throws {
+        let m = try tinyModel(.llama, tied: false, kv: 4)
+        m.addLoRA(try LoRASpec(rank: 2, alpha: 4, targets: LoRASpec.allTargets), seed: 9)
+        var g = RandomGenerator(seed: 4)
+        for (name, t) in m.loraWeights() where name.contains("lora_B") { for i in 0..<t.count { t[i] = 0.3 * g.normal() } }
+        // Row losses equal −Σ log p over each row's targets, from the logits.
+        let logits = try m.logits(inputIDs: tinyBatch.inputIDs, attentionMask: tinyBatch.attentionMask)
+        let targets = tinyBatch.targets
+        let lp = CrossEntropyOp.logProbs(logits: logits.data, targets: targets, V: 23)
+        m.setTrainable(.lora)
+        var none: RandomGenerator? = nil
+        let weights: [Float] = [0.7, -1.3]
+        let r = try m.forwardBackwardRows(tinyBatch, gradScale: 1, rowWeights: weights, rng: &none)
+        for b in 0..<2 { #expect(abs(r.rowLossSums[b] + lp[(b * 8)..<(b * 8 + 8)].reduce(0, +)) < 1e-4) }
+        let grads = Dictionary(uniqueKeysWithValues: m.namedGradients().map { ($0.name, $0.tensor.copy()) })
+        let weightsByName = Dictionary(uniqueKeysWithValues: m.loraWeights().map { ($0.name, $0.tensor) })
+        let objective = { () -> Double in
+            let saved = m.trainable
+            m.setTrainable(.none)
+            defer { m.setTrainable(saved) }
+            var n: RandomGenerator? = nil
+            let rows = (try? m.forwardBackwardRows(tinyBatch, gradScale: 1, rng: &n).rowLossSums) ?? [.nan, .nan]
+            return Double(weights[0]) * rows[0] + Double(weights[1]) * rows[1]
+        }
+        for name in ["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"] {
+            expectFiniteDifferences(weightsByName[name]!, analytic: grads[name]!, samples: 6, eps: 1e-2, name, loss: objective)
+        }
     }
 }
