@@ -45,7 +45,8 @@ public final class AdamW {
     public func update(gradients: [Tensor], learningRate lr: Double) {
         precondition(gradients.count == parameters.count)
         step += 1
-        let b1 = Float(hyper.beta1), b2 = Float(hyper.beta2)
+        // 1 − β is formed in double and rounded once, as torch does with its Python floats.
+        let b2 = Float(hyper.beta2), c1 = Float(1 - hyper.beta1), c2 = Float(1 - hyper.beta2)
         let decay = Float(1 - lr * hyper.weightDecay)
         let bc1 = 1 - pow(hyper.beta1, Double(step)), bc2 = 1 - pow(hyper.beta2, Double(step))
         let stepSize = Float(lr / bc1)
@@ -55,8 +56,8 @@ public final class AdamW {
             let g = gradients[i].data, m = expAvg[i].data, v = expAvgSq[i].data, w = p.data
             for j in 0..<p.count {
                 if hyper.weightDecay != 0 { w[j] *= decay }
-                m[j] += (1 - b1) * (g[j] - m[j])
-                v[j] = v[j] * b2 + (1 - b2) * g[j] * g[j]
+                m[j] += c1 * (g[j] - m[j])
+                v[j] = v[j] * b2 + c2 * g[j] * g[j]
                 let denom = v[j].squareRoot() / bc2Sqrt + eps
                 w[j] -= stepSize * (m[j] / denom)
             }

@@ -1,8 +1,14 @@
 import Foundation
 
-/// The DPO objective on summed completion log-probabilities, with TRL's loss types and metric
-/// names. For example i: zᵢ = β·[(πc − πr) − (ρc − ρr)], π the policy's and ρ the reference's
-/// log-probabilities of the chosen (c) and rejected (r) completions.
+/// The DPO objective on summed completion log-probabilities, as TRL 1.16.0 computes it
+/// (`DPOTrainer._compute_loss`), with its metric names. With π the policy's and ρ the
+/// reference's log-probabilities of the chosen (c) and rejected (r) completions,
+/// cl = πc − ρc, rl = πr − ρr, Δ = cl − rl:
+/// - sigmoid: −log σ(βΔ) (TRL 1.16 does not apply label_smoothing here; older TRL did)
+/// - robust: (−(1−ls)·log σ(βΔ) + ls·log σ(−βΔ)) / (1 − 2ls)
+/// - hinge: max(0, 1 − βΔ)
+/// - ipo: (cl/nc − rl/nr − 1/(2β))², n the completion token counts
+/// Rewards are β·cl and β·rl; an accuracy counts β·cl > β·rl.
 public struct DPOLoss: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable, Codable { case sigmoid, ipo, hinge, robust }
 
@@ -14,7 +20,7 @@ public struct DPOLoss: Sendable, Equatable {
         guard beta > 0 else { throw ModelError("beta must be positive, not \(beta)") }
         guard (0..<0.5).contains(labelSmoothing) else { throw ModelError("label_smoothing must be in [0, 0.5), not \(labelSmoothing)") }
         if kind == .ipo || kind == .hinge, labelSmoothing != 0 {
-            throw ModelError("label_smoothing applies to the sigmoid and robust losses only, not \(kind.rawValue)")
+            throw ModelError("label_smoothing applies to the robust loss only (TRL 1.16 ignores it for sigmoid), not \(kind.rawValue)")
         }
         self.kind = kind; self.beta = beta; self.labelSmoothing = labelSmoothing
     }
@@ -24,9 +30,15 @@ public struct DPOLoss: Sendable, Equatable {
         public var policyRejected: [Double]
         public var referenceChosen: [Double]
         public var referenceRejected: [Double]
-        public init(policyChosen: [Double], policyRejected: [Double], referenceChosen: [Double], referenceRejected: [Double]) {
+        /// Completion token counts (the IPO loss divides each log-ratio by its own).
+        public var chosenTokens: [Int]
+        public var rejectedTokens: [Int]
+        public init(policyChosen: [Double], policyRejected: [Double], referenceChosen: [Double], referenceRejected: [Double],
+                    chosenTokens: [Int]? = nil, rejectedTokens: [Int]? = nil) {
             self.policyChosen = policyChosen; self.policyRejected = policyRejected
             self.referenceChosen = referenceChosen; self.referenceRejected = referenceRejected
+            self.chosenTokens = chosenTokens ?? Array(repeating: 1, count: policyChosen.count)
+            self.rejectedTokens = rejectedTokens ?? Array(repeating: 1, count: policyChosen.count)
         }
     }
 
@@ -48,26 +60,30 @@ public struct DPOLoss: Sendable, Equatable {
     public func evaluate(_ b: Batch) -> Result {
         let n = b.policyChosen.count
         precondition(n > 0 && [b.policyRejected.count, b.referenceChosen.count, b.referenceRejected.count].allSatisfy { $0 == n })
-        var losses = [Double](), dz = [Double]()
+        var losses = [Double](), gc = [Double](), gr = [Double]()
         let ls = labelSmoothing
         for i in 0..<n {
-            let logits = (b.policyChosen[i] - b.policyRejected[i]) - (b.referenceChosen[i] - b.referenceRejected[i])
-            let z = beta * logits
+            let cl = b.policyChosen[i] - b.referenceChosen[i], rl = b.policyRejected[i] - b.referenceRejected[i]
+            let z = beta * (cl - rl)
+            var dDelta: Double  // ∂loss/∂Δ; ∂Δ/∂πc = 1, ∂Δ/∂πr = −1
             switch kind {
             case .sigmoid:
-                losses.append(-Self.logSigmoid(z) * (1 - ls) - Self.logSigmoid(-z) * ls)
-                dz.append(beta * (-(1 - ls) * (1 - Self.sigmoid(z)) + ls * Self.sigmoid(z)))
+                losses.append(-Self.logSigmoid(z))
+                dDelta = -beta * (1 - Self.sigmoid(z))
             case .robust:
                 losses.append((-Self.logSigmoid(z) * (1 - ls) + Self.logSigmoid(-z) * ls) / (1 - 2 * ls))
-                dz.append(beta * (-(1 - ls) * (1 - Self.sigmoid(z)) - ls * Self.sigmoid(z)) / (1 - 2 * ls))
+                dDelta = beta * (-(1 - ls) * (1 - Self.sigmoid(z)) - ls * Self.sigmoid(z)) / (1 - 2 * ls)
             case .hinge:
                 losses.append(max(0, 1 - z))
-                dz.append(1 - z > 0 ? -beta : 0)
+                dDelta = 1 - z > 0 ? -beta : 0
             case .ipo:
-                let d = logits - 1 / (2 * beta)
+                let nc = Double(max(b.chosenTokens[i], 1)), nr = Double(max(b.rejectedTokens[i], 1))
+                let d = cl / nc - rl / nr - 1 / (2 * beta)
                 losses.append(d * d)
-                dz.append(2 * d)
+                gc.append(2 * d / nc / Double(n)); gr.append(-2 * d / nr / Double(n))
+                continue
             }
+            gc.append(dDelta / Double(n)); gr.append(-dDelta / Double(n))
         }
         let chosenRewards = (0..<n).map { beta * (b.policyChosen[$0] - b.referenceChosen[$0]) }
         let rejectedRewards = (0..<n).map { beta * (b.policyRejected[$0] - b.referenceRejected[$0]) }
@@ -76,11 +92,12 @@ public struct DPOLoss: Sendable, Equatable {
             "loss": mean(losses),
             "rewards/chosen": mean(chosenRewards),
             "rewards/rejected": mean(rejectedRewards),
-            "rewards/accuracies": mean(zip(chosenRewards, rejectedRewards).map { $0 > $1 ? 1 : 0 }),
+            // TRL averages the accuracies in float32.
+            "rewards/accuracies": Double(Float(zip(chosenRewards, rejectedRewards).filter { $0 > $1 }.count) / Float(n)),
             "rewards/margins": mean(zip(chosenRewards, rejectedRewards).map { $0 - $1 }),
             "logps/chosen": mean(b.policyChosen),
             "logps/rejected": mean(b.policyRejected),
         ]
-        return Result(losses: losses, gradChosen: dz.map { $0 / Double(n) }, gradRejected: dz.map { -$0 / Double(n) }, metrics: metrics)
+        return Result(losses: losses, gradChosen: gc, gradRejected: gr, metrics: metrics)
     }
 }
