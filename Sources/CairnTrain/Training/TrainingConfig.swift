@@ -1,0 +1,53 @@
+/// The hyper-parameters of a training run, with the reference's sft_config / dpo_config names
+/// (snake_case in YAML) and their defaults.
+public struct TrainingConfig: Equatable, Sendable {
+    public var epochs: Int = 3
+    /// Stops after this many optimizer steps when set (overrides epochs).
+    public var maxSteps: Int? = nil
+    public var batchSize: Int = 4
+    public var gradientAccumulation: Int = 4
+    public var learningRate: Double = 2e-4
+    public var warmupRatio: Double = 0.1
+    /// Overrides warmupRatio when set.
+    public var warmupSteps: Int? = nil
+    public var lrSchedulerType: LearningRateSchedule.Kind = .linear
+    public var weightDecay: Double = 0
+    public var maxGradNorm: Double = 1.0
+    public var adamBeta1: Double = 0.9
+    public var adamBeta2: Double = 0.999
+    public var adamEpsilon: Double = 1e-8
+    public var seed: UInt64 = 42
+    public var loggingSteps: Int = 10
+    public var saveSteps: Int = 100
+    public var saveTotalLimit: Int = 3
+    public var maxSeqLength: Int = 2048
+    public var loraR: Int = 16
+    public var loraAlpha: Double = 32
+    public var loraDropout: Double = 0.05
+    public var targetModules: [String] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    public var useRslora: Bool = false
+    public var completionOnlyLoss: Bool = true
+    // DPO
+    public var beta: Double = 0.1
+    public var lossType: DPOLoss.Kind = .sigmoid
+    public var labelSmoothing: Double = 0
+
+    public init() {}
+
+    public func loraSpec() throws -> LoRASpec {
+        try LoRASpec(rank: loraR, alpha: loraAlpha, dropout: loraDropout, targets: targetModules, useRSLoRA: useRslora)
+    }
+
+    /// Optimizer steps for `examples` examples.
+    public func totalSteps(examples: Int) -> Int {
+        if let m = maxSteps { return m }
+        let microBatches = (examples + batchSize - 1) / batchSize
+        return max(1, (microBatches + gradientAccumulation - 1) / gradientAccumulation) * epochs
+    }
+
+    public func schedule(totalSteps: Int) -> LearningRateSchedule {
+        LearningRateSchedule(kind: lrSchedulerType, baseRate: learningRate,
+                             warmupSteps: warmupSteps ?? LearningRateSchedule.warmupSteps(ratio: warmupRatio, totalSteps: totalSteps),
+                             totalSteps: totalSteps)
+    }
+}
