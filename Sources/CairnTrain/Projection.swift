@@ -7,6 +7,8 @@ final class Projection {
     let weight: Tensor
     let bias: Tensor?
     var lora: LoRAFactors?
+    /// False: the LoRA branch is skipped (the base model alone, e.g. DPO's reference).
+    var loraEnabled = true
     /// Labels this projection's dropout stream (unique within the model).
     let stream: UInt64
 
@@ -31,7 +33,7 @@ final class Projection {
     /// out (N, out) = x (N, in)·Wᵀ + b (+ LoRA). Dropout only when `dropout` is given (training).
     func forward(_ x: UnsafePointer<Float>, N: Int, out: UnsafeMutablePointer<Float>, dropout: DropoutStream?) -> Saved? {
         LinearOp.forward(out: out, inp: x, weight: weight.data, bias: bias?.data, N: N, C: inFeatures, OC: outFeatures)
-        guard let l = lora else { return nil }
+        guard let l = lora, loraEnabled else { return nil }
         var input = x
         var dropped: Tensor?, mask: Tensor?
         if l.dropout > 0, let ds = dropout {

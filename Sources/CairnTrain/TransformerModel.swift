@@ -151,6 +151,37 @@ public final class TransformerModel {
         loraSpec = spec
     }
 
+    /// Folds every LoRA branch into its base weight, W += scaling · B·A (computed in double),
+    /// and removes the adapter. Refuses (changing nothing) when a merged weight would not be finite.
+    public func mergeLoRA() throws {
+        var merged: [(Projection, Tensor)] = []
+        for p in layers.flatMap(\.projections) {
+            guard let l = p.lora else { continue }
+            let r = l.A.shape[0], out = Tensor(shape: p.weight.shape)
+            for o in 0..<p.outFeatures {
+                for i in 0..<p.inFeatures {
+                    var s = 0.0
+                    for k in 0..<r { s += Double(l.B[o * r + k]) * Double(l.A[k * p.inFeatures + i]) }
+                    let w = Double(p.weight[o * p.inFeatures + i]) + Double(l.scaling) * s
+                    guard w.isFinite else { throw ModelError("merging the adapter into \(p.name).weight gives a non-finite value at [\(o), \(i)]; nothing was merged") }
+                    out[o * p.inFeatures + i] = Float(w)
+                }
+            }
+            merged.append((p, out))
+        }
+        for (p, w) in merged { p.weight.data.update(from: w.data, count: w.count); p.lora = nil }
+        loraSpec = nil
+        setTrainable(.none)
+    }
+
+    /// Runs `body` with every LoRA branch switched off: the base model alone (DPO's reference).
+    public func withAdapterDisabled<T>(_ body: () throws -> T) rethrows -> T {
+        let projections = layers.flatMap(\.projections)
+        for p in projections { p.loraEnabled = false }
+        defer { for p in projections { p.loraEnabled = true } }
+        return try body()
+    }
+
     /// The LoRA factors under PEFT's key names.
     public func loraWeights() -> [(name: String, tensor: Tensor)] {
         layers.flatMap { $0.projections }.compactMap { p in p.lora.map { (p, $0) } }.flatMap { p, l in

@@ -1,0 +1,116 @@
+import Foundation
+
+/// DPO with a fresh LoRA on a (merged) model: the reference is the same model with the adapter
+/// disabled, its log-probabilities computed once per example. Each optimizer step scores the
+/// chosen and rejected completions of its pairs, evaluates the DPO loss and backpropagates
+/// ∂loss/∂logp per sequence through the policy.
+public final class DPOTrainer {
+    public let model: TransformerModel
+    public let config: TrainingConfig
+    public let pairs: [PreferenceExample]
+    public let padID: Int
+    public let loss: DPOLoss
+    public private(set) var step = 0
+    public private(set) var history: [LoggedMetrics] = []
+    /// Reference (chosen, rejected) summed completion log-probabilities, per pair.
+    public let referenceLogps: [(chosen: Double, rejected: Double)]
+    let optimizer: AdamW
+    let order: DataOrder
+    let totalSteps: Int
+    var dropoutRNG: RandomGenerator?
+
+    public init(model: TransformerModel, pairs: [PreferenceExample], config: TrainingConfig, padID: Int) throws {
+        guard !pairs.isEmpty else { throw TrainingError(step: nil, "no preference pairs") }
+        loss = try DPOLoss(kind: config.lossType, beta: config.beta, labelSmoothing: config.labelSmoothing)
+        if model.loraSpec == nil { model.addLoRA(try config.loraSpec(), seed: config.seed) }
+        model.setTrainable(.lora)
+        self.model = model; self.config = config; self.pairs = pairs; self.padID = padID
+        referenceLogps = try model.withAdapterDisabled {
+            try DPOTrainer.sequenceLogps(model: model, examples: pairs.flatMap { [$0.chosen, $0.rejected] }, batchSize: config.batchSize * 2, padID: padID)
+        }.chunked2()
+        optimizer = AdamW(parameters: model.trainableParameters().map(\.tensor),
+                          hyper: .init(beta1: config.adamBeta1, beta2: config.adamBeta2, eps: config.adamEpsilon, weightDecay: config.weightDecay))
+        order = DataOrder(count: pairs.count, batchSize: config.batchSize, seed: config.seed)
+        totalSteps = config.totalSteps(examples: pairs.count)
+        dropoutRNG = config.loraDropout > 0 ? RandomGenerator(seed: config.seed).derived(0xD0) : nil
+    }
+
+    public var isFinished: Bool { step >= totalSteps }
+    public var stepsTotal: Int { totalSteps }
+
+    /// Summed completion log-probabilities of each example (no gradients).
+    public static func sequenceLogps(model: TransformerModel, examples: [SFTExample], batchSize: Int, padID: Int) throws -> [Double] {
+        var out: [Double] = []
+        for start in stride(from: 0, to: examples.count, by: max(1, batchSize)) {
+            let b = SFTDataset.batch(Array(examples[start..<min(examples.count, start + batchSize)]), padID: padID)
+            let logits = try model.logits(inputIDs: b.inputIDs, attentionMask: b.attentionMask)
+            let lp = CrossEntropyOp.logProbs(logits: logits.data, targets: b.targets, V: model.config.vocabSize)
+            let T = b.inputIDs[0].count
+            for r in 0..<b.inputIDs.count { out.append(lp[(r * T)..<((r + 1) * T)].reduce(0, +)) }
+        }
+        return out
+    }
+
+    /// One optimizer step over `gradientAccumulation` micro-batches of pairs; returns TRL's metrics.
+    @discardableResult
+    public func trainStep() throws -> LoggedMetrics {
+        let lr = config.schedule(totalSteps: totalSteps).rate(at: step)
+        let firstMicro = step * config.gradientAccumulation
+        let micro = (0..<config.gradientAccumulation).map { order.microBatch(firstMicro + $0) }
+        let nPairs = micro.reduce(0) { $0 + $1.count }
+        model.zeroGradients()
+        var sums: [String: Double] = [:]
+        for indices in micro {
+            let examples = indices.flatMap { [pairs[$0].chosen, pairs[$0].rejected] }
+            let batch = SFTDataset.batch(examples, padID: padID)
+            // Policy log-probabilities first (they set each sequence's gradient weight).
+            let policy = try DPOTrainer.sequenceLogps(model: model, examples: examples, batchSize: examples.count, padID: padID)
+            let dpoBatch = DPOLoss.Batch(
+                policyChosen: stride(from: 0, to: policy.count, by: 2).map { policy[$0] },
+                policyRejected: stride(from: 1, to: policy.count, by: 2).map { policy[$0] },
+                referenceChosen: indices.map { referenceLogps[$0].chosen }, referenceRejected: indices.map { referenceLogps[$0].rejected },
+                chosenTokens: indices.map { pairs[$0].chosen.lossTokens }, rejectedTokens: indices.map { pairs[$0].rejected.lossTokens })
+            let r = loss.evaluate(dpoBatch)
+            // The step's loss is the mean over all its pairs: this micro-batch's mean × its share.
+            let share = Double(indices.count) / Double(nPairs)
+            for (k, v) in r.metrics { sums[k, default: 0] += v * share }
+            // d(mean loss)/d(logp) per sequence; the model's rows give −logp, hence the sign.
+            var weights = [Float]()
+            for i in 0..<indices.count { weights += [Float(-r.gradChosen[i] * share), Float(-r.gradRejected[i] * share)] }
+            _ = try model.forwardBackward(batch, gradScale: 1, rowWeights: weights, rng: &dropoutRNG)
+        }
+        guard let l = sums["loss"], l.isFinite else { throw TrainingError(step: step + 1, "the loss is \(sums["loss"] ?? .nan)") }
+        let grads = model.namedGradients().map(\.tensor)
+        let norm = clipGradientNorm(grads, maxNorm: config.maxGradNorm)
+        guard norm.isFinite else { throw TrainingError(step: step + 1, "a gradient is not finite (norm \(norm))") }
+        optimizer.update(gradients: grads, learningRate: lr)
+        step += 1
+        sums["learning_rate"] = lr
+        sums["grad_norm"] = norm
+        let m = LoggedMetrics(step: step, epoch: order.epoch(ofMicroBatch: step * config.gradientAccumulation), values: sums)
+        history.append(m)
+        return m
+    }
+
+    /// Held-out preference accuracy (the implicit reward of the chosen completion above the
+    /// rejected one; a tie counts half, so the untrained policy scores 0.5) and mean reward margin.
+    public static func evaluate(model: TransformerModel, pairs: [PreferenceExample], beta: Double, padID: Int) throws -> (accuracy: Double, margin: Double) {
+        let examples = pairs.flatMap { [$0.chosen, $0.rejected] }
+        let policy = try sequenceLogps(model: model, examples: examples, batchSize: 16, padID: padID)
+        let reference = try model.withAdapterDisabled { try sequenceLogps(model: model, examples: examples, batchSize: 16, padID: padID) }
+        var correct = 0, margin = 0.0
+        for i in 0..<pairs.count {
+            let c = beta * (policy[2 * i] - reference[2 * i]), r = beta * (policy[2 * i + 1] - reference[2 * i + 1])
+            correct += c > r ? 2 : c == r ? 1 : 0
+            margin += c - r
+        }
+        return (Double(correct) / Double(2 * pairs.count), margin / Double(pairs.count))
+    }
+}
+
+extension Array where Element == Double {
+    /// [a, b, c, d] → [(a, b), (c, d)].
+    func chunked2() -> [(chosen: Double, rejected: Double)] {
+        stride(from: 0, to: count - 1, by: 2).map { (self[$0], self[$0 + 1]) }
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+@testable import CairnTrain
+
+@Suite("DPO")
+struct DPOTrainerTests {
+    @Test func dpoLiftsHeldOutPreferenceAccuracyAboveNinetyPercent() throws {
+        let s = Scratch()
+        try SyntheticTasks.write(to: s.path)
+        let tok = try TokenizerTrainer.train(corpusFiles: [s.path + "/corpus.txt"], vocabSize: 400)
+        let config = ModelConfig(architecture: .llama, vocabSize: tok.vocabSize, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
+                                 numHeads: 4, numKVHeads: 2, rmsNormEps: 1e-5, maxPositionEmbeddings: 256, eosTokenIDs: [tok.eosTokenID!])
+        let model = try TransformerModel.randomlyInitialised(config: config, seed: 1)
+        // The base: pretrained on requests with chatty replies and on JSON records (see the SFT test).
+        let text = SyntheticTasks.examples(200, seed: 3).map { "{\"text\": \(jsonString($0.prompt + "\n" + $0.wrong))}" }
+            + SyntheticTasks.records(200, seed: 4).map { "{\"text\": \(jsonString($0))}" }
+        try text.joined(separator: "\n").write(toFile: s.path + "/pretrain.jsonl", atomically: true, encoding: .utf8)
+        var pc = TrainingConfig()
+        pc.epochs = 2; pc.batchSize = 8; pc.gradientAccumulation = 1; pc.learningRate = 3e-3; pc.warmupRatio = 0.05
+        let pad = tok.eosTokenID!
+        let pre = try SFTTrainer(model: model, train: try SFTDataset(file: s.path + "/pretrain.jsonl", tokenizer: tok, maxSeqLength: 128).examples,
+                                 config: pc, padID: pad, mode: .full)
+        while !pre.isFinished { try pre.trainStep() }
+
+        let train = try PreferenceDataset(file: s.path + "/prefs.jsonl", tokenizer: tok, maxSeqLength: 128)
+        let held = try PreferenceDataset(file: s.path + "/prefs-heldout.jsonl", tokenizer: tok, maxSeqLength: 128)
+        var dc = TrainingConfig()
+        dc.epochs = 2; dc.batchSize = 8; dc.gradientAccumulation = 1; dc.learningRate = 2e-3; dc.warmupRatio = 0.1
+        dc.loraR = 8; dc.loraAlpha = 16; dc.loraDropout = 0; dc.targetModules = ["q_proj", "v_proj"]; dc.beta = 0.1
+        let trainer = try DPOTrainer(model: model, pairs: train.pairs, config: dc, padID: pad)
+        let before = try DPOTrainer.evaluate(model: model, pairs: held.pairs, beta: dc.beta, padID: pad)
+        // Step 0: the policy is the reference: loss ln 2, rewards 0.
+        let first = try trainer.trainStep()
+        #expect(abs(first.values["loss"]! - log(2)) < 1e-6)
+        #expect(abs(first.values["rewards/chosen"]!) < 1e-9 && abs(first.values["rewards/margins"]!) < 1e-9)
+        while !trainer.isFinished { try trainer.trainStep() }
+        let after = try DPOTrainer.evaluate(model: model, pairs: held.pairs, beta: dc.beta, padID: pad)
+        print("DPO: held-out accuracy \(before.accuracy) -> \(after.accuracy), margin \(after.margin), \(trainer.step) steps")
+        #expect(abs(before.accuracy - 0.5) < 0.01)
+        #expect(after.accuracy >= 0.9)
+        #expect(after.margin > 0)
+        for key in ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"] {
+            #expect(trainer.history.last!.values[key] != nil, "\(key)")
+        }
+    }
+
+    @Test func mergedWeightsGiveTheAdapterLogits() throws {
+        let f = try ModelFixture("llama-mha")
+        let model = try TransformerModel.load(directory: f.dir)
+        try model.loadAdapter(directory: f.dir + "/lora-adapter")
+        let withAdapter = try model.logits(inputIDs: f.batch.inputIDs, attentionMask: f.batch.attentionMask)
+        try model.mergeLoRA()
+        let merged = try model.logits(inputIDs: f.batch.inputIDs, attentionMask: f.batch.attentionMask)
+        #expect(merged.maxAbsDifference(withAdapter) < 1e-4)
+        #expect(merged.maxAbsDifference(try f.tensor("lora.merged_logits")) < 1e-4)
+        #expect(model.loraSpec == nil)
+    }
+}
