@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "cairn", targets: ["cairn"]),
         .library(name: "CairnStore", targets: ["CairnStore"]),
         .library(name: "CairnTrain", targets: ["CairnTrain"]),
+        .library(name: "CairnPipeline", targets: ["CairnPipeline"]),
     ],
     targets: [
         // System libraries: module.modulemap + shim.h only.
@@ -20,12 +21,14 @@ let package = Package(
 
         .target(name: "CairnStore", dependencies: ["CSQLite", "CCrypto"]),
         .target(name: "CairnTrain", dependencies: ["COpenBLAS"]),
-        .executableTarget(name: "cairn", dependencies: ["CairnStore", "CairnTrain"]),
+        .target(name: "CairnPipeline", dependencies: ["CairnStore", "CairnTrain", "CYAML"]),
+        .executableTarget(name: "cairn", dependencies: ["CairnStore", "CairnTrain", "CairnPipeline"]),
         .executableTarget(name: "bench-store-lineage", dependencies: ["CairnStore"], path: "bench/store/lineage"),
         .executableTarget(name: "bench-train-model", dependencies: ["CairnTrain"], path: "bench/train-model/swift"),
 
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "cairn"]),
         .testTarget(name: "CairnTrainTests", dependencies: ["CairnTrain", "cairn"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CairnPipelineTests", dependencies: ["CairnPipeline", "cairn"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -105,7 +105,18 @@ final class AtomicFileWriter {
         guard rc == 0 else { throw fail("close", tempPath) }
         guard rename(tempPath, path) == 0 else { throw fail("rename", path) }
         committed = true
-        let dir = AtomicFileWriter.directory(of: path)
+        try AtomicFileWriter.syncDirectory(AtomicFileWriter.directory(of: path))
+    }
+
+    /// Writes a whole file atomically.
+    static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+        let w = try AtomicFileWriter(path: path)
+        try w.write(bytes)
+        try w.commit()
+    }
+
+    /// fsync on a directory, so that a rename in it is durable.
+    static func syncDirectory(_ dir: String) throws {
         let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dfd >= 0 else { throw fail("open", dir) }
         defer { close(dfd) }

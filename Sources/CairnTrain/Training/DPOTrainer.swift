@@ -4,7 +4,7 @@ import Foundation
 /// disabled, its log-probabilities computed once per example. Each optimizer step scores the
 /// chosen and rejected completions of its pairs, evaluates the DPO loss and backpropagates
 /// ∂loss/∂logp per sequence through the policy.
-public final class DPOTrainer {
+public final class DPOTrainer: ResumableTrainer {
     public let model: TransformerModel
     public let config: TrainingConfig
     public let pairs: [PreferenceExample]
@@ -112,5 +112,22 @@ extension Array where Element == Double {
     /// [a, b, c, d] → [(a, b), (c, d)].
     func chunked2() -> [(chosen: Double, rejected: Double)] {
         stride(from: 0, to: count - 1, by: 2).map { (self[$0], self[$0 + 1]) }
+    }
+}
+
+extension DPOTrainer {
+    public func checkpointState() -> TrainerCheckpoint {
+        let trainable = model.trainableParameters()
+        return TrainerCheckpoint(step: step, optimizerStep: optimizer.step, dropoutRNG: dropoutRNG, history: history,
+                                 names: trainable.map(\.name), parameters: trainable.map(\.tensor),
+                                 expAvg: optimizer.expAvg, expAvgSq: optimizer.expAvgSq)
+    }
+
+    public func restore(_ c: TrainerCheckpoint) throws {
+        let trainable = model.trainableParameters()
+        try restoreTrainer(c, names: trainable.map(\.name), parameters: trainable.map(\.tensor), optimizer: optimizer)
+        step = c.step
+        history = c.history
+        dropoutRNG = c.dropoutRNG
     }
 }

@@ -43,7 +43,7 @@ struct DataOrder {
 /// Next-token training on labelled examples: LoRA supervised fine-tuning (`.lora`, the base
 /// frozen) or full-parameter training (`.full`, pretraining). AdamW, warmup then decay, gradient
 /// accumulation normalised by the loss tokens of all accumulated micro-batches, norm clipping.
-public final class SFTTrainer {
+public final class SFTTrainer: ResumableTrainer {
     public let model: TransformerModel
     public let config: TrainingConfig
     public let train: [SFTExample]
@@ -121,5 +121,22 @@ public final class SFTTrainer {
             tokens += b.lossTokens
         }
         return tokens > 0 ? sum / Double(tokens) : 0
+    }
+}
+
+extension SFTTrainer {
+    public func checkpointState() -> TrainerCheckpoint {
+        let trainable = model.trainableParameters()
+        return TrainerCheckpoint(step: step, optimizerStep: optimizer.step, dropoutRNG: dropoutRNG, history: history,
+                                 names: trainable.map(\.name), parameters: trainable.map(\.tensor),
+                                 expAvg: optimizer.expAvg, expAvgSq: optimizer.expAvgSq)
+    }
+
+    public func restore(_ c: TrainerCheckpoint) throws {
+        let trainable = model.trainableParameters()
+        try restoreTrainer(c, names: trainable.map(\.name), parameters: trainable.map(\.tensor), optimizer: optimizer)
+        step = c.step
+        history = c.history
+        dropoutRNG = c.dropoutRNG
     }
 }
