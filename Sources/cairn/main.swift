@@ -1,9 +1,10 @@
 // cairn: the command line. Parses arguments, calls the libraries, prints; nothing else.
 import CairnStore
+import CairnPipeline
 import CairnTrain
 import Foundation
 
-let commands = StoreCommands.specs + ModelCommands.specs
+let commands = StoreCommands.specs + ModelCommands.specs + TrainCommands.specs
 
 func printHelp() {
     Output.out("usage: cairn COMMAND [ARGS] [--store DIR]\n\nCommands:")
@@ -30,7 +31,7 @@ func main() -> Int32 {
                                  : "cairn \(name): give one of \(subs.joined(separator: ", ")) (see `cairn --help`)")
         return 2
     }
-    if ModelCommands.specs.contains(where: { $0.name == name }) {
+    if (ModelCommands.specs + TrainCommands.specs).contains(where: { $0.name == name }) {
         BLAS.reexecWithPreferredCoreTypeIfNeeded()  // OpenBLAS reads OPENBLAS_CORETYPE only at load time
     }
     do {
@@ -40,6 +41,7 @@ func main() -> Int32 {
             return 0
         }
         if ModelCommands.specs.contains(where: { $0.name == name }) { return try ModelCommands.run(name, parsed) }
+        if TrainCommands.specs.contains(where: { $0.name == name }) { return try TrainCommands.run(name, parsed) }
         return try StoreCommands.run(name, parsed)
     } catch let e as UsageError {
         Output.note("cairn \(name): \(e.message)\nusage: \(spec.usage)")
@@ -56,6 +58,15 @@ func main() -> Int32 {
     } catch let e as TokenizerError {
         Output.note("cairn \(name): \(e)")
         return 2
+    } catch let e as DatasetError {
+        Output.note("cairn \(name): \(e)")
+        return 2
+    } catch let e as ConfigError {
+        Output.note("cairn \(name): \(e)")
+        return 2
+    } catch let e as TrainingError {
+        Output.note("cairn \(name): \(e)")
+        return 1
     } catch {
         Output.note("cairn \(name): \(error)")
         return 1

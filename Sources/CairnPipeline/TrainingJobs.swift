@@ -1,0 +1,134 @@
+import CairnTrain
+import Foundation
+
+/// The training stages as jobs on directories: read a Hugging Face model and a dataset, train
+/// (resuming when asked), and write the outputs atomically only when training succeeded.
+public enum TrainingJobs {
+    public struct Options {
+        public var model: String
+        public var data: String
+        public var eval: String?
+        public var config: TrainingConfig
+        public var out: String
+        public var resume: Bool
+        /// Called after every optimizer step: metrics, total steps, seconds since this run started, steps this run.
+        public var progress: ((LoggedMetrics, Int, Double, Int) -> Void)?
+        /// Called for notes worth a line (skipped examples, resumed step).
+        public var note: (String) -> Void
+
+        public init(model: String, data: String, eval: String? = nil, config: TrainingConfig, out: String, resume: Bool = false,
+                    progress: ((LoggedMetrics, Int, Double, Int) -> Void)? = nil, note: @escaping (String) -> Void = { _ in }) {
+            self.model = model; self.data = data; self.eval = eval; self.config = config; self.out = out; self.resume = resume
+            self.progress = progress; self.note = note
+        }
+    }
+
+    /// The reference's metrics.json keys, and what else the stage measured.
+    public typealias Summary = [String: Double]
+
+    static func runner(_ o: Options) -> TrainingRunner {
+        TrainingRunner(checkpointDirectory: o.out + "/checkpoints", metricsFile: o.out + "/metrics.jsonl",
+                       saveSteps: o.config.saveSteps, keep: o.config.saveTotalLimit, loggingSteps: o.config.loggingSteps)
+    }
+
+    static func writeSummary(_ s: Summary, to dir: String) throws {
+        let data = try JSONSerialization.data(withJSONObject: s, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: URL(fileURLWithPath: dir + "/metrics.json"), options: .atomic)
+    }
+
+    static func prepare(_ o: Options) throws -> (TransformerModel, Tokenizer) {
+        try FileManager.default.createDirectory(atPath: o.out, withIntermediateDirectories: true)
+        let model = try TransformerModel.load(directory: o.model)
+        let tok = try Tokenizer(directory: o.model)
+        guard tok.vocabSize <= model.config.vocabSize else {
+            throw ModelError("\(o.model): the tokenizer has \(tok.vocabSize) tokens, the model's vocab_size is \(model.config.vocabSize)")
+        }
+        return (model, tok)
+    }
+
+    /// LoRA SFT: writes a PEFT adapter, the tokenizer, metrics.jsonl and metrics.json into `out`.
+    @discardableResult
+    public static func sft(_ o: Options) throws -> Summary {
+        let (model, tok) = try prepare(o)
+        let data = try SFTDataset(file: o.data, tokenizer: tok, maxSeqLength: o.config.maxSeqLength, completionOnlyLoss: o.config.completionOnlyLoss)
+        if data.skippedTooLong > 0 { o.note("skipped \(data.skippedTooLong) example(s) of '\(o.data)' with no completion token within max_seq_length \(o.config.maxSeqLength)") }
+        let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
+        let trainer = try SFTTrainer(model: model, train: data.examples, config: o.config, padID: pad)
+        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress)
+        if from > 0 { o.note("resumed from checkpoint-\(from)") }
+        var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
+                                "epochs_completed": trainer.history.last!.epoch, "samples_processed": Double(trainer.step * o.config.batchSize * o.config.gradientAccumulation),
+                                "train_loss": trainer.history.map { $0.values["loss"]! }.reduce(0, +) / Double(trainer.history.count)]
+        if let e = o.eval {
+            let held = try SFTDataset(file: e, tokenizer: tok, maxSeqLength: o.config.maxSeqLength)
+            summary["eval_loss"] = try SFTTrainer.evaluate(model: model, examples: held.examples, batchSize: o.config.batchSize, padID: pad)
+        }
+        try model.saveAdapter(to: o.out, baseModel: o.model)
+        try tok.write(to: o.out)
+        try writeSummary(summary, to: o.out)
+        return summary
+    }
+
+    /// Full-parameter next-token training: writes the model (config.json, model.safetensors), tokenizer and metrics.
+    @discardableResult
+    public static func pretrain(_ o: Options) throws -> Summary {
+        let (model, tok) = try prepare(o)
+        var c = o.config
+        c.completionOnlyLoss = false
+        let data = try SFTDataset(file: o.data, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: false)
+        let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
+        let trainer = try SFTTrainer(model: model, train: data.examples, config: c, padID: pad, mode: .full)
+        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress)
+        if from > 0 { o.note("resumed from checkpoint-\(from)") }
+        var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
+                                "epochs_completed": trainer.history.last!.epoch]
+        if let e = o.eval {
+            let held = try SFTDataset(file: e, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: false)
+            summary["eval_loss"] = try SFTTrainer.evaluate(model: model, examples: held.examples, batchSize: c.batchSize, padID: pad)
+        }
+        try model.save(to: o.out)
+        try tok.write(to: o.out)
+        try writeSummary(summary, to: o.out)
+        return summary
+    }
+
+    /// DPO with a fresh LoRA: writes the adapter, tokenizer, metrics.jsonl and metrics.json.
+    @discardableResult
+    public static func dpo(_ o: Options) throws -> Summary {
+        let (model, tok) = try prepare(o)
+        let data = try PreferenceDataset(file: o.data, tokenizer: tok, maxSeqLength: o.config.maxSeqLength)
+        if data.skippedTooLong > 0 { o.note("skipped \(data.skippedTooLong) pair(s) of '\(o.data)' with no completion token within max_seq_length") }
+        if o.config.lossType == .sigmoid && o.config.labelSmoothing != 0 {
+            o.note("label_smoothing is ignored by the sigmoid loss (as in TRL 1.16); use loss_type robust for it")
+        }
+        let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
+        let trainer = try DPOTrainer(model: model, pairs: data.pairs, config: o.config, padID: pad)
+        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress)
+        if from > 0 { o.note("resumed from checkpoint-\(from)") }
+        var summary: Summary = trainer.history.last!.values
+        summary["final_loss"] = summary["loss"]
+        summary["total_steps"] = Double(trainer.step)
+        summary["beta_used"] = o.config.beta
+        if let e = o.eval {
+            let held = try PreferenceDataset(file: e, tokenizer: tok, maxSeqLength: o.config.maxSeqLength)
+            let r = try DPOTrainer.evaluate(model: model, pairs: held.pairs, beta: o.config.beta, padID: pad)
+            summary["eval_accuracy"] = r.accuracy
+            summary["eval_margin"] = r.margin
+        }
+        try model.saveAdapter(to: o.out, baseModel: o.model)
+        try tok.write(to: o.out)
+        try writeSummary(summary, to: o.out)
+        return summary
+    }
+
+    /// W += scaling·B·A for every target; writes an HF model directory (and the tokenizer when the
+    /// base has one) in `dtype` (default: the base's).
+    public static func merge(model modelDir: String, adapter: String, out: String, dtype: DType? = nil) throws {
+        let model = try TransformerModel.load(directory: modelDir)
+        try model.loadAdapter(directory: adapter)
+        try model.mergeLoRA()
+        let baseDType = (try? SafeTensorsArchive(path: modelDir)).flatMap { a in a.names.first.flatMap { a.dtype($0) } } ?? .f32
+        try model.save(to: out, dtype: dtype ?? baseDType)
+        if let tok = try? Tokenizer(directory: modelDir) { try tok.write(to: out) }
+    }
+}

@@ -1,0 +1,67 @@
+import CairnPipeline
+import CairnStore
+import CairnTrain
+import Foundation
+
+/// `cairn train pretrain|sft|dpo` and `cairn merge`: parse, call TrainingJobs, print progress.
+enum TrainCommands {
+    static let trainUsage = "--model M --data FILE.jsonl --config CONFIG.yaml --out DIR [--eval FILE.jsonl] [--resume]"
+    static let specs: [CommandSpec] = [
+        CommandSpec(name: "train pretrain", usage: "cairn train pretrain " + trainUsage,
+                    summary: "full-parameter next-token training ({\"text\"} lines)", flags: ["resume"], options: ["model", "data", "config", "out", "eval"]),
+        CommandSpec(name: "train sft", usage: "cairn train sft " + trainUsage,
+                    summary: "LoRA supervised fine-tuning; writes a PEFT adapter", flags: ["resume"], options: ["model", "data", "config", "out", "eval"]),
+        CommandSpec(name: "train dpo", usage: "cairn train dpo " + trainUsage,
+                    summary: "DPO with a fresh LoRA on a (merged) model", flags: ["resume"], options: ["model", "data", "config", "out", "eval"]),
+        CommandSpec(name: "merge", usage: "cairn merge --model M --adapter A --out DIR [--dtype f32|f16|bf16]",
+                    summary: "fold a LoRA adapter into the model's weights", options: ["model", "adapter", "out", "dtype"]),
+    ]
+
+    static func run(_ name: String, _ a: Arguments) throws -> Int32 {
+        if name == "merge" {
+            let (model, cleanup) = try ModelCommands.modelDirectory(try a.required("model"), a)
+            defer { cleanup() }
+            let (adapter, acleanup) = try ModelCommands.modelDirectory(try a.required("adapter"), a)
+            defer { acleanup() }
+            let dtype = try a.option("dtype").map { s -> DType in
+                guard let d = ["f32": DType.f32, "f16": .f16, "bf16": .bf16][s.lowercased()] else { throw UsageError(message: "--dtype must be f32, f16 or bf16") }
+                return d
+            }
+            let out = try a.required("out")
+            try TrainingJobs.merge(model: model, adapter: adapter, out: out, dtype: dtype)
+            Output.out("merged '\(a.options["adapter"]![0])' into '\(a.options["model"]![0])': \(out)")
+            return 0
+        }
+        let (model, cleanup) = try ModelCommands.modelDirectory(try a.required("model"), a)
+        defer { cleanup() }
+        let config = try TrainingConfig.load(yamlFile: try a.required("config"))
+        let terminal = isatty(2) == 1
+        var lastPrint = 0.0
+        let options = TrainingJobs.Options(
+            model: model, data: try a.required("data"), eval: try a.option("eval"), config: config, out: try a.required("out"),
+            resume: a.has("resume"),
+            progress: { m, total, elapsed, done in
+                let rate = Double(done) / max(elapsed, 1e-9)
+                let eta = Double(total - m.step) / max(rate, 1e-9)
+                var text = String(format: "step %d/%d  loss %.4f  lr %.2e", m.step, total, m.values["loss"] ?? .nan, m.values["learning_rate"] ?? 0)
+                if let t = m.values["tokens"] { text += String(format: "  %.0f tok/s", t * rate) }
+                if let acc = m.values["rewards/accuracies"] { text += String(format: "  acc %.2f", acc) }
+                text += String(format: "  ETA %d:%02d", Int(eta) / 60, Int(eta) % 60)
+                if terminal {
+                    FileHandle.standardError.write(Data(("\r\u{1B}[K" + text + (m.step == total ? "\n" : "")).utf8))
+                } else if m.step % config.loggingSteps == 0 || m.step == total || elapsed - lastPrint > 10 {
+                    lastPrint = elapsed
+                    Output.note(text)
+                }
+            },
+            note: { Output.note("note: " + $0) })
+        let summary: TrainingJobs.Summary
+        switch name {
+        case "train pretrain": summary = try TrainingJobs.pretrain(options)
+        case "train sft": summary = try TrainingJobs.sft(options)
+        default: summary = try TrainingJobs.dpo(options)
+        }
+        Output.out(summary.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.6g", $0.value))" }.joined(separator: "\n"))
+        return 0
+    }
+}
