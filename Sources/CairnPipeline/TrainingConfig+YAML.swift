@@ -8,7 +8,7 @@ extension TrainingConfig {
         "gradient_accumulation_steps", "learning_rate", "warmup_ratio", "warmup_steps", "lr_scheduler_type", "weight_decay",
         "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "seed", "logging_steps", "save_steps", "save_total_limit",
         "max_seq_length", "max_length", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "completion_only_loss",
-        "beta", "loss_type", "label_smoothing",
+        "beta", "loss_type", "label_smoothing", "eval_split",
     ]
 
     /// Reads a stage config (sft_config.yaml, dpo_config.yaml). Unknown keys, wrong types and
@@ -73,5 +73,9 @@ extension TrainingConfig {
         }
         if let v = try m.choice("loss_type", DPOLoss.Kind.self, allowed: DPOLoss.Kind.allCases.map(\.rawValue)) { lossType = v }
         if let v = try m.double("label_smoothing") { labelSmoothing = v }
+        if let v = try m.double("eval_split") {
+            guard (0..<1).contains(v) else { throw ConfigError(file: file, line: m.node("eval_split")!.line, "key 'eval_split' must be in [0, 1)") }
+            evalSplit = v
+        }
     }
 }

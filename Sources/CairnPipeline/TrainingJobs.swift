@@ -53,7 +53,8 @@ public enum TrainingJobs {
         let data = try SFTDataset(file: o.data, tokenizer: tok, maxSeqLength: o.config.maxSeqLength, completionOnlyLoss: o.config.completionOnlyLoss)
         if data.skippedTooLong > 0 { o.note("skipped \(data.skippedTooLong) example(s) of '\(o.data)' with no completion token within max_seq_length \(o.config.maxSeqLength)") }
         let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
-        let trainer = try SFTTrainer(model: model, train: data.examples, config: o.config, padID: pad)
+        let (trainIdx, evalIdx) = o.eval == nil ? o.config.evalSplitIndices(count: data.examples.count) : (Array(data.examples.indices), [])
+        let trainer = try SFTTrainer(model: model, train: trainIdx.map { data.examples[$0] }, config: o.config, padID: pad)
         let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress)
         if from > 0 { o.note("resumed from checkpoint-\(from)") }
         var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
@@ -62,6 +63,8 @@ public enum TrainingJobs {
         if let e = o.eval {
             let held = try SFTDataset(file: e, tokenizer: tok, maxSeqLength: o.config.maxSeqLength)
             summary["eval_loss"] = try SFTTrainer.evaluate(model: model, examples: held.examples, batchSize: o.config.batchSize, padID: pad)
+        } else if !evalIdx.isEmpty {
+            summary["eval_loss"] = try SFTTrainer.evaluate(model: model, examples: evalIdx.map { data.examples[$0] }, batchSize: o.config.batchSize, padID: pad)
         }
         try model.saveAdapter(to: o.out, baseModel: o.model)
         try tok.write(to: o.out)
@@ -77,7 +80,8 @@ public enum TrainingJobs {
         c.completionOnlyLoss = false
         let data = try SFTDataset(file: o.data, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: false)
         let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
-        let trainer = try SFTTrainer(model: model, train: data.examples, config: c, padID: pad, mode: .full)
+        let (trainIdx, evalIdx) = o.eval == nil ? c.evalSplitIndices(count: data.examples.count) : (Array(data.examples.indices), [])
+        let trainer = try SFTTrainer(model: model, train: trainIdx.map { data.examples[$0] }, config: c, padID: pad, mode: .full)
         let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress)
         if from > 0 { o.note("resumed from checkpoint-\(from)") }
         var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
@@ -85,6 +89,8 @@ public enum TrainingJobs {
         if let e = o.eval {
             let held = try SFTDataset(file: e, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: false)
             summary["eval_loss"] = try SFTTrainer.evaluate(model: model, examples: held.examples, batchSize: c.batchSize, padID: pad)
+        } else if !evalIdx.isEmpty {
+            summary["eval_loss"] = try SFTTrainer.evaluate(model: model, examples: evalIdx.map { data.examples[$0] }, batchSize: c.batchSize, padID: pad)
         }
         try model.save(to: o.out)
         try tok.write(to: o.out)
@@ -102,7 +108,8 @@ public enum TrainingJobs {
             o.note("label_smoothing is ignored by the sigmoid loss (as in TRL 1.16); use loss_type robust for it")
         }
         let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
-        let trainer = try DPOTrainer(model: model, pairs: data.pairs, config: o.config, padID: pad)
+        let (trainIdx, evalIdx) = o.eval == nil ? o.config.evalSplitIndices(count: data.pairs.count) : (Array(data.pairs.indices), [])
+        let trainer = try DPOTrainer(model: model, pairs: trainIdx.map { data.pairs[$0] }, config: o.config, padID: pad)
         let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress)
         if from > 0 { o.note("resumed from checkpoint-\(from)") }
         var summary: Summary = trainer.history.last!.values
@@ -112,6 +119,10 @@ public enum TrainingJobs {
         if let e = o.eval {
             let held = try PreferenceDataset(file: e, tokenizer: tok, maxSeqLength: o.config.maxSeqLength)
             let r = try DPOTrainer.evaluate(model: model, pairs: held.pairs, beta: o.config.beta, padID: pad)
+            summary["eval_accuracy"] = r.accuracy
+            summary["eval_margin"] = r.margin
+        } else if !evalIdx.isEmpty {
+            let r = try DPOTrainer.evaluate(model: model, pairs: evalIdx.map { data.pairs[$0] }, beta: o.config.beta, padID: pad)
             summary["eval_accuracy"] = r.accuracy
             summary["eval_margin"] = r.margin
         }

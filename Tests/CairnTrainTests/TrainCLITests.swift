@@ -95,6 +95,27 @@ struct TrainCLITests {
     }
 }
 
+@Suite("cairn train pretrain and eval splits")
+struct PretrainCLITests {
+    @Test func pretrainWritesAModelThatLoadsAndLearnedWithAHeldOutSplit() throws {
+        let s = try trainingWorkspace()
+        let lines = SyntheticTasks.examples(40, seed: 9).map { "{\"text\": \(jsonString($0.prompt + " " + $0.reply))}" }
+        let data = s.write("text.jsonl", lines.joined(separator: "\n") + "\n")
+        let cfg = s.write("pre.yaml", "epochs: 2\nbatch_size: 4\ngradient_accumulation: 1\nlearning_rate: 3e-3\nmax_seq_length: 96\neval_split: 0.2\nsave_steps: 100\n")
+        let r = try runProcess(cairnExecutable(), ["train", "pretrain", "--model", s.path + "/base", "--data", data, "--config", cfg, "--out", s.path + "/pre"])
+        #expect(r.status == 0, "\(r.err)")
+        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.path + "/pre/metrics.json"))) as! [String: Double]
+        #expect(metrics["total_steps"] == 16)  // 32 training lines (8 held out) / 4 × 2 epochs
+        #expect(metrics["eval_loss"]! < 5.5)     // a random model starts near ln(vocab) ≈ 5.99
+        let m = try TransformerModel.load(directory: s.path + "/pre")
+        let base = try TransformerModel.load(directory: s.path + "/base")
+        #expect(try m.logits(inputIDs: [[3, 4, 5]]).maxAbsDifference(base.logits(inputIDs: [[3, 4, 5]])) > 1e-3)
+        var c = TrainingConfig(); c.evalSplit = 0.2
+        let split = c.evalSplitIndices(count: 40)
+        #expect(split.eval.count == 8 && Set(split.train).isDisjoint(with: split.eval) && split.train.count == 32)
+    }
+}
+
 @Suite("Non-finite values stop training")
 struct NonFiniteTests {
     @Test func aNaNStopsAtItsStepAndNoAdapterIsWritten() throws {

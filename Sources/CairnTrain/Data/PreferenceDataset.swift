@@ -6,6 +6,8 @@ public struct PreferenceExample: Sendable, Equatable {
     public var chosen: SFTExample
     public var rejected: SFTExample
     public var line: Int
+
+    public init(chosen: SFTExample, rejected: SFTExample, line: Int) { self.chosen = chosen; self.rejected = rejected; self.line = line }
 }
 
 /// A DPO dataset from JSONL: `{"prompt", "chosen", "rejected"}` with strings, or conversational

@@ -7,6 +7,8 @@ public struct SFTExample: Sendable, Equatable {
     /// The line of the file it came from.
     public var line: Int
     public var lossTokens: Int { labels.filter { $0 != CrossEntropyOp.ignoreIndex }.count }
+
+    public init(ids: [Int], labels: [Int], line: Int) { self.ids = ids; self.labels = labels; self.line = line }
 }
 
 /// A supervised fine-tuning dataset from JSONL, one example per line, in one of three shapes:

@@ -27,6 +27,9 @@ public struct TrainingConfig: Equatable, Sendable {
     public var targetModules: [String] = ["q_proj", "k_proj", "v_proj", "o_proj"]
     public var useRslora: Bool = false
     public var completionOnlyLoss: Bool = true
+    /// Holds out this fraction of the training file (a seeded choice) for evaluation when no
+    /// evaluation file is given; 0 = none.
+    public var evalSplit: Double = 0
     // DPO
     public var beta: Double = 0.1
     public var lossType: DPOLoss.Kind = .sigmoid
@@ -43,6 +46,15 @@ public struct TrainingConfig: Equatable, Sendable {
         if let m = maxSteps { return m }
         let microBatches = (examples + batchSize - 1) / batchSize
         return max(1, (microBatches + gradientAccumulation - 1) / gradientAccumulation) * epochs
+    }
+
+    /// Splits `count` examples into (train, held-out) indices by `evalSplit`, with a seeded
+    /// choice; the held-out part has ⌈split · count⌉ examples (at least one is left to train).
+    public func evalSplitIndices(count: Int) -> (train: [Int], eval: [Int]) {
+        guard evalSplit > 0, count > 1 else { return (Array(0..<count), []) }
+        let held = min(count - 1, Int((evalSplit * Double(count)).rounded(.up)))
+        let order = DataOrder(count: count, batchSize: 1, seed: seed ^ 0xE7A1).permutation(epoch: 0)
+        return (order.dropFirst(held).sorted(), order.prefix(held).sorted())
     }
 
     public func schedule(totalSteps: Int) -> LearningRateSchedule {
