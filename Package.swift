@@ -25,6 +25,7 @@ let package = Package(
         .executableTarget(name: "cairn", dependencies: ["CairnStore", "CairnTrain", "CairnPipeline"]),
         .executableTarget(name: "bench-store-lineage", dependencies: ["CairnStore"], path: "bench/store/lineage"),
         .executableTarget(name: "bench-train-model", dependencies: ["CairnTrain"], path: "bench/train-model/swift"),
+        .executableTarget(name: "bench-train", dependencies: ["CairnTrain"], path: "bench/train/swift"),
 
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "cairn"]),
         .testTarget(name: "CairnTrainTests", dependencies: ["CairnTrain", "cairn"], resources: [.copy("Fixtures")]),
