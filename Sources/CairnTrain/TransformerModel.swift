@@ -401,28 +401,36 @@ public final class TransformerModel {
         for layer in layers { acts.append(layerForward(layer, x: x, B: B, T: T, mask: batch.attentionMask, save: true, dropout: rowDropout)) }
 
         // Final norm, LM head and cross-entropy, fused and chunked over rows so that the
-        // (N, V) logits never exist at once; their gradient flows back at once.
+        // (N, V) logits never exist at once; their gradient flows back at once. Only positions
+        // that carry a loss go through the LM head (a masked prompt's logits are never needed).
         let xf = Tensor(shape: [N, C]), rstdF = Tensor(shape: [N])
         RMSNormOp.forward(out: xf.data, rstd: rstdF.data, inp: x.data, weight: finalNorm.data, N: N, C: C, eps: Float(config.rmsNormEps))
         let dxf = Tensor(shape: [N, C])
-        let chunk = max(1, min(N, (1 << 22) / V))
+        let active = (0..<N).filter { targets[$0] != CrossEntropyOp.ignoreIndex }
+        let M = active.count
+        let xa = Tensor(shape: [max(M, 1), C]), dxa = Tensor(shape: [max(M, 1), C])
+        for (i, n) in active.enumerated() { (xa.data + i * C).update(from: xf.data + n * C, count: C) }
+        let activeTargets = active.map { targets[$0] }
+        let chunk = max(1, min(max(M, 1), (1 << 22) / V))
         let logits = Tensor(shape: [chunk, V])
         let lmGrad = grads.of(lmHead)
         var rowLoss = [Double](repeating: 0, count: B)
-        targets.withUnsafeBufferPointer { tp in
+        activeTargets.withUnsafeBufferPointer { tp in
             var r0 = 0
-            while r0 < N {
+            while r0 < M {
                 // A chunk never spans two batch rows: losses and weights are per row.
-                let rows = min(chunk, T - r0 % T)
-                let b = r0 / T
-                LinearOp.forward(out: logits.data, inp: xf.data + r0 * C, weight: lmHead.data, bias: nil, N: rows, C: C, OC: V)
+                let b = active[r0] / T
+                var rows = 1
+                while rows < chunk, r0 + rows < M, active[r0 + rows] / T == b { rows += 1 }
+                LinearOp.forward(out: logits.data, inp: xa.data + r0 * C, weight: lmHead.data, bias: nil, N: rows, C: C, OC: V)
                 rowLoss[b] += CrossEntropyOp.forwardBackward(logits: logits.data, targets: tp.baseAddress! + r0, N: rows, V: V,
                                                              dlogits: logits.data, gradScale: scale * (rowWeights?[b] ?? 1))
-                LinearOp.backward(dinp: dxf.data + r0 * C, dweight: lmGrad?.data, dbias: nil, dout: logits.data,
-                                  inp: xf.data + r0 * C, weight: lmHead.data, N: rows, C: C, OC: V)
+                LinearOp.backward(dinp: dxa.data + r0 * C, dweight: lmGrad?.data, dbias: nil, dout: logits.data,
+                                  inp: xa.data + r0 * C, weight: lmHead.data, N: rows, C: C, OC: V)
                 r0 += rows
             }
         }
+        for (i, n) in active.enumerated() { (dxf.data + n * C).update(from: dxa.data + i * C, count: C) }
         let dx = Tensor(shape: [N, C])
         RMSNormOp.backward(dinp: dx.data, dweight: grads.of(finalNorm)?.data, dout: dxf.data, inp: x.data, weight: finalNorm.data,
                            rstd: rstdF.data, N: N, C: C)
