@@ -38,15 +38,13 @@ public final class DPOTrainer: ResumableTrainer {
     public var isFinished: Bool { step >= totalSteps }
     public var stepsTotal: Int { totalSteps }
 
-    /// Summed completion log-probabilities of each example (no gradients).
+    /// Summed completion log-probabilities of each example (no gradients), computed as a
+    /// training step computes them.
     public static func sequenceLogps(model: TransformerModel, examples: [SFTExample], batchSize: Int, padID: Int) throws -> [Double] {
         var out: [Double] = []
         for start in stride(from: 0, to: examples.count, by: max(1, batchSize)) {
             let b = SFTDataset.batch(Array(examples[start..<min(examples.count, start + batchSize)]), padID: padID)
-            let logits = try model.logits(inputIDs: b.inputIDs, attentionMask: b.attentionMask)
-            let lp = CrossEntropyOp.logProbs(logits: logits.data, targets: b.targets, V: model.config.vocabSize)
-            let T = b.inputIDs[0].count
-            for r in 0..<b.inputIDs.count { out.append(lp[(r * T)..<((r + 1) * T)].reduce(0, +)) }
+            out += try model.rowLossSums(b).map { -$0 }
         }
         return out
     }
@@ -63,21 +61,22 @@ public final class DPOTrainer: ResumableTrainer {
         for indices in micro {
             let examples = indices.flatMap { [pairs[$0].chosen, pairs[$0].rejected] }
             let batch = SFTDataset.batch(examples, padID: padID)
-            // Policy log-probabilities first (they set each sequence's gradient weight).
-            let policy = try DPOTrainer.sequenceLogps(model: model, examples: examples, batchSize: examples.count, padID: padID)
-            let dpoBatch = DPOLoss.Batch(
-                policyChosen: stride(from: 0, to: policy.count, by: 2).map { policy[$0] },
-                policyRejected: stride(from: 1, to: policy.count, by: 2).map { policy[$0] },
-                referenceChosen: indices.map { referenceLogps[$0].chosen }, referenceRejected: indices.map { referenceLogps[$0].rejected },
-                chosenTokens: indices.map { pairs[$0].chosen.lossTokens }, rejectedTokens: indices.map { pairs[$0].rejected.lossTokens })
-            let r = loss.evaluate(dpoBatch)
+            // One forward: the policy's log-probabilities set each sequence's gradient weight.
             // The step's loss is the mean over all its pairs: this micro-batch's mean × its share.
             let share = Double(indices.count) / Double(nPairs)
-            for (k, v) in r.metrics { sums[k, default: 0] += v * share }
-            // d(mean loss)/d(logp) per sequence; the model's rows give −logp, hence the sign.
-            var weights = [Float]()
-            for i in 0..<indices.count { weights += [Float(-r.gradChosen[i] * share), Float(-r.gradRejected[i] * share)] }
-            _ = try model.forwardBackward(batch, gradScale: 1, rowWeights: weights, rng: &dropoutRNG)
+            _ = try model.forwardBackward(batch, gradScale: 1, rng: &dropoutRNG) { rowLoss in
+                let policy = rowLoss.map { -$0 }
+                let r = self.loss.evaluate(DPOLoss.Batch(
+                    policyChosen: stride(from: 0, to: policy.count, by: 2).map { policy[$0] },
+                    policyRejected: stride(from: 1, to: policy.count, by: 2).map { policy[$0] },
+                    referenceChosen: indices.map { self.referenceLogps[$0].chosen }, referenceRejected: indices.map { self.referenceLogps[$0].rejected },
+                    chosenTokens: indices.map { self.pairs[$0].chosen.lossTokens }, rejectedTokens: indices.map { self.pairs[$0].rejected.lossTokens }))
+                for (k, v) in r.metrics { sums[k, default: 0] += v * share }
+                // d(mean loss)/d(logp) per sequence; the model's rows give −logp, hence the sign.
+                var weights = [Float]()
+                for i in 0..<indices.count { weights += [Float(-r.gradChosen[i] * share), Float(-r.gradRejected[i] * share)] }
+                return weights
+            }
         }
         guard let l = sums["loss"], l.isFinite else { throw TrainingError(step: step + 1, "the loss is \(sums["loss"] ?? .nan)") }
         let grads = model.namedGradients().map(\.tensor)
