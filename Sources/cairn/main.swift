@@ -46,30 +46,19 @@ func main() -> Int32 {
     } catch let e as UsageError {
         Output.note("cairn \(name): \(e.message)\nusage: \(spec.usage)")
         return 2
-    } catch let e as StoreError {
-        Output.note("cairn \(name): \(e.message)")
-        return e.exitCode
-    } catch let e as ModelError {
-        Output.note("cairn \(name): \(e.message)")
-        return 2
-    } catch let e as FormatError {
-        Output.note("cairn \(name): \(e)")
-        return 2
-    } catch let e as TokenizerError {
-        Output.note("cairn \(name): \(e)")
-        return 2
-    } catch let e as DatasetError {
-        Output.note("cairn \(name): \(e)")
-        return 2
-    } catch let e as ConfigError {
-        Output.note("cairn \(name): \(e)")
-        return 2
-    } catch let e as TrainingError {
-        Output.note("cairn \(name): \(e)")
-        return 1
     } catch {
         Output.note("cairn \(name): \(error)")
-        return 1
+        return exitCode(for: error)
+    }
+}
+
+/// DESIGN.md's exit codes: 2 for bad usage or bad input (files, configs, data, references),
+/// 1 when the operation failed.
+func exitCode(for error: Error) -> Int32 {
+    switch error {
+    case let e as StoreError: return e.exitCode
+    case is ModelError, is FormatError, is TokenizerError, is DatasetError, is ConfigError: return 2
+    default: return 1
     }
 }
 

@@ -88,6 +88,33 @@ public struct TrainerCheckpoint {
     }
 }
 
+/// What SFTTrainer and DPOTrainer share for checkpoints: a model whose trainable tensors an
+/// AdamW updates, a step counter, the metrics and the dropout generator.
+protocol OptimizedTrainer: ResumableTrainer {
+    var model: TransformerModel { get }
+    var optimizer: AdamW { get }
+    var step: Int { get set }
+    var history: [LoggedMetrics] { get set }
+    var dropoutRNG: RandomGenerator? { get set }
+}
+
+extension OptimizedTrainer {
+    public func checkpointState() -> TrainerCheckpoint {
+        let trainable = model.trainableParameters()
+        return TrainerCheckpoint(step: step, optimizerStep: optimizer.step, dropoutRNG: dropoutRNG, history: history,
+                                 names: trainable.map(\.name), parameters: trainable.map(\.tensor),
+                                 expAvg: optimizer.expAvg, expAvgSq: optimizer.expAvgSq)
+    }
+
+    public func restore(_ c: TrainerCheckpoint) throws {
+        let trainable = model.trainableParameters()
+        try restoreTrainer(c, names: trainable.map(\.name), parameters: trainable.map(\.tensor), optimizer: optimizer)
+        step = c.step
+        history = c.history
+        dropoutRNG = c.dropoutRNG
+    }
+}
+
 /// Restores trainable tensors, moments and counters from a checkpoint.
 func restoreTrainer(_ c: TrainerCheckpoint, names: [String], parameters: [Tensor], optimizer: AdamW) throws {
     guard c.names == names else {

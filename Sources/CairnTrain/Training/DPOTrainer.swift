@@ -10,8 +10,8 @@ public final class DPOTrainer: ResumableTrainer {
     public let pairs: [PreferenceExample]
     public let padID: Int
     public let loss: DPOLoss
-    public private(set) var step = 0
-    public private(set) var history: [LoggedMetrics] = []
+    public internal(set) var step = 0
+    public internal(set) var history: [LoggedMetrics] = []
     /// Reference (chosen, rejected) summed completion log-probabilities, per pair.
     public let referenceLogps: [(chosen: Double, rejected: Double)]
     let optimizer: AdamW
@@ -114,19 +114,4 @@ extension Array where Element == Double {
     }
 }
 
-extension DPOTrainer {
-    public func checkpointState() -> TrainerCheckpoint {
-        let trainable = model.trainableParameters()
-        return TrainerCheckpoint(step: step, optimizerStep: optimizer.step, dropoutRNG: dropoutRNG, history: history,
-                                 names: trainable.map(\.name), parameters: trainable.map(\.tensor),
-                                 expAvg: optimizer.expAvg, expAvgSq: optimizer.expAvgSq)
-    }
-
-    public func restore(_ c: TrainerCheckpoint) throws {
-        let trainable = model.trainableParameters()
-        try restoreTrainer(c, names: trainable.map(\.name), parameters: trainable.map(\.tensor), optimizer: optimizer)
-        step = c.step
-        history = c.history
-        dropoutRNG = c.dropoutRNG
-    }
-}
+extension DPOTrainer: OptimizedTrainer {}

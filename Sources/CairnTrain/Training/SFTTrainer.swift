@@ -48,8 +48,8 @@ public final class SFTTrainer: ResumableTrainer {
     public let config: TrainingConfig
     public let train: [SFTExample]
     public let padID: Int
-    public private(set) var step = 0
-    public private(set) var history: [LoggedMetrics] = []
+    public internal(set) var step = 0
+    public internal(set) var history: [LoggedMetrics] = []
     let optimizer: AdamW
     let order: DataOrder
     let totalSteps: Int
@@ -124,19 +124,4 @@ public final class SFTTrainer: ResumableTrainer {
     }
 }
 
-extension SFTTrainer {
-    public func checkpointState() -> TrainerCheckpoint {
-        let trainable = model.trainableParameters()
-        return TrainerCheckpoint(step: step, optimizerStep: optimizer.step, dropoutRNG: dropoutRNG, history: history,
-                                 names: trainable.map(\.name), parameters: trainable.map(\.tensor),
-                                 expAvg: optimizer.expAvg, expAvgSq: optimizer.expAvgSq)
-    }
-
-    public func restore(_ c: TrainerCheckpoint) throws {
-        let trainable = model.trainableParameters()
-        try restoreTrainer(c, names: trainable.map(\.name), parameters: trainable.map(\.tensor), optimizer: optimizer)
-        step = c.step
-        history = c.history
-        dropoutRNG = c.dropoutRNG
-    }
-}
+extension SFTTrainer: OptimizedTrainer {}
