@@ -8,19 +8,8 @@ struct DPOTrainerTests {
         let s = Scratch()
         try SyntheticTasks.write(to: s.path)
         let tok = try TokenizerTrainer.train(corpusFiles: [s.path + "/corpus.txt"], vocabSize: 400)
-        let config = ModelConfig(architecture: .llama, vocabSize: tok.vocabSize, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
-                                 numHeads: 4, numKVHeads: 2, rmsNormEps: 1e-5, maxPositionEmbeddings: 256, eosTokenIDs: [tok.eosTokenID!])
-        let model = try TransformerModel.randomlyInitialised(config: config, seed: 1)
-        // The base: pretrained on requests with chatty replies and on JSON records (see the SFT test).
-        let text = SyntheticTasks.examples(200, seed: 3).map { "{\"text\": \(jsonString($0.prompt + "\n" + $0.wrong))}" }
-            + SyntheticTasks.records(200, seed: 4).map { "{\"text\": \(jsonString($0))}" }
-        try text.joined(separator: "\n").write(toFile: s.path + "/pretrain.jsonl", atomically: true, encoding: .utf8)
-        var pc = TrainingConfig()
-        pc.epochs = 2; pc.batchSize = 8; pc.gradientAccumulation = 1; pc.learningRate = 3e-3; pc.warmupRatio = 0.05
+        let model = try SyntheticTasks.pretrainedBase(in: s.path, tokenizer: tok)
         let pad = tok.eosTokenID!
-        let pre = try SFTTrainer(model: model, train: try SFTDataset(file: s.path + "/pretrain.jsonl", tokenizer: tok, maxSeqLength: 128).examples,
-                                 config: pc, padID: pad, mode: .full)
-        while !pre.isFinished { try pre.trainStep() }
 
         let train = try PreferenceDataset(file: s.path + "/prefs.jsonl", tokenizer: tok, maxSeqLength: 128)
         let held = try PreferenceDataset(file: s.path + "/prefs-heldout.jsonl", tokenizer: tok, maxSeqLength: 128)

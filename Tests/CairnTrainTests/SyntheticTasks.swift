@@ -43,4 +43,21 @@ enum SyntheticTasks {
         try jsonl(ho.map { ["prompt": $0.prompt + "\n", "chosen": $0.reply, "rejected": $0.wrong] }).write(toFile: dir + "/prefs-heldout.jsonl", atomically: true, encoding: .utf8)
         try (tr + ho).map { $0.prompt + "\n" + $0.reply + "\n" + $0.wrong }.joined(separator: "\n").write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
     }
+
+    /// A tiny Llama pretrained (full-parameter, 2 epochs) on requests with chatty replies and on
+    /// JSON records of another shape: a base model that has seen JSON but never these replies.
+    static func pretrainedBase(in dir: String, tokenizer tok: Tokenizer) throws -> TransformerModel {
+        let config = ModelConfig(architecture: .llama, vocabSize: tok.vocabSize, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
+                                 numHeads: 4, numKVHeads: 2, rmsNormEps: 1e-5, maxPositionEmbeddings: 256, eosTokenIDs: [tok.eosTokenID!])
+        let model = try TransformerModel.randomlyInitialised(config: config, seed: 1)
+        let text = examples(200, seed: 3).map { "{\"text\": \(jsonString($0.prompt + "\n" + $0.wrong))}" }
+            + records(200, seed: 4).map { "{\"text\": \(jsonString($0))}" }
+        try text.joined(separator: "\n").write(toFile: dir + "/pretrain.jsonl", atomically: true, encoding: .utf8)
+        var pc = TrainingConfig()
+        pc.epochs = 2; pc.batchSize = 8; pc.gradientAccumulation = 1; pc.learningRate = 3e-3; pc.warmupRatio = 0.05
+        let corpus = try SFTDataset(file: dir + "/pretrain.jsonl", tokenizer: tok, maxSeqLength: 128)
+        let pre = try SFTTrainer(model: model, train: corpus.examples, config: pc, padID: tok.eosTokenID!, mode: .full)
+        while !pre.isFinished { try pre.trainStep() }
+        return model
+    }
 }

@@ -30,6 +30,17 @@ struct RoPETable {
 enum RoPEOp {
     /// Rotates x in place. x is (rows, nh, D); row r is at position positions[r].
     static func forward(_ x: UnsafeMutablePointer<Float>, positions: [Int], nh: Int, D: Int, table: RoPETable) {
+        rotate(x, positions: positions, nh: nh, D: D, table: table, sinSign: 1)
+    }
+
+    /// The transpose of `forward`, in place on the gradient: the rotation by the opposite angle,
+    /// dx_i = dy_i·cos + dy_{i+D/2}·sin, dx_{i+D/2} = dy_{i+D/2}·cos − dy_i·sin.
+    static func backward(_ g: UnsafeMutablePointer<Float>, positions: [Int], nh: Int, D: Int, table: RoPETable) {
+        rotate(g, positions: positions, nh: nh, D: D, table: table, sinSign: -1)
+    }
+
+    /// (v_i, v_{i+D/2}) ↦ (v_i·cos − v_{i+D/2}·s, v_{i+D/2}·cos + v_i·s) with s = sinSign·sin.
+    private static func rotate(_ x: UnsafeMutablePointer<Float>, positions: [Int], nh: Int, D: Int, table: RoPETable, sinSign: Float) {
         let h = D / 2
         table.cos.withUnsafeBufferPointer { cosB in
             table.sin.withUnsafeBufferPointer { sinB in
@@ -38,30 +49,9 @@ enum RoPEOp {
                     for head in 0..<nh {
                         let v = x + (r * nh + head) * D
                         for i in 0..<h {
-                            let a = v[i], b = v[i + h]
-                            v[i] = a * cs[i] - b * sn[i]
-                            v[i + h] = b * cs[i] + a * sn[i]
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The transpose of `forward`, in place on the gradient: dx_i = dy_i·cos + dy_{i+D/2}·sin,
-    /// dx_{i+D/2} = dy_{i+D/2}·cos − dy_i·sin.
-    static func backward(_ g: UnsafeMutablePointer<Float>, positions: [Int], nh: Int, D: Int, table: RoPETable) {
-        let h = D / 2
-        table.cos.withUnsafeBufferPointer { cosB in
-            table.sin.withUnsafeBufferPointer { sinB in
-                for (r, p) in positions.enumerated() {
-                    let cs = cosB.baseAddress! + p * h, sn = sinB.baseAddress! + p * h
-                    for head in 0..<nh {
-                        let v = g + (r * nh + head) * D
-                        for i in 0..<h {
-                            let a = v[i], b = v[i + h]
-                            v[i] = a * cs[i] + b * sn[i]
-                            v[i + h] = b * cs[i] - a * sn[i]
+                            let a = v[i], b = v[i + h], s = sinSign * sn[i]
+                            v[i] = a * cs[i] - b * s
+                            v[i + h] = b * cs[i] + a * s
                         }
                     }
                 }
