@@ -3,7 +3,7 @@
 DPOTrainer for DPO) on CPU: same models, data shapes, batch and threads, interleaved in one
 run; peak RSS of each process (wait4). Writes a markdown report.
 
-usage: bench/train/run.py [--reps 2] [--plain-dpo] [--out bench/train/report.md]
+usage: bench/train/run.py [--reps 2] [--sizes 10m,100m] [--plain-dpo] [--out bench/train/report.md]
 (build first: swift build -c release --product bench-train)
 --plain-dpo also runs the DPO step in plain PyTorch (TRL's sigmoid loss by hand) for comparison."""
 import argparse, json, os, statistics, subprocess, sys, time
@@ -12,12 +12,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 p = argparse.ArgumentParser()
 p.add_argument("--reps", type=int, default=2)
 p.add_argument("--plain-dpo", action="store_true")
+p.add_argument("--sizes", default="10m,100m", help="comma-separated subset of 10m,100m")
 p.add_argument("--out", default=os.path.join(ROOT, "bench/train/report.md"))
 p.add_argument("--bin", default=os.path.join(ROOT, ".build/release/bench-train"))
 a = p.parse_args()
 
 # (size, kind, timed steps after one warm-up step)
-CASES = [("10m", "sft", 5), ("10m", "dpo", 4), ("100m", "sft", 2), ("100m", "dpo", 2)]
+CASES = [c for c in [("10m", "sft", 5), ("10m", "dpo", 4), ("100m", "sft", 2), ("100m", "dpo", 2)] if c[0] in a.sizes.split(",")]
 GOAL = {"10m": 1.5, "100m": 1.0}
 TORCH = os.path.join(ROOT, "bench/train/torch_train_bench.py")
 
@@ -75,7 +76,7 @@ if a.plain_dpo:
         if kind == "dpo":
             pl, c = results[(size, kind, "plain")], results[(size, kind, "cairn")]
             lines.append(f"| {size} | {med(pl, 'tokens_per_s'):.0f} | {med(c, 'tokens_per_s') / med(pl, 'tokens_per_s'):.2f}× | {med(pl, 'rss_mib'):.0f} |")
-c0, t0 = results[("10m", "sft", "cairn")][0], results[("10m", "sft", "pytorch")][0]
+c0, t0 = results[(CASES[0][0], CASES[0][1], "cairn")][0], results[(CASES[0][0], CASES[0][1], "pytorch")][0]
 lines += ["", f"Cairn: OpenBLAS core {c0['openblas_core']}, {c0['threads']} threads; PyTorch {t0['torch']}, {t0['threads']} threads."]
 report = "\n".join(lines) + "\n"
 open(a.out, "w").write(report)

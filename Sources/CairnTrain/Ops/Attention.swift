@@ -24,45 +24,71 @@ struct AttentionShape {
 }
 
 enum AttentionOp {
-    /// Masked, row-wise softmax of the scores in place; returns nothing, writes lse per row.
-    /// A row with no allowed key becomes all zeros with lse = +∞ (its output is zero).
-    private static func softmaxRows(_ S: UnsafeMutablePointer<Float>, b: Int, s: AttentionShape, keyMask: [[Int]]?,
-                                    lse: UnsafeMutablePointer<Float>?) {
-        for i in 0..<s.Tq {
-            let row = S + i * s.Tk
-            var m = -Float.infinity
-            for j in 0..<s.Tk where s.allowed(b, i, j, keyMask) { m = max(m, row[j]) }
-            if m == -.infinity {
-                for j in 0..<s.Tk { row[j] = 0 }
-                lse?[i] = .infinity
-                continue
-            }
-            var sum: Float = 0
-            for j in 0..<s.Tk {
-                if s.allowed(b, i, j, keyMask) { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e } else { row[j] = 0 }
-            }
-            let inv = 1 / sum
-            for j in 0..<s.Tk { row[j] *= inv }
-            lse?[i] = m + Foundation.log(sum)
+    /// Query rows per block. Causal attention only needs keys 0 ..< qOffset + i1 for the block
+    /// [i0, i1), so blocks skip most of the masked upper triangle (about 3/8 of the work at
+    /// T = 256) while staying large enough for BLAS.
+    static let queryBlock = 64
+
+    /// Per batch row: nil when every key is allowed, else 1 / 0 per key.
+    private static func keyRows(_ keyMask: [[Int]]?, s: AttentionShape) -> [[Int]?] {
+        (0..<s.B).map { b in
+            guard let m = keyMask?[b], m.prefix(s.Tk).contains(0) else { return nil }
+            return m
         }
     }
 
-    /// out = softmax(q·kᵀ/√D + mask) · v.  (BLAS, one (Tq, Tk) scratch at a time)
+    /// Prepares one block's score rows (row i of the block at S + (i − i0)·ld, keys 0 ..< kmax)
+    /// for the exp: keys past the causal limit and padded keys become −∞.
+    @inline(__always)
+    private static func maskRow(_ row: UnsafeMutablePointer<Float>, limit: Int, kmax: Int, keys: [Int]?) {
+        if let keys { for j in 0..<limit where keys[j] == 0 { row[j] = -.infinity } }
+        if limit < kmax { (row + limit).update(repeating: -.infinity, count: kmax - limit) }
+    }
+
+    /// Masked softmax of one score row in place (keys 0 ..< kmax); returns its log-sum-exp.
+    /// A row with no allowed key becomes all zeros with lse = +∞ (its output is zero).
+    @inline(__always)
+    private static func softmaxRow(_ row: UnsafeMutablePointer<Float>, limit: Int, kmax: Int, keys: [Int]?) -> Float {
+        maskRow(row, limit: limit, kmax: kmax, keys: keys)
+        let m = VectorExp.max(row, count: limit)
+        if m == -.infinity {
+            row.update(repeating: 0, count: kmax)
+            return .infinity
+        }
+        // Summed over the row's own keys only, so the result does not depend on the block's
+        // width (a batch padded to another length gives bit-identical probabilities).
+        let sum = VectorExp.expInPlace(row, count: limit, shift: m)
+        if limit < kmax { (row + limit).update(repeating: 0, count: kmax - limit) }
+        let inv = Float(1 / sum)
+        for j in 0..<limit { row[j] *= inv }
+        return m + Float(Foundation.log(sum))
+    }
+
+    /// out = softmax(q·kᵀ/√D + mask) · v.  (BLAS on causal row blocks, one (block, Tk) scratch)
     static func forward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, q: UnsafePointer<Float>,
                         k: UnsafePointer<Float>, v: UnsafePointer<Float>, shape s: AttentionShape, keyMask: [[Int]]?) {
-        let S = UnsafeMutablePointer<Float>.allocate(capacity: s.Tq * s.Tk)
+        let bq = Swift.min(queryBlock, s.Tq)
+        let S = UnsafeMutablePointer<Float>.allocate(capacity: bq * s.Tk)
         defer { S.deallocate() }
         let qStride = s.H * s.D, kvStride = s.KV * s.D
+        let keys = keyRows(keyMask, s: s)
         for b in 0..<s.B {
             for h in 0..<s.H {
-                let qh = q + b * s.Tq * qStride + h * s.D
                 let kh = k + b * s.kvBatchStride + (h / s.group) * s.D
                 let vh = v + b * s.kvBatchStride + (h / s.group) * s.D
-                BLAS.sgemm(transA: false, transB: true, m: s.Tq, n: s.Tk, k: s.D, alpha: s.scale, a: qh, lda: qStride,
-                           b: kh, ldb: kvStride, c: S, ldc: s.Tk)
-                softmaxRows(S, b: b, s: s, keyMask: keyMask, lse: lse.map { $0 + (b * s.H + h) * s.Tq })
-                BLAS.sgemm(transA: false, transB: false, m: s.Tq, n: s.D, k: s.Tk, a: S, lda: s.Tk, b: vh, ldb: kvStride,
-                           c: out + b * s.Tq * qStride + h * s.D, ldc: qStride)
+                for i0 in stride(from: 0, to: s.Tq, by: bq) {
+                    let i1 = Swift.min(i0 + bq, s.Tq), rows = i1 - i0
+                    let kmax = Swift.min(s.Tk, s.qOffset + i1)
+                    let qh = q + b * s.Tq * qStride + i0 * qStride + h * s.D
+                    BLAS.sgemm(transA: false, transB: true, m: rows, n: kmax, k: s.D, alpha: s.scale, a: qh, lda: qStride,
+                               b: kh, ldb: kvStride, c: S, ldc: kmax)
+                    for i in i0..<i1 {
+                        let l = softmaxRow(S + (i - i0) * kmax, limit: Swift.min(s.Tk, s.qOffset + i + 1), kmax: kmax, keys: keys[b])
+                        lse?[(b * s.H + h) * s.Tq + i] = l
+                    }
+                    BLAS.sgemm(transA: false, transB: false, m: rows, n: s.D, k: kmax, a: S, lda: kmax, b: vh, ldb: kvStride,
+                               c: out + b * s.Tq * qStride + i0 * qStride + h * s.D, ldc: qStride)
+                }
             }
         }
     }
@@ -100,44 +126,54 @@ enum AttentionOp {
 
     /// Accumulates dq, dk, dv from dout, recomputing the probabilities from q, k and lse.
     /// With P the probabilities and Dᵢ = Σ_d dOᵢ·Oᵢ: dV += Pᵀ·dO, dS = P ⊙ (dO·Vᵀ − Dᵢ),
-    /// dQ += dS·K/√D, dK += dSᵀ·Q/√D.  (BLAS)
+    /// dQ += dS·K/√D, dK += dSᵀ·Q/√D.  (BLAS on the same causal row blocks as forward)
     static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                          dout: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>,
                          q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                          shape s: AttentionShape, keyMask: [[Int]]?) {
-        let P = UnsafeMutablePointer<Float>.allocate(capacity: s.Tq * s.Tk)
-        let dP = UnsafeMutablePointer<Float>.allocate(capacity: s.Tq * s.Tk)
+        let bq = Swift.min(queryBlock, s.Tq)
+        let P = UnsafeMutablePointer<Float>.allocate(capacity: bq * s.Tk)
+        let dP = UnsafeMutablePointer<Float>.allocate(capacity: bq * s.Tk)
         defer { P.deallocate(); dP.deallocate() }
         let qStride = s.H * s.D, kvStride = s.KV * s.D
+        let keys = keyRows(keyMask, s: s)
         for b in 0..<s.B {
             for h in 0..<s.H {
-                let off = b * s.Tq * qStride + h * s.D
                 let kvOff = b * s.kvBatchStride + (h / s.group) * s.D
                 let rowLSE = lse + (b * s.H + h) * s.Tq
-                BLAS.sgemm(transA: false, transB: true, m: s.Tq, n: s.Tk, k: s.D, alpha: s.scale, a: q + off, lda: qStride,
-                           b: k + kvOff, ldb: kvStride, c: P, ldc: s.Tk)
-                for i in 0..<s.Tq {
-                    let row = P + i * s.Tk, l = rowLSE[i]
-                    for j in 0..<s.Tk { row[j] = s.allowed(b, i, j, keyMask) && l.isFinite ? Foundation.exp(row[j] - l) : 0 }
+                for i0 in stride(from: 0, to: s.Tq, by: bq) {
+                    let i1 = Swift.min(i0 + bq, s.Tq), rows = i1 - i0
+                    let kmax = Swift.min(s.Tk, s.qOffset + i1)
+                    let off = b * s.Tq * qStride + i0 * qStride + h * s.D
+                    BLAS.sgemm(transA: false, transB: true, m: rows, n: kmax, k: s.D, alpha: s.scale, a: q + off, lda: qStride,
+                               b: k + kvOff, ldb: kvStride, c: P, ldc: kmax)
+                    for i in i0..<i1 {
+                        let row = P + (i - i0) * kmax, l = rowLSE[i]
+                        if !l.isFinite { row.update(repeating: 0, count: kmax); continue }
+                        let limit = Swift.min(s.Tk, s.qOffset + i + 1)
+                        maskRow(row, limit: limit, kmax: kmax, keys: keys[b])
+                        VectorExp.expInPlace(row, count: limit, shift: l)
+                        if limit < kmax { (row + limit).update(repeating: 0, count: kmax - limit) }
+                    }
+                    // dP = dO · Vᵀ
+                    BLAS.sgemm(transA: false, transB: true, m: rows, n: kmax, k: s.D, a: dout + off, lda: qStride,
+                               b: v + kvOff, ldb: kvStride, c: dP, ldc: kmax)
+                    // dV += Pᵀ · dO
+                    BLAS.sgemm(transA: true, transB: false, m: kmax, n: s.D, k: rows, a: P, lda: kmax, b: dout + off, ldb: qStride,
+                               beta: 1, c: dv + kvOff, ldc: kvStride)
+                    // dS = P ⊙ (dP − D), stored in dP
+                    for i in 0..<rows {
+                        var Di: Float = 0
+                        let dOi = dout + off + i * qStride, Oi = out + off + i * qStride
+                        for d in 0..<s.D { Di += dOi[d] * Oi[d] }
+                        let p = P + i * kmax, g = dP + i * kmax
+                        for j in 0..<kmax { g[j] = p[j] * (g[j] - Di) }
+                    }
+                    BLAS.sgemm(transA: false, transB: false, m: rows, n: s.D, k: kmax, alpha: s.scale, a: dP, lda: kmax,
+                               b: k + kvOff, ldb: kvStride, beta: 1, c: dq + off, ldc: qStride)
+                    BLAS.sgemm(transA: true, transB: false, m: kmax, n: s.D, k: rows, alpha: s.scale, a: dP, lda: kmax,
+                               b: q + off, ldb: qStride, beta: 1, c: dk + kvOff, ldc: kvStride)
                 }
-                // dP = dO · Vᵀ
-                BLAS.sgemm(transA: false, transB: true, m: s.Tq, n: s.Tk, k: s.D, a: dout + off, lda: qStride,
-                           b: v + kvOff, ldb: kvStride, c: dP, ldc: s.Tk)
-                // dV += Pᵀ · dO
-                BLAS.sgemm(transA: true, transB: false, m: s.Tk, n: s.D, k: s.Tq, a: P, lda: s.Tk, b: dout + off, ldb: qStride,
-                           beta: 1, c: dv + kvOff, ldc: kvStride)
-                // dS = P ⊙ (dP − D), stored in dP
-                for i in 0..<s.Tq {
-                    var Di: Float = 0
-                    let dOi = dout + off + i * qStride, Oi = out + off + i * qStride
-                    for d in 0..<s.D { Di += dOi[d] * Oi[d] }
-                    let p = P + i * s.Tk, g = dP + i * s.Tk
-                    for j in 0..<s.Tk { g[j] = p[j] * (g[j] - Di) }
-                }
-                BLAS.sgemm(transA: false, transB: false, m: s.Tq, n: s.D, k: s.Tk, alpha: s.scale, a: dP, lda: s.Tk,
-                           b: k + kvOff, ldb: kvStride, beta: 1, c: dq + off, ldc: qStride)
-                BLAS.sgemm(transA: true, transB: false, m: s.Tk, n: s.D, k: s.Tq, alpha: s.scale, a: dP, lda: s.Tk,
-                           b: q + off, ldb: qStride, beta: 1, c: dk + kvOff, ldc: kvStride)
             }
         }
     }

@@ -8,12 +8,10 @@ enum CrossEntropyOp {
     /// Returns Σ −log softmax(logits)[target] over the rows that have a target, and, when
     /// `dlogits` is given, writes (softmax − onehot) · gradScale into it (zero on ignored rows).
     /// dlogits may be the logits buffer itself: each row is read before it is overwritten.
-    /// One exp per logit; sums in double.
+    /// One exp per logit (VectorExp, 16 lanes); lane sums in float, row sums in double.
     static func forwardBackward(logits: UnsafePointer<Float>, targets: UnsafePointer<Int>, N: Int, V: Int,
                                 dlogits: UnsafeMutablePointer<Float>?, gradScale: Float) -> Double {
         var total = 0.0
-        let scratch = dlogits == nil ? UnsafeMutablePointer<Float>.allocate(capacity: V) : nil
-        defer { scratch?.deallocate() }
         for n in 0..<N {
             let row = logits + n * V
             let t = targets[n]
@@ -22,14 +20,19 @@ enum CrossEntropyOp {
                 continue
             }
             precondition(t >= 0 && t < V, "target \(t) outside the vocabulary of \(V)")
-            var m = -Float.infinity
-            for j in 0..<V { m = max(m, row[j]) }
+            let m = VectorExp.max(row, count: V)
             let target = row[t]
-            let e = dlogits.map { $0 + n * V } ?? scratch!
-            var sum: Double = 0
-            for j in 0..<V { let v = Foundation.exp(row[j] - m); e[j] = v; sum += Double(v) }
+            let sum: Double
+            if let d = dlogits {
+                let e = d + n * V
+                if e != UnsafeMutablePointer(mutating: row) { e.update(from: row, count: V) }
+                sum = VectorExp.expInPlace(e, count: V, shift: m)
+            } else {
+                sum = VectorExp.expSum(row, count: V, shift: m)
+            }
             total += Foundation.log(sum) - Double(target - m)
-            if dlogits != nil {
+            if let d = dlogits {
+                let e = d + n * V
                 let k = Float(1 / sum) * gradScale
                 for j in 0..<V { e[j] *= k }
                 e[t] -= gradScale
@@ -43,10 +46,8 @@ enum CrossEntropyOp {
         targets.enumerated().map { n, t in
             guard t != ignoreIndex else { return 0 }
             let row = logits + n * V
-            var m = -Float.infinity
-            for j in 0..<V { m = max(m, row[j]) }
-            var sum: Double = 0
-            for j in 0..<V { sum += Double(Foundation.exp(row[j] - m)) }
+            let m = VectorExp.max(row, count: V)
+            let sum = VectorExp.expSum(row, count: V, shift: m)
             return Double(row[t]) - (Double(m) + Foundation.log(sum))
         }
     }
