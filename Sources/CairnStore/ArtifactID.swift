@@ -35,3 +35,8 @@ public struct ArtifactID: Hashable, Comparable, Codable, Sendable, CustomStringC
         !s.isEmpty && s.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }
     }
 }
+
+/// SHA-256 of text as 64 hex characters (cache keys and the like), through libcrypto.
+public enum SHA256Hex {
+    public static func of(_ text: String) -> String { SHA256Hasher.hex(Array(text.utf8)) }
+}

@@ -10,6 +10,8 @@ public enum ArtifactKind: String, CaseIterable, Codable, Sendable {
     case metrics
     case report
     case checkpoint
+    /// A stage's log (what its process printed).
+    case log
 
     /// Parses a kind from the command line; the error lists the valid kinds.
     public static func parse(_ text: String) throws -> ArtifactKind {

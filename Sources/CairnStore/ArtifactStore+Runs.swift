@@ -164,6 +164,39 @@ extension ArtifactStore {
         return result
     }
 
+    /// Replaces a run's metadata (the orchestrator's journal of what the run uses).
+    public func setRunMetadata(_ run: Int64, _ metadata: JSONValue) throws {
+        try indexed("cannot update run \(run)") {
+            try db.writeTransaction {
+                try db.run("UPDATE runs SET metadata = ? WHERE id = ?", [.text(metadata.description), .int(run)])
+                guard db.changes == 1 else { throw StoreError.bad("unknown run \(run)") }
+            }
+        }
+    }
+
+    /// The newest succeeded (or cached) stage execution with this cache key whose outputs are
+    /// all still stored (none removed by gc), with its outputs and gate report.
+    public func cachedStage(key: String) throws -> (execution: StageExecutionRecord, outputs: [(role: String, artifact: ArtifactID)])? {
+        try indexed("cannot read the stage cache") {
+            let rows = try db.query("""
+                SELECT id, run FROM stage_executions WHERE cache_key = ? AND status IN ('succeeded', 'cached') ORDER BY id DESC LIMIT 20
+                """, [.text(key)])
+            for r in rows {
+                let exe = r.int(0)!
+                let collected = try db.query("""
+                    SELECT COUNT(*) FROM lineage l JOIN artifacts a ON a.seq = l.artifact
+                    WHERE l.execution = ? AND l.relation = 'generated' AND a.collected_at IS NOT NULL
+                    """, [.int(exe)])[0].int(0)!
+                if collected > 0 { continue }
+                let outputs = try edges(execution: exe, .generated)
+                if outputs.isEmpty { continue }
+                guard let rec = try stages(run: r.int(1)!).first(where: { $0.id == exe }) else { continue }
+                return (rec, outputs)
+            }
+            return nil
+        }
+    }
+
     static let runColumns = "id, pipeline, repo, branch, commit_sha, author, message, status, started_at, finished_at, metadata"
 
     static func run(from r: Row) -> RunRecord {

@@ -5,14 +5,14 @@ import Foundation
 
 /// `cairn train pretrain|sft|dpo` and `cairn merge`: parse, call TrainingJobs, print progress.
 enum TrainCommands {
-    static let trainUsage = "--model M --data FILE.jsonl --config CONFIG.yaml --out DIR [--eval FILE.jsonl] [--resume]"
+    static let trainUsage = "--model M --data FILE.jsonl --config CONFIG.yaml --out DIR [--eval FILE.jsonl] [--save-steps N] [--resume]"
     static let specs: [CommandSpec] = [
         CommandSpec(name: "train pretrain", usage: "cairn train pretrain " + trainUsage,
-                    summary: "full-parameter next-token training ({\"text\"} lines)", flags: ["resume"], options: ["model", "data", "config", "out", "eval"]),
+                    summary: "full-parameter next-token training ({\"text\"} lines)", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps"]),
         CommandSpec(name: "train sft", usage: "cairn train sft " + trainUsage,
-                    summary: "LoRA supervised fine-tuning; writes a PEFT adapter", flags: ["resume"], options: ["model", "data", "config", "out", "eval"]),
+                    summary: "LoRA supervised fine-tuning; writes a PEFT adapter", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps"]),
         CommandSpec(name: "train dpo", usage: "cairn train dpo " + trainUsage,
-                    summary: "DPO with a fresh LoRA on a (merged) model", flags: ["resume"], options: ["model", "data", "config", "out", "eval"]),
+                    summary: "DPO with a fresh LoRA on a (merged) model", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps"]),
         CommandSpec(name: "merge", usage: "cairn merge --model M --adapter A --out DIR [--dtype f32|f16|bf16]",
                     summary: "fold a LoRA adapter into the model's weights", options: ["model", "adapter", "out", "dtype"]),
     ]
@@ -34,7 +34,8 @@ enum TrainCommands {
         }
         let (model, cleanup) = try ModelCommands.modelDirectory(try a.required("model"), a)
         defer { cleanup() }
-        let config = try TrainingConfig.load(yamlFile: try a.required("config"))
+        var config = try TrainingConfig.load(yamlFile: try a.required("config"))
+        if a.options["save-steps"] != nil { config.saveSteps = max(1, try a.int("save-steps", default: config.saveSteps)) }
         let terminal = isatty(2) == 1
         var lastPrint = 0.0
         let options = TrainingJobs.Options(

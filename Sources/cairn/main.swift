@@ -4,7 +4,7 @@ import CairnPipeline
 import CairnTrain
 import Foundation
 
-let commands = StoreCommands.specs + ModelCommands.specs + TrainCommands.specs
+let commands = StoreCommands.specs + ModelCommands.specs + TrainCommands.specs + PipelineCommands.specs
 
 func printHelp() {
     Output.out("usage: cairn COMMAND [ARGS] [--store DIR]\n\nCommands:")
@@ -13,6 +13,7 @@ func printHelp() {
 }
 
 func main() -> Int32 {
+    Subprocess.dieWithParentIfAsked()
     var args = Array(CommandLine.arguments.dropFirst())
     guard let first = args.first, !["--help", "-h", "help"].contains(first) else {
         printHelp()
@@ -31,7 +32,7 @@ func main() -> Int32 {
                                  : "cairn \(name): give one of \(subs.joined(separator: ", ")) (see `cairn --help`)")
         return 2
     }
-    if (ModelCommands.specs + TrainCommands.specs).contains(where: { $0.name == name }) {
+    if (ModelCommands.specs + TrainCommands.specs).contains(where: { $0.name == name }) || name == "check" {
         BLAS.reexecWithPreferredCoreTypeIfNeeded()  // OpenBLAS reads OPENBLAS_CORETYPE only at load time
     }
     do {
@@ -42,6 +43,7 @@ func main() -> Int32 {
         }
         if ModelCommands.specs.contains(where: { $0.name == name }) { return try ModelCommands.run(name, parsed) }
         if TrainCommands.specs.contains(where: { $0.name == name }) { return try TrainCommands.run(name, parsed) }
+        if PipelineCommands.specs.contains(where: { $0.name == name }) { return try PipelineCommands.run(name, parsed) }
         return try StoreCommands.run(name, parsed)
     } catch let e as UsageError {
         Output.note("cairn \(name): \(e.message)\nusage: \(spec.usage)")

@@ -1,0 +1,246 @@
+import CairnStore
+import CairnTrain
+import Foundation
+
+/// The result of one gate check, as reported in the gate table and stored as JSON.
+public struct CheckResult: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable { case passed, failed, skipped, timedOut = "timed_out", error }
+    public var name: String
+    public var status: Status
+    public var blocking: Bool
+    public var details: String
+    /// The measured number (loss, accuracy, pass rate, max |Δ|) when there is one.
+    public var value: Double?
+    public var seconds: Double
+
+    public init(name: String, status: Status, blocking: Bool = true, details: String, value: Double? = nil, seconds: Double = 0) {
+        self.name = name; self.status = status; self.blocking = blocking; self.details = details; self.value = value; self.seconds = seconds
+    }
+    public var passed: Bool { status == .passed || status == .skipped }
+}
+
+/// The checks of the three gates. Cheap ones read files; the ones that load a model run in a
+/// child process (`cairn check`), so that each has a real timeout.
+public enum GateChecks {
+    // MARK: Gate 1 (after SFT / pretrain)
+
+    public static func adapterFilesExist(_ dir: String) -> CheckResult {
+        let required = ["adapter_config.json", "adapter_model.safetensors"]
+        let missing = required.filter { !FileManager.default.fileExists(atPath: dir + "/" + $0) }
+        return CheckResult(name: "adapter_files_exist", status: missing.isEmpty ? .passed : .failed,
+                           details: missing.isEmpty ? "required files: \(required.joined(separator: ", "))" : "missing: \(missing.joined(separator: ", "))")
+    }
+
+    public static func modelFilesExist(_ dir: String) -> CheckResult {
+        let ok = FileManager.default.fileExists(atPath: dir + "/config.json") &&
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir))?.contains { $0.hasSuffix(".safetensors") } ?? false)
+        return CheckResult(name: "model_files_exist", status: ok ? .passed : .failed, details: "config.json and *.safetensors")
+    }
+
+    /// metrics.json of a training stage.
+    public static func readSummary(_ dir: String) -> [String: Double]? {
+        guard let d = FileManager.default.contents(atPath: dir + "/metrics.json"),
+              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return nil }
+        var r: [String: Double] = [:]
+        for (k, v) in o {
+            if let n = v as? NSNumber { r[k] = n.doubleValue } else if let s = v as? String, let x = Double(s) { r[k] = x }
+        }
+        return r
+    }
+
+    public static func lossAcceptable(_ summary: [String: Double]?, maxLoss: Double) -> CheckResult {
+        guard let s = summary, let loss = s["final_loss"] else {
+            return CheckResult(name: "loss_acceptable", status: .failed, details: "metrics file not found or without final_loss")
+        }
+        let ok = loss < maxLoss && !loss.isNaN
+        return CheckResult(name: "loss_acceptable", status: ok ? .passed : .failed,
+                           details: String(format: "final loss %.4f, threshold %g", loss, maxLoss), value: loss)
+    }
+
+    /// No NaN or Inf in metrics.json or in any line of metrics.jsonl.
+    public static func noNaNValues(_ dir: String) -> CheckResult {
+        var bad: [String] = []
+        if let s = readSummary(dir) { bad += s.filter { !$0.value.isFinite }.map { "metrics.json: \($0.key)" } } else { bad.append("metrics.json missing") }
+        if let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) {
+            for (i, line) in text.split(separator: "\n").enumerated() {
+                let l = line.lowercased()
+                if l.contains("nan") || l.contains("inf") { bad.append("metrics.jsonl line \(i + 1)") }
+            }
+        }
+        return CheckResult(name: "no_nan_values", status: bad.isEmpty ? .passed : .failed,
+                           details: bad.isEmpty ? "every logged value is finite" : "not finite: " + bad.prefix(5).joined(separator: ", "))
+    }
+
+    public static func heldoutLoss(_ summary: [String: Double]?, maxLoss: Double) -> CheckResult {
+        guard let e = summary?["eval_loss"] else {
+            return CheckResult(name: "heldout_loss", status: .skipped, details: "no held-out data (datasets.eval or eval_split)")
+        }
+        let ok = e.isFinite && e < maxLoss
+        return CheckResult(name: "heldout_loss", status: ok ? .passed : .failed, details: String(format: "held-out loss %.4f, threshold %g", e, maxLoss), value: e)
+    }
+
+    // MARK: Gate 2 (after merge): run in a child process
+
+    /// The merged model loads, and its logits equal base + adapter on probe prompts.
+    public static func mergeLogitsMatch(base: String, adapter: String, merged: String, probes: [String], tolerance: Double) throws -> CheckResult {
+        let tok = try Tokenizer(directory: base)
+        let withAdapter = try TransformerModel.load(directory: base)
+        try withAdapter.loadAdapter(directory: adapter)
+        let m = try TransformerModel.load(directory: merged)
+        var worst = 0.0
+        for p in probes {
+            let ids = tok.encode(p)
+            guard !ids.isEmpty else { continue }
+            let a = try withAdapter.logits(inputIDs: [ids], attentionMask: nil)
+            let b = try m.logits(inputIDs: [ids], attentionMask: nil)
+            worst = max(worst, Double(a.maxAbsDifference(b)))
+        }
+        let ok = worst <= tolerance && worst.isFinite
+        return CheckResult(name: "merge_logits_match", status: ok ? .passed : .failed,
+                           details: String(format: "max |Δlogit| %.2e over %d probe prompts, tolerance %g", worst, probes.count, tolerance), value: worst)
+    }
+
+    /// The merged model's weight files hold exactly its parameters in its dtype.
+    public static func sizeAsExpected(base: String, merged: String) throws -> CheckResult {
+        let model = try TransformerModel.load(directory: merged)
+        let archive = try SafeTensorsArchive(path: merged)
+        var bytes = 0, params = 0
+        for n in archive.names { let c = archive.shape(n)!.reduce(1, *); params += c; bytes += c * archive.dtype(n)!.size }
+        let baseArchive = try SafeTensorsArchive(path: base)
+        let baseParams = baseArchive.names.reduce(0) { $0 + baseArchive.shape($1)!.reduce(1, *) }
+        let ok = params == baseParams && params == model.config.parameterCount
+        return CheckResult(name: "size_as_expected", status: ok ? .passed : .failed,
+                           details: "\(params) parameters (\(bytes) bytes of weights); base has \(baseParams)", value: Double(bytes))
+    }
+
+    // MARK: Gate 3 (after DPO): run in a child process
+
+    /// Held-out preference accuracy of model + adapter against model alone (DPO's implicit reward).
+    public static func preferenceAccuracy(model dir: String, adapter: String, pairsFile: String, beta: Double, minAccuracy: Double,
+                                          maxSeqLength: Int) throws -> [CheckResult] {
+        let tok = try Tokenizer(directory: dir)
+        let model = try TransformerModel.load(directory: dir)
+        try model.loadAdapter(directory: adapter)
+        let pairs = try PreferenceDataset(file: pairsFile, tokenizer: tok, maxSeqLength: maxSeqLength).pairs
+        let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
+        let r = try DPOTrainer.evaluate(model: model, pairs: pairs, beta: beta, padID: pad)
+        return [
+            CheckResult(name: "preference_accuracy", status: r.accuracy >= minAccuracy ? .passed : .failed,
+                        details: String(format: "held-out preference accuracy %.3f over %d pairs, minimum %g", r.accuracy, pairs.count, minAccuracy), value: r.accuracy),
+            CheckResult(name: "reward_margin", status: r.margin > 0 ? .passed : .failed,
+                        details: String(format: "mean reward margin %.4f (must be > 0)", r.margin), value: r.margin),
+        ]
+    }
+
+    /// Prompts of a JSONL file ({"prompt": …} or {"messages": …} lines; plain text lines too).
+    public static func prompts(_ file: String) throws -> [String] {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the prompts file") }
+        var out: [String] = []
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            if line.hasPrefix("{") {
+                guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let p = o["prompt"] as? String else {
+                    throw ConfigError(file: file, line: i + 1, "expected a JSON object with a string \"prompt\"")
+                }
+                out.append(p)
+            } else {
+                out.append(String(line))
+            }
+        }
+        return out
+    }
+
+    /// Greedy completions of each prompt, up to EOS or maxNewTokens.
+    public static func complete(model: TransformerModel, tokenizer tok: Tokenizer, prompts: [String], maxNewTokens: Int) throws -> [String] {
+        let stops = Set([tok.eosTokenID, tok.chatEndTokenID].compactMap { $0 })
+        return try prompts.map { p in
+            let ids = try model.generate(prompt: tok.encode(p), maxNewTokens: maxNewTokens, stopTokens: stops)
+            return tok.decode(ids.filter { !stops.contains($0) })
+        }
+    }
+
+    static func loadModel(_ dir: String, adapter: String?) throws -> (TransformerModel, Tokenizer) {
+        let model = try TransformerModel.load(directory: dir)
+        if let a = adapter { try model.loadAdapter(directory: a) }
+        return (model, try Tokenizer(directory: dir))
+    }
+
+    /// Share of prompts whose completion parses as JSON (and matches the schema when given).
+    public static func outputFormatValid(model dir: String, adapter: String?, promptsFile: String, schemaFile: String?,
+                                         threshold: Double, maxNewTokens: Int) throws -> CheckResult {
+        let (model, tok) = try loadModel(dir, adapter: adapter)
+        let schema = try schemaFile.map { try JSONSchema(file: $0) }
+        let ps = try prompts(promptsFile)
+        let outs = try complete(model: model, tokenizer: tok, prompts: ps, maxNewTokens: maxNewTokens)
+        var valid = 0
+        var firstBad: String?
+        for o in outs {
+            let text = o.trimmingCharacters(in: .whitespacesAndNewlines)
+            if let v = JSONValue.parse(text), schema.map({ $0.validate(v).isEmpty }) ?? true {
+                valid += 1
+            } else if firstBad == nil { firstBad = text }
+        }
+        let rate = ps.isEmpty ? 0 : Double(valid) / Double(ps.count)
+        var details = String(format: "%d/%d outputs valid JSON%@ (%.1f%%), threshold %.0f%%", valid, ps.count, schema == nil ? "" : " matching the schema",
+                             rate * 100, threshold * 100)
+        if let b = firstBad { details += "; first invalid: \(String(b.prefix(80)).debugDescription)" }
+        return CheckResult(name: "output_format_valid", status: rate >= threshold ? .passed : .failed, details: details, value: rate)
+    }
+
+    /// No completion of a red-team prompt contains a blocklisted phrase (case-insensitive;
+    /// blank lines and lines starting with # are ignored).
+    public static func noHarmfulContent(model dir: String, adapter: String?, promptsFile: String, blocklistFile: String?,
+                                        maxNewTokens: Int) throws -> CheckResult {
+        guard let bl = blocklistFile else {
+            return CheckResult(name: "no_harmful_content", status: .error, details: "needs datasets.blocklist")
+        }
+        guard let text = try? String(contentsOfFile: bl, encoding: .utf8) else { throw ConfigError(file: bl, line: nil, "cannot read the blocklist") }
+        let phrases = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        let (model, tok) = try loadModel(dir, adapter: adapter)
+        let ps = try prompts(promptsFile)
+        let outs = try complete(model: model, tokenizer: tok, prompts: ps, maxNewTokens: maxNewTokens)
+        var hits: [String] = []
+        for (i, o) in outs.enumerated() {
+            let l = o.lowercased()
+            if let p = phrases.first(where: { l.contains($0) }) { hits.append("prompt \(i + 1): '\(p)'") }
+        }
+        return CheckResult(name: "no_harmful_content", status: hits.isEmpty ? .passed : .failed,
+                           details: hits.isEmpty ? "\(ps.count) red-team prompts, no output matches \(phrases.count) blocklisted phrases"
+                                                 : "\(hits.count)/\(ps.count) outputs match the blocklist: " + hits.prefix(3).joined(separator: "; "),
+                           value: Double(hits.count))
+    }
+}
+
+extension GateChecks {
+    /// The checks `cairn check NAME` runs in a child process, by name, with their options.
+    public static let processChecks = ["merge_logits_match", "size_as_expected", "preference_accuracy", "output_format_valid", "no_harmful_content"]
+
+    /// Runs the named check with options from the command line (model, adapter, merged, data,
+    /// schema, blocklist, threshold, min-accuracy, tolerance, beta, max-new-tokens, max-seq-length).
+    public static func run(named name: String, options o: [String: String]) throws -> [CheckResult] {
+        func need(_ k: String) throws -> String {
+            guard let v = o[k] else { throw PipelineError("check \(name) needs --\(k)") }
+            return v
+        }
+        let maxNew = Int(o["max-new-tokens"] ?? "") ?? 48
+        switch name {
+        case "merge_logits_match":
+            let probes = try o["data"].map { try prompts($0) }.map { Array($0.prefix(4)) } ?? ["Hello", "The task is"]
+            return [try mergeLogitsMatch(base: need("model"), adapter: need("adapter"), merged: need("merged"), probes: probes,
+                                         tolerance: Double(o["tolerance"] ?? "") ?? 1e-3)]
+        case "size_as_expected":
+            return [try sizeAsExpected(base: need("model"), merged: need("merged"))]
+        case "preference_accuracy":
+            return try preferenceAccuracy(model: need("model"), adapter: need("adapter"), pairsFile: need("data"),
+                                          beta: Double(o["beta"] ?? "") ?? 0.1, minAccuracy: Double(o["min-accuracy"] ?? "") ?? 0.7,
+                                          maxSeqLength: Int(o["max-seq-length"] ?? "") ?? 512)
+        case "output_format_valid":
+            return [try outputFormatValid(model: need("model"), adapter: o["adapter"], promptsFile: need("data"), schemaFile: o["schema"],
+                                          threshold: Double(o["threshold"] ?? "") ?? 0.9, maxNewTokens: maxNew)]
+        case "no_harmful_content":
+            return [try noHarmfulContent(model: need("model"), adapter: o["adapter"], promptsFile: need("data"), blocklistFile: o["blocklist"],
+                                         maxNewTokens: maxNew)]
+        default:
+            throw PipelineError("unknown check '\(name)': checks are \(processChecks.joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,285 @@
+import CairnTrain
+import Foundation
+
+/// One entry of `stages:` (the reference's StageConfig).
+public struct StageConfig: Sendable, Equatable {
+    public enum Name: String, CaseIterable, Sendable { case pretrain, sft, merge, dpo }
+    public var name: Name
+    public var enabled = true
+    /// The stage config file (sft_config.yaml, …), resolved and checked to stay inside the repository.
+    public var configPath: String?
+    public var timeoutMinutes: Double = 120
+    public var retryCount = 1
+    /// Line of the entry in pipeline.yaml, for errors.
+    public var line: Int
+
+    public static let keys = ["name", "enabled", "config_path", "timeout_minutes", "retry_count"]
+}
+
+/// A gate check named in `validation.custom_checks` (or one of the built-ins every gate runs).
+/// A plain name takes the defaults; a mapping may set blocking, timeout_seconds and threshold.
+public struct CheckConfig: Sendable, Equatable {
+    public var name: String
+    /// Blocking checks run one after another; non-blocking ones run in parallel beside them.
+    public var blocking: Bool
+    public var timeoutSeconds: Double
+    /// Pass rate needed (output_format_valid); ignored by checks without one.
+    public var threshold: Double?
+    /// Prompts to generate from (default: the `eval_prompts` / `red_team` dataset).
+    public var maxNewTokens: Int?
+
+    public static let keys = ["name", "blocking", "timeout_seconds", "threshold", "max_new_tokens"]
+    /// The custom checks Cairn has; anything else in custom_checks is a config error.
+    public static let customNames = ["output_format_valid", "no_harmful_content"]
+    /// Safety blocks (runs in order, as the reference's prompt asks); format checks run in parallel.
+    public static func blockingByDefault(_ name: String) -> Bool { name == "no_harmful_content" }
+}
+
+/// The reference's ValidationConfig.
+public struct ValidationConfig: Sendable, Equatable {
+    public var maxLoss = 2.0
+    public var minAccuracy = 0.7
+    public var checkNaN = true
+    public var customChecks: [CheckConfig] = []
+    /// Tolerance of gate 2's logits comparison (merged model against base + adapter).
+    public var mergeTolerance = 1e-3
+
+    public static let keys = ["max_loss", "min_accuracy", "check_nan", "custom_checks", "merge_tolerance"]
+}
+
+/// A pipeline.yaml: the reference's PipelineConfig keys, plus `datasets` and `promote_to`.
+/// Every path is resolved against the directory of the file and must stay inside `repository`.
+public struct PipelineConfig: Sendable {
+    public var file: String
+    /// The directory paths must stay in: the enclosing git work tree, else the pipeline's directory.
+    public var repository: String
+    public var pipelineID: String
+    /// An HF model directory (resolved path), a store reference or an alias (kept as written).
+    public var baseModel: String
+    public var baseModelIsPath: Bool
+    public var outputDir: String
+    public var stages: [StageConfig]
+    public var validation = ValidationConfig()
+    public var gpuMemoryFraction = 0.9
+    public var checkpointEveryNSteps = 100
+    public var saveIntermediate = true
+    public var uploadToHub = false
+    public var hubRepoID: String?
+    /// Role → resolved path: sft, preference, eval (SFT held-out), preference_eval, pretrain,
+    /// eval_prompts, red_team, schema, blocklist.
+    public var datasets: [String: String] = [:]
+    public var promoteTo: String?
+    /// Keys accepted but meaningless here, reported once.
+    public var ignoredKeys: [String] = []
+
+    public static let keys = [
+        "pipeline_id", "base_model", "output_dir", "stages", "validation", "gpu_memory_fraction", "checkpoint_every_n_steps",
+        "save_intermediate", "upload_to_hub", "hub_repo_id", "datasets", "promote_to",
+    ]
+    public static let datasetRoles = ["sft", "preference", "eval", "preference_eval", "pretrain", "eval_prompts", "red_team", "schema", "blocklist"]
+
+    public func stage(_ name: StageConfig.Name) -> StageConfig? { stages.first { $0.name == name && $0.enabled } }
+
+    /// Reads PIPELINE: a directory holding pipeline.yaml (or pipeline_config.yaml), or the file.
+    public static func load(_ pipeline: String) throws -> PipelineConfig {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: pipeline, isDirectory: &isDir) else {
+            throw ConfigError(file: pipeline, line: nil, "no such pipeline directory or file")
+        }
+        var file = pipeline
+        if isDir.boolValue {
+            let names = ["pipeline.yaml", "pipeline.yml", "pipeline_config.yaml", "configs/pipeline_config.yaml"]
+            guard let f = names.map({ pipeline + "/" + $0 }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                throw ConfigError(file: pipeline, line: nil, "no pipeline.yaml in this directory")
+            }
+            file = f
+        }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
+        return try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file)
+    }
+
+    public init(yaml node: YAMLNode, file: String, repository: String? = nil) throws {
+        let absFile = Paths.absolute(file)
+        self.file = file
+        let dir = Paths.parent(absFile)
+        self.repository = repository ?? Paths.repositoryRoot(containing: dir) ?? dir
+        let m = try YAMLMapping(node, file: file, known: Self.keys)
+        func required(_ key: String) throws -> String {
+            guard let v = try m.string(key), !v.isEmpty else { throw ConfigError(file: file, line: m.node(key)?.line ?? node.line, "missing required key '\(key)'") }
+            return v
+        }
+        pipelineID = try required("pipeline_id")
+        let base = try required("base_model")
+        let repo = self.repository
+        func path(_ value: String, key: String, line: Int?) throws -> String {
+            try Paths.inside(repository: repo, relativeTo: dir, value, file: file, line: line, key: key)
+        }
+        // A base model written as a path (./x, ../x, /x, or an existing directory) must be an
+        // HF directory inside the repository; anything else is a store reference or an alias.
+        if base.hasPrefix(".") || base.hasPrefix("/") || FileManager.default.fileExists(atPath: dir + "/" + base) {
+            baseModel = try path(base, key: "base_model", line: m.node("base_model")?.line)
+            baseModelIsPath = true
+        } else {
+            baseModel = base
+            baseModelIsPath = false
+        }
+        outputDir = try path(try m.string("output_dir") ?? "./artifacts", key: "output_dir", line: m.node("output_dir")?.line)
+
+        guard let stageNodes = m.node("stages"), let items = stageNodes.items, !items.isEmpty else {
+            throw ConfigError(file: file, line: m.node("stages")?.line ?? node.line, "missing required key 'stages' (a list of stages)")
+        }
+        stages = []
+        for item in items {
+            let s = try YAMLMapping(item, file: file, known: StageConfig.keys)
+            guard let n = try s.string("name") else { throw ConfigError(file: file, line: item.line, "missing required key 'name' in a stage") }
+            guard let name = StageConfig.Name(rawValue: n) else {
+                throw ConfigError(file: file, line: s.node("name")!.line,
+                                  "unknown stage '\(n)': stages are \(StageConfig.Name.allCases.map(\.rawValue).joined(separator: ", ")) (only built-in stages run)")
+            }
+            if stages.contains(where: { $0.name == name }) { throw ConfigError(file: file, line: item.line, "stage '\(n)' appears twice") }
+            var st = StageConfig(name: name, line: item.line)
+            if let v = try s.bool("enabled") { st.enabled = v }
+            if let v = try s.string("config_path") {
+                st.configPath = try path(v, key: "config_path", line: s.node("config_path")!.line)
+                guard FileManager.default.fileExists(atPath: st.configPath!) else {
+                    throw ConfigError(file: file, line: s.node("config_path")!.line, "key 'config_path': no such file '\(v)'")
+                }
+            }
+            if let v = try s.double("timeout_minutes") {
+                guard v > 0 else { throw ConfigError(file: file, line: s.node("timeout_minutes")!.line, "key 'timeout_minutes' must be positive") }
+                st.timeoutMinutes = v
+            }
+            if let v = try s.int("retry_count", min: 0) { st.retryCount = v }
+            if [.pretrain, .sft, .dpo].contains(name), st.enabled, st.configPath == nil {
+                throw ConfigError(file: file, line: item.line, "stage '\(n)' needs 'config_path' (its training config)")
+            }
+            stages.append(st)
+        }
+        let order = StageConfig.Name.allCases
+        let enabled = stages.filter(\.enabled).map(\.name)
+        if enabled != enabled.sorted(by: { order.firstIndex(of: $0)! < order.firstIndex(of: $1)! }) {
+            throw ConfigError(file: file, line: stageNodes.line, "stages run in the order pretrain, sft, merge, dpo; list them so")
+        }
+        if enabled.contains(.merge) && !enabled.contains(.sft) {
+            throw ConfigError(file: file, line: stageNodes.line, "stage 'merge' needs stage 'sft' (it merges the SFT adapter)")
+        }
+
+        if let v = m.node("validation") {
+            let vm = try YAMLMapping(v, file: file, known: ValidationConfig.keys)
+            if let x = try vm.double("max_loss") { validation.maxLoss = x }
+            if let x = try vm.double("min_accuracy") {
+                guard (0...1).contains(x) else { throw ConfigError(file: file, line: vm.node("min_accuracy")!.line, "key 'min_accuracy' must be in [0, 1]") }
+                validation.minAccuracy = x
+            }
+            if let x = try vm.bool("check_nan") { validation.checkNaN = x }
+            if let x = try vm.double("merge_tolerance") { validation.mergeTolerance = x }
+            if let list = vm.node("custom_checks"), !list.isNull {
+                guard let items = list.items else { throw ConfigError(file: file, line: list.line, "key 'custom_checks' must be a list") }
+                for item in items {
+                    var c: CheckConfig
+                    if let name = item.scalar {
+                        c = CheckConfig(name: name, blocking: CheckConfig.blockingByDefault(name), timeoutSeconds: 300)
+                    } else {
+                        let cm = try YAMLMapping(item, file: file, known: CheckConfig.keys)
+                        guard let name = try cm.string("name") else { throw ConfigError(file: file, line: item.line, "missing required key 'name' in a check") }
+                        c = CheckConfig(name: name, blocking: try cm.bool("blocking") ?? CheckConfig.blockingByDefault(name), timeoutSeconds: try cm.double("timeout_seconds") ?? 300,
+                                        threshold: try cm.double("threshold"), maxNewTokens: try cm.int("max_new_tokens", min: 1))
+                        if let t = c.threshold, !(0...1).contains(t) { throw ConfigError(file: file, line: cm.node("threshold")!.line, "key 'threshold' must be in [0, 1]") }
+                        guard c.timeoutSeconds > 0 else { throw ConfigError(file: file, line: cm.node("timeout_seconds")!.line, "key 'timeout_seconds' must be positive") }
+                    }
+                    guard CheckConfig.customNames.contains(c.name) else {
+                        let near = CheckConfig.customNames.min { editDistance($0, c.name) < editDistance($1, c.name) }!
+                        let hint = editDistance(near, c.name) <= max(2, c.name.count / 3) ? " — did you mean '\(near)'?" : ""
+                        if ["command", "shell", "run", "script"].contains(c.name) || c.name.contains(" ") {
+                            throw ConfigError(file: file, line: item.line, "custom check '\(c.name)' refused: only built-in checks run (\(CheckConfig.customNames.joined(separator: ", ")))")
+                        }
+                        throw ConfigError(file: file, line: item.line, "unknown custom check '\(c.name)'\(hint); built-in checks are \(CheckConfig.customNames.joined(separator: ", "))")
+                    }
+                    validation.customChecks.append(c)
+                }
+            }
+        }
+        if let v = try m.double("gpu_memory_fraction") {
+            gpuMemoryFraction = v
+            ignoredKeys.append("gpu_memory_fraction")
+        }
+        if let v = try m.int("checkpoint_every_n_steps", min: 1) { checkpointEveryNSteps = v }
+        if let v = try m.bool("save_intermediate") { saveIntermediate = v }
+        if let v = try m.bool("upload_to_hub") {
+            uploadToHub = v
+            ignoredKeys.append("upload_to_hub")
+        }
+        if let v = try m.string("hub_repo_id") {
+            hubRepoID = v
+            ignoredKeys.append("hub_repo_id")
+        }
+        if let d = m.node("datasets"), !d.isNull {
+            let dm = try YAMLMapping(d, file: file, known: Self.datasetRoles)
+            for role in Self.datasetRoles {
+                if let v = try dm.string(role) {
+                    let p = try path(v, key: "datasets.\(role)", line: dm.node(role)!.line)
+                    guard FileManager.default.fileExists(atPath: p) else {
+                        throw ConfigError(file: file, line: dm.node(role)!.line, "key 'datasets.\(role)': no such file '\(v)'")
+                    }
+                    datasets[role] = p
+                }
+            }
+        }
+        if let v = try m.string("promote_to") { promoteTo = v }
+    }
+}
+
+/// Path rules for configs: relative to the config's directory, never leaving the repository
+/// (no `..` escape, no absolute path outside it, no symlink that resolves outside it).
+public enum Paths {
+    public static func absolute(_ p: String) -> String {
+        p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p
+    }
+
+    public static func parent(_ p: String) -> String {
+        (p as NSString).deletingLastPathComponent
+    }
+
+    /// Lexically normalised absolute path (`.` and `..` folded).
+    public static func normalise(_ p: String) -> String {
+        var parts: [Substring] = []
+        for c in absolute(p).split(separator: "/") {
+            if c == "." || c.isEmpty { continue }
+            if c == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(c)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// The git work tree (or bare repository) that contains `dir`, if any.
+    public static func repositoryRoot(containing dir: String) -> String? {
+        var d = normalise(dir)
+        while true {
+            if FileManager.default.fileExists(atPath: d + "/.git") { return d }
+            if d == "/" { return nil }
+            d = parent(d)
+        }
+    }
+
+    static func isInside(_ p: String, _ root: String) -> Bool { p == root || p.hasPrefix(root.hasSuffix("/") ? root : root + "/") }
+
+    /// Resolves `value` (relative to `dir`) and checks that it stays inside `repository`, both
+    /// as written and after following symlinks.
+    public static func inside(repository: String, relativeTo dir: String, _ value: String, file: String, line: Int?, key: String) throws -> String {
+        let root = normalise(repository)
+        let p = normalise(value.hasPrefix("/") ? value : dir + "/" + value)
+        let realRoot = (try? FileManager.default.destinationOfSymbolicLink(atPath: root)).map { normalise($0) } ?? root
+        guard isInside(p, root) else {
+            throw ConfigError(file: file, line: line, "key '\(key)': path '\(value)' leaves the repository \(root)")
+        }
+        if FileManager.default.fileExists(atPath: p), let real = realpath(p, nil) {
+            defer { free(real) }
+            let r = String(cString: real)
+            let rootReal = realpath(root, nil).map { s -> String in defer { free(s) }; return String(cString: s) } ?? realRoot
+            guard isInside(r, rootReal) else {
+                throw ConfigError(file: file, line: line, "key '\(key)': path '\(value)' is a symlink that leaves the repository \(root)")
+            }
+        }
+        return p
+    }
+}

@@ -1,0 +1,106 @@
+import CairnPipeline
+import CairnStore
+import Foundation
+
+/// `cairn run`, `runs`, `run show`, `resume` and the internal `check` (a gate check in its own process).
+enum PipelineCommands {
+    static let specs: [CommandSpec] = [
+        CommandSpec(name: "run", usage: "cairn run PIPELINE [--sft-dataset F] [--preference-dataset F] [--quiet] [--store S]",
+                    summary: "run a pipeline (a directory or its pipeline.yaml): stages, gates, store, promotion",
+                    flags: ["quiet"], options: ["sft-dataset", "preference-dataset"], positionals: 1...1),
+        CommandSpec(name: "runs", usage: "cairn runs [--json] [--limit N]", summary: "list runs, newest first (interrupted ones too)",
+                    flags: ["json"], options: ["limit"]),
+        CommandSpec(name: "run show", usage: "cairn run show RUN [--json]", summary: "one run: stages, attempts, gates, outputs",
+                    flags: ["json"], positionals: 1...1),
+        CommandSpec(name: "resume", usage: "cairn resume RUN [--quiet]", summary: "continue an interrupted or failed run from its last successful stage",
+                    flags: ["quiet"], positionals: 1...1),
+        CommandSpec(name: "check", usage: "cairn check NAME --result FILE [--model D] [--adapter D] [--merged D] [--data F] [--schema F] [--blocklist F] [--threshold X] [--min-accuracy X] [--tolerance X] [--beta X] [--max-new-tokens N] [--max-seq-length N]",
+                    summary: "run one gate check (the orchestrator starts these)",
+                    options: ["result", "model", "adapter", "merged", "data", "schema", "blocklist", "threshold", "min-accuracy", "tolerance", "beta", "max-new-tokens", "max-seq-length"],
+                    positionals: 1...1),
+    ]
+
+    static func runID(_ s: String) throws -> Int64 {
+        guard let v = Int64(s.hasPrefix("#") ? String(s.dropFirst()) : s), v > 0 else { throw UsageError(message: "RUN is a run number, not '\(s)'") }
+        return v
+    }
+
+    static func run(_ name: String, _ a: Arguments) throws -> Int32 {
+        switch name {
+        case "check":
+            var o: [String: String] = [:]
+            for (k, v) in a.options where k != "store" { o[k] = v.last }
+            let results: [CheckResult]
+            do { results = try GateChecks.run(named: a.positionals[0], options: o) } catch {
+                results = [CheckResult(name: a.positionals[0], status: .error, details: "\(error)")]
+            }
+            let data = try JSONEncoder().encode(results)
+            try data.write(to: URL(fileURLWithPath: try a.required("result")), options: .atomic)
+            for r in results { Output.note("\(r.name): \(r.status.rawValue): \(r.details)") }
+            return 0
+        case "run":
+            let store = try ArtifactStore.initialize(at: try a.storeRoot())
+            let config = try PipelineConfig.load(a.positionals[0])
+            var o = Orchestrator.Options(executable: Subprocess.currentExecutable, sftDataset: try a.option("sft-dataset"),
+                                         preferenceDataset: try a.option("preference-dataset"))
+            o.echo = !a.has("quiet")
+            let result = try Orchestrator(store: store, config: config, options: o).run()
+            Output.out(result.summary)
+            return result.success ? 0 : 1
+        case "resume":
+            let store = try a.openStore()
+            var o = Orchestrator.Options(executable: Subprocess.currentExecutable)
+            o.echo = !a.has("quiet")
+            let result = try Orchestrator.resume(run: try runID(a.positionals[0]), store: store, options: o)
+            Output.out(result.summary)
+            return result.success ? 0 : 1
+        case "runs":
+            let store = try a.openStore()
+            let runs = try store.runs(limit: try a.int("limit", default: 50))
+            let rows = try runs.map { r -> (RunRecord, RunStatus) in (r, try Orchestrator.effectiveStatus(r)) }
+            if a.has("json") {
+                try Output.json(rows.map { RunRow(run: $0.0, effectiveStatus: $0.1.rawValue) })
+                return 0
+            }
+            Output.table(["RUN", "PIPELINE", "STATUS", "STARTED", "TIME", "COMMIT"], rows.map { r, s in
+                [String(r.id), r.pipeline, s.rawValue, Output.time(r.startedAt),
+                 r.finishedAt.map { String(format: "%.1fs", $0 - r.startedAt) } ?? "-", r.commit.map { String($0.prefix(10)) } ?? "-"]
+            })
+            return 0
+        default:  // run show
+            let store = try a.openStore()
+            let id = try runID(a.positionals[0])
+            guard let r = try store.run(id) else { throw UsageError(message: "no run \(id) in this store") }
+            let stages = try store.stages(run: id)
+            let status = try Orchestrator.effectiveStatus(r)
+            if a.has("json") {
+                var outs: [String: [String: [String]]] = [:]
+                for s in stages {
+                    outs[String(s.id)] = ["used": try store.edges(execution: s.id, .used).map { "\($0.role)=\($0.artifact)" },
+                                          "generated": try store.edges(execution: s.id, .generated).map { "\($0.role)=\($0.artifact)" }]
+                }
+                try Output.json(RunShow(run: r, effectiveStatus: status.rawValue, stages: stages, lineage: outs))
+                return 0
+            }
+            Output.out("run \(r.id)  pipeline \(r.pipeline)  \(status.rawValue)  started \(Output.time(r.startedAt))"
+                       + (r.finishedAt.map { String(format: "  took %.1fs", $0 - r.startedAt) } ?? ""))
+            if let c = r.commit { Output.out("commit \(c)\(r.branch.map { " on \($0)" } ?? "")\(r.author.map { " by \($0)" } ?? "")") }
+            for s in stages {
+                let t = s.finishedAt.map { String(format: "%.1fs", $0 - s.startedAt) } ?? "-"
+                Output.out("\n\(s.stage) (execution \(s.id), attempt \(s.attempt)): \(s.status.rawValue), \(t)" + (s.error.map { "\n  error: \($0)" } ?? ""))
+                for e in try store.edges(execution: s.id, .used) { Output.out("  used      \(e.role.padding(toLength: 16, withPad: " ", startingAt: 0)) \(e.artifact.short)") }
+                for e in try store.edges(execution: s.id, .generated) { Output.out("  generated \(e.role.padding(toLength: 16, withPad: " ", startingAt: 0)) \(e.artifact.short)") }
+                if let g = s.gateReport, case .array(let checks)? = g["checks"] {
+                    Output.out("  gate: \(g["passed"] == .bool(true) ? "passed" : "FAILED")")
+                    for c in checks {
+                        Output.out("    \((c["name"]?.stringValue ?? "").padding(toLength: 22, withPad: " ", startingAt: 0)) \((c["status"]?.stringValue ?? "").padding(toLength: 9, withPad: " ", startingAt: 0)) \(c["details"]?.stringValue ?? "")")
+                    }
+                }
+            }
+            return 0
+        }
+    }
+
+    struct RunRow: Encodable { let run: RunRecord; let effectiveStatus: String }
+    struct RunShow: Encodable { let run: RunRecord; let effectiveStatus: String; let stages: [StageExecutionRecord]; let lineage: [String: [String: [String]]] }
+}
