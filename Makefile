@@ -3,7 +3,7 @@ SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config
 BENCH_PACKAGES := hyperfine
 
-.PHONY: deps build test release demo bench-store bench-train-model clean
+.PHONY: deps build test release demo demo-store bench-store bench-train-model clean
 
 # Installs only what is missing (apt-get needs root: CI and these machines run as root).
 deps:
@@ -25,8 +25,13 @@ test: deps
 	$(SWIFT) build -c release --product cairn
 	CAIRN_RELEASE_BIN=$(CURDIR)/.build/release/cairn $(SWIFT) test --skip-build
 
-# The main job: today, the store end to end on a throwaway store.
-demo: release
+# The main job: the task-api example end to end (base model, SFT -> merge -> DPO, gates,
+# promotion, lineage) into ./store; `make demo-store` shows the store commands on a throwaway store.
+demo: deps
+	$(SWIFT) build -c release --product cairn
+	scripts/demo-pipeline.sh
+
+demo-store: release
 	scripts/demo-store.sh
 
 bench-store: release

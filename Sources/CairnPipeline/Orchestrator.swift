@@ -200,8 +200,11 @@ public final class Orchestrator {
             _ = try store.checkout(id, into: dir)
             FileManager.default.createFile(atPath: dir + "/.complete", contents: nil)
         }
-        let path = manifest.entries.count == 1 && !manifest.entries[0].path.contains("/") && !manifest.entries[0].path.hasSuffix(".json")
-            ? dir + "/" + manifest.entries[0].path : dir
+        // A one-file artifact stored from a file (a dataset, a config) is that file; an artifact
+        // stored from a directory keeps its directory even with one file in it.
+        let rec = try store.artifact(id)
+        let single = manifest.entries.count == 1 && !manifest.entries[0].path.contains("/") && rec?.name.hasSuffix(manifest.entries[0].path) == true
+        let path = single ? dir + "/" + manifest.entries[0].path : dir
         materialized[id] = path
         return path
     }
