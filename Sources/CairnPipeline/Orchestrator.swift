@@ -434,6 +434,8 @@ public final class Orchestrator {
             if let e = evalID { a += ["--eval", try self.materialize(e)] }
             var list = [a]
             if kind == "dpo" {
+                // A merge killed half-way leaves files (and hidden temp files) behind: start clean.
+                try? FileManager.default.removeItem(atPath: dir + "/aligned")
                 list.append([self.options.executable, "merge", "--model", modelPath, "--adapter", train, "--out", dir + "/aligned"])
             }
             return list
@@ -447,7 +449,8 @@ public final class Orchestrator {
             let productDir = dir + (kind == "pretrain" ? "/model" : "/adapter")
             try? FileManager.default.removeItem(atPath: productDir)
             try FileManager.default.createDirectory(atPath: productDir, withIntermediateDirectories: true)
-            for f in files where f != "checkpoints" {
+            // Hidden files are temp files of writes a killed attempt never finished.
+            for f in files where f != "checkpoints" && !f.hasPrefix(".") {
                 let target = (f.hasPrefix("metrics") ? metricsDir : productDir) + "/" + f
                 try FileManager.default.copyItem(atPath: train + "/" + f, toPath: target)
             }
@@ -476,7 +479,8 @@ public final class Orchestrator {
         if let hit = try fromCache(stage, key: key, used: used) { return hit }
         let out = workDir + "/merge/model"
         let r = try attempts(stage, key: key, used: used, processes: { _ in
-            [[self.options.executable, "merge", "--model", try self.materialize(model.1), "--adapter", try self.materialize(adapter), "--out", out]]
+            try? FileManager.default.removeItem(atPath: out)
+            return [[self.options.executable, "merge", "--model", try self.materialize(model.1), "--adapter", try self.materialize(adapter), "--out", out]]
         }, collect: { exe in
             let id = try self.store.addGenerated(path: out, kind: .mergedModel, name: "\(self.config.pipelineID)/run-\(self.runID)/merged", execution: exe, role: "model").artifact.id
             let size = Double(try self.store.artifact(id)?.size ?? 0)

@@ -109,3 +109,61 @@ struct PipelineRunTests {
         #expect(left.isEmpty, "still running: \(left)")
     }
 }
+
+/// SIGKILL at several moments, then `cairn resume`: the same final artifact as an uninterrupted run.
+@Suite("Pipeline resume", .serialized)
+struct PipelineResumeTests {
+    static func quickWorkspace() throws -> Workspace {
+        // Short training passes no quality gate; these runs are about resuming, so the gates are opened.
+        try Workspace(quick: true) {
+            $0.replacingOccurrences(of: "checkpoint_every_n_steps: 20", with: "checkpoint_every_n_steps: 4")
+                .replacingOccurrences(of: "threshold: 0.9", with: "threshold: 0.0").replacingOccurrences(of: "min_accuracy: 0.9", with: "min_accuracy: 0.0")
+        }
+    }
+
+    /// Starts `cairn run` in the background, waits until `trigger` exists in its work directory,
+    /// SIGKILLs it (its stage processes die with it), and returns the run number.
+    func killWhen(_ ws: Workspace, _ trigger: String) throws -> Int64 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: cairnBinary())
+        p.arguments = ["run", ws.pipeline, "--quiet"]
+        var e = ProcessInfo.processInfo.environment
+        e["CAIRN_STORE"] = ws.store
+        p.environment = e
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        let work = ws.pipeline + "/artifacts/run-1/"
+        while !FileManager.default.fileExists(atPath: work + trigger) && p.isRunning && Date() < deadline { usleep(5_000) }
+        #expect(p.isRunning, "the run ended before \(trigger) appeared")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        return 1
+    }
+
+    @Test(arguments: ["sft/train/checkpoints/checkpoint-4", "sft/gate.json", "merge/attempt-1.log", "dpo/train/checkpoints/checkpoint-4", "dpo/aligned"])
+    func aRunKilledAtAnyMomentResumesToTheSameFinalArtifact(trigger: String) throws {
+        let reference = try Self.quickWorkspace()
+        let r = try reference.run()
+        #expect(r.status == 0, "\(r.out)\n\(r.err)")
+        let want = try #require(finalArtifact(r))
+
+        let ws = try Self.quickWorkspace()
+        let run = try killWhen(ws, trigger)
+        // Its stage processes died with it: nothing runs in the workspace.
+        usleep(200_000)
+        let left = (try FileManager.default.contentsOfDirectory(atPath: "/proc")).filter { Int($0) != nil }.filter {
+            ((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").contains(ws.root)
+        }
+        #expect(left.isEmpty, "still running after the kill: \(left)")
+        let runs = try cairn(["runs"], store: ws.store)
+        #expect(runs.out.contains("interrupted"), "\(runs.out)")
+        let resumed = try cairn(["resume", String(run), "--quiet"], store: ws.store)
+        #expect(resumed.status == 0, "\(resumed.out)\n\(resumed.err)")
+        #expect(finalArtifact(resumed) == want, "killed at \(trigger)")
+        #expect(try ws.openStore().run(run)?.status == .succeeded)
+        let again = try cairn(["resume", String(run)], store: ws.store)
+        #expect(again.status == 2 && again.err.contains("has finished"))
+    }
+}
