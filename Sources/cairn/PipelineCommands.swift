@@ -14,6 +14,8 @@ enum PipelineCommands {
                     flags: ["json"], positionals: 1...1),
         CommandSpec(name: "resume", usage: "cairn resume RUN [--quiet]", summary: "continue an interrupted or failed run from its last successful stage",
                     flags: ["quiet"], positionals: 1...1),
+        CommandSpec(name: "report", usage: "cairn report RUN --out DIR", summary: "write a self-contained HTML page of a run (curves, gates, lineage)",
+                    options: ["out"], positionals: 1...1),
         CommandSpec(name: "check", usage: "cairn check NAME --result FILE [--model D] [--adapter D] [--merged D] [--data F] [--schema F] [--blocklist F] [--threshold X] [--min-accuracy X] [--tolerance X] [--beta X] [--max-new-tokens N] [--max-seq-length N]",
                     summary: "run one gate check (the orchestrator starts these)",
                     options: ["result", "model", "adapter", "merged", "data", "schema", "blocklist", "threshold", "min-accuracy", "tolerance", "beta", "max-new-tokens", "max-seq-length"],
@@ -54,6 +56,15 @@ enum PipelineCommands {
             let result = try Orchestrator.resume(run: try runID(a.positionals[0]), store: store, options: o)
             Output.out(result.summary)
             return result.success ? 0 : 1
+        case "report":
+            let store = try a.openStore()
+            let id = try runID(a.positionals[0])
+            let out = try a.required("out")
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let path = out + "/run-\(id).html"
+            try Data(try RunReport.html(store: store, run: id).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            Output.out(path)
+            return 0
         case "runs":
             let store = try a.openStore()
             let runs = try store.runs(limit: try a.int("limit", default: 50))

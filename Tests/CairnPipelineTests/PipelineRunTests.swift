@@ -45,6 +45,18 @@ struct PipelineRunTests {
             #expect(lineage.out.contains(name), "lineage lacks \(name):\n\(lineage.out)")
         }
 
+        // The report: one self-contained page with a curve per training stage, every gate, the lineage.
+        let rep = try cairn(["report", String(run), "--out", ws.root + "/report"], store: ws.store)
+        #expect(rep.status == 0, "\(rep.err)")
+        let html = try String(contentsOfFile: ws.root + "/report/run-\(run).html", encoding: .utf8)
+        #expect(html.components(separatedBy: "<svg").count - 1 == 3)  // sft loss, dpo loss, dpo margin
+        #expect(html.components(separatedBy: "<polyline").count - 1 == 3)
+        for text in ["After sft", "After merge", "After dpo", "output_format_valid", "merge_logits_match", "preference_accuracy",
+                     "no_harmful_content", "Lineage of the final model", final] {
+            #expect(html.contains(text), "the report lacks \(text)")
+        }
+        #expect(!html.contains("<script") && !html.contains("http://") || html.contains("xmlns=\"http://www.w3.org/2000/svg\""))
+
         // Unchanged: every stage comes from the cache, same final artifact.
         let again = try ws.run()
         #expect(again.status == 0 && finalArtifact(again) == final)
