@@ -3,7 +3,7 @@ SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config
 BENCH_PACKAGES := hyperfine
 
-.PHONY: deps build test release demo demo-store bench-store bench-train-model clean
+.PHONY: deps build test release demo demo-store bench-store bench-train-model bench-pipeline clean
 
 # Installs only what is missing (apt-get needs root: CI and these machines run as root).
 deps:
@@ -40,6 +40,10 @@ bench-store: release
 bench-train-model: deps
 	$(SWIFT) build -c release --product bench-train-model
 	python3 bench/train-model/run.py
+
+bench-pipeline: deps
+	$(SWIFT) build -c release --product cairn
+	python3 bench/pipeline/run.py
 
 clean:
 	rm -rf .build

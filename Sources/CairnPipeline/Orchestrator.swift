@@ -12,8 +12,11 @@ public struct PipelineResult: Sendable {
     public var finalArtifact: ArtifactID?
     public var stagesCompleted: [String]
     public var totalTimeSeconds: Double
-    /// Seconds spent inside training processes (for the orchestration-overhead benchmark).
+    /// Seconds spent waiting for stage processes (training, merge) and for gate checks; the
+    /// rest of totalTimeSeconds is orchestration (configs, store, lineage, cache, journal).
     public var trainingSeconds: Double
+    public var gateSeconds: Double
+    public var orchestrationSeconds: Double { max(0, totalTimeSeconds - trainingSeconds - gateSeconds) }
     public var stageResults: [String: [String: JSONValue]]
     public var errors: [String]
     public var notes: [String]
@@ -31,6 +34,8 @@ public struct PipelineResult: Sendable {
             "timestamp": .string(ISO8601DateFormatter().string(from: Date())),
             "run_id": .number(Double(runID)), "status": .string(status.rawValue),
             "final_artifact": finalArtifact.map { .string($0.description) } ?? .null,
+            "timings": .object(["total_seconds": .number(totalTimeSeconds), "stage_process_seconds": .number(trainingSeconds),
+                                "gate_seconds": .number(gateSeconds), "orchestration_seconds": .number(orchestrationSeconds)]),
         ])
     }
 
@@ -40,7 +45,8 @@ public struct PipelineResult: Sendable {
         s += "Run: \(runID) (\(status.rawValue))\n"
         s += "Success: \(success ? "True" : "False")\n"
         s += "Stages completed: \(stagesCompleted.joined(separator: ", "))\n"
-        s += String(format: "Total time: %.1f minutes\n", totalTimeSeconds / 60)
+        s += String(format: "Total time: %.1f minutes (%.2f s: stage processes %.2f s, gates %.2f s, orchestration %.2f s)\n",
+                    totalTimeSeconds / 60, totalTimeSeconds, trainingSeconds, gateSeconds, orchestrationSeconds)
         if let p = finalModelPath { s += "Final model: \(p)\n" }
         if let a = finalArtifact { s += "Final artifact: \(a)\n" }
         if !errors.isEmpty { s += "\nErrors:\n" + errors.map { "  - \($0)\n" }.joined() }
@@ -82,6 +88,7 @@ public final class Orchestrator {
     var workDir = ""
     var journal: [String: JSONValue] = [:]
     var trainingSeconds = 0.0
+    var gateSeconds = 0.0
     var stageResults: [String: [String: JSONValue]] = [:]
     var errors: [String] = []
     var notes: [String] = []
@@ -280,7 +287,7 @@ public final class Orchestrator {
             }
         }
         let result = PipelineResult(runID: runID, status: status, pipelineID: config.pipelineID, finalModelPath: finalPath, finalArtifact: finalID,
-                                    stagesCompleted: completed, totalTimeSeconds: Date().timeIntervalSince(start), trainingSeconds: trainingSeconds,
+                                    stagesCompleted: completed, totalTimeSeconds: Date().timeIntervalSince(start), trainingSeconds: trainingSeconds, gateSeconds: gateSeconds,
                                     stageResults: stageResults, errors: errors, notes: notes)
         try writeResult(result)
         try store.finishRun(runID, status: status)
@@ -579,6 +586,8 @@ public final class Orchestrator {
                 }
             }
         }
-        return Gate.run(stage: stage.name.rawValue, tasks: tasks)
+        let report = Gate.run(stage: stage.name.rawValue, tasks: tasks)
+        gateSeconds += report.seconds
+        return report
     }
 }
