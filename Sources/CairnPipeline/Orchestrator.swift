@@ -388,9 +388,22 @@ public final class Orchestrator {
             let started = Date()
             let deadline = started.addingTimeInterval(stage.timeoutMinutes * 60)
             var outcome: Subprocess.Outcome?
+            var journaledStep = -1
+            let checkpoints = dir + "/train/checkpoints"
+            // The journal follows the stage's training checkpoints (the newest complete one).
+            let tick = { [self] in
+                let steps = ((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? [])
+                    .filter { $0.hasPrefix("checkpoint-") && FileManager.default.fileExists(atPath: checkpoints + "/" + $0 + "/trainer_state.json") }
+                    .compactMap { Int($0.dropFirst("checkpoint-".count)) }
+                guard let newest = steps.max(), newest != journaledStep else { return }
+                journaledStep = newest
+                journal["checkpoint"] = .object(["stage": .string(stage.name.rawValue), "execution": .number(Double(exe)), "step": .number(Double(newest)),
+                                                 "path": .string(checkpoints + "/checkpoint-\(newest)")])
+                try? store.setRunMetadata(runID, .object(journal))
+            }
             for args in try processes(n) {
                 let p = try Subprocess(args, environment: childEnvironment(), logPath: log, echo: options.echo)
-                let o = p.wait(deadline: deadline)
+                let o = p.wait(deadline: deadline, tick: tick)
                 outcome = o
                 if !o.succeeded { break }
             }
@@ -399,6 +412,7 @@ public final class Orchestrator {
             if let logID = try? store.add(path: log, kind: .log, name: "\(config.pipelineID)/run-\(runID)/\(stage.name.rawValue)-attempt-\(n).log").artifact.id {
                 try? store.record(execution: exe, .generated, logID, role: "log")
             }
+            tick()
             if let o = outcome, o.succeeded {
                 let (outputs, metrics) = try collect(exe)
                 return (outputs, exe, metrics, seconds)

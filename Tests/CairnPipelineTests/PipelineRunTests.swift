@@ -19,6 +19,11 @@ struct PipelineRunTests {
         let ex = try stages(ws, run: run)
         #expect(ex.map(\.stage) == ["sft", "merge", "dpo"])
         #expect(ex.allSatisfy { $0.status == .succeeded })
+        // The journal followed the training checkpoints: the last one is DPO's newest (every
+        // checkpoint_every_n_steps = 20 of its 32 steps).
+        let journal = try #require(try store.run(run)?.metadata)
+        #expect(journal["checkpoint"]?["stage"]?.stringValue == "dpo")
+        #expect(journal["checkpoint"]?["step"]?.numberValue == 20)
         func check(_ stage: String, _ name: String) -> JSONValue? {
             guard case .array(let cs)? = ex.first(where: { $0.stage == stage })?.gateReport?["checks"] else { return nil }
             return cs.first { $0["name"]?.stringValue == name }

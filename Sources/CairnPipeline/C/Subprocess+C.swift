@@ -99,10 +99,12 @@ public final class Subprocess: @unchecked Sendable {
 
     /// Waits for the child; at `deadline` stops its group (SIGTERM, SIGKILL after `grace`).
     /// Then waits for its output to be copied.
-    public func wait(deadline: Date? = nil, grace: Double = 2) -> Outcome {
+    /// `tick` runs about once a second while the child runs.
+    public func wait(deadline: Date? = nil, grace: Double = 2, tick: (() -> Void)? = nil) -> Outcome {
         var status: Int32 = 0
         var timedOut = false
         var termSentAt: Date?
+        var lastTick = Date()
         while true {
             let r = waitpid(pid, &status, WNOHANG)
             if r == pid { break }
@@ -117,6 +119,7 @@ public final class Subprocess: @unchecked Sendable {
                     signalGroup(SIGKILL)
                 }
             }
+            if let t = tick, now.timeIntervalSince(lastTick) >= 1 { lastTick = now; t() }
             usleep(20_000)
         }
         // Anything the child left running in its group goes too.
