@@ -185,7 +185,15 @@ public final class Orchestrator {
             ids["base_model"] = try store.add(path: config.baseModel, kind: .baseModel).artifact.id
         } else {
             do { ids["base_model"] = try store.resolve(config.baseModel) } catch {
-                throw ConfigError(file: config.file, line: nil, "base_model '\(config.baseModel)': \(error)")
+                // A Hugging Face hub id (org/name) cannot be downloaded here: it resolves through
+                // the alias org--name (the hub cache's spelling), set to a stored model.
+                let hubAlias = config.baseModel.replacingOccurrences(of: "/", with: "--")
+                if config.baseModel.contains("/"), let id = try? store.resolve(hubAlias) {
+                    ids["base_model"] = id
+                } else {
+                    throw ConfigError(file: config.file, line: nil, "base_model '\(config.baseModel)' is neither a model directory in the repository nor a store reference or alias"
+                                      + (config.baseModel.contains("/") ? "; nothing can be downloaded here: store the model and run `cairn alias set \(hubAlias) REF`" : ""))
+                }
             }
         }
         return ids
@@ -526,6 +534,27 @@ public final class Orchestrator {
 
     // MARK: Gates
 
+    /// Prompts for output_format_valid: datasets.eval_prompts, else the prompts of the held-out
+    /// SFT pairs (datasets.eval), else of the held-out or training preference pairs.
+    func evalPrompts() throws -> String? {
+        if let p = try input("dataset:eval_prompts").map({ try materialize($0) }) { return p }
+        for role in ["eval", "preference_eval", "preference", "sft"] {
+            if let d = try input("dataset:" + role).map({ try materialize($0) }) {
+                let prompts = try GateChecks.prompts(d).prefix(32)
+                return builtinFile("prompts-from-\(role).jsonl", prompts.map { "{\"prompt\": \(jsonQuoted($0))}" })
+            }
+        }
+        return nil
+    }
+
+    /// Writes lines into the run's work directory and returns the path.
+    func builtinFile(_ name: String, _ lines: [String]) -> String {
+        let p = workDir + "/inputs/" + name
+        try? FileManager.default.createDirectory(atPath: workDir + "/inputs", withIntermediateDirectories: true)
+        try? (lines.joined(separator: "\n") + "\n").write(toFile: p, atomically: true, encoding: .utf8)
+        return p
+    }
+
     func runGate(_ stage: StageConfig, outputs: [String: ArtifactID], used: [(String, ArtifactID)]) throws -> GateReport {
         let v = config.validation
         let dir = workDir + "/" + stage.name.rawValue + "/checks"
@@ -551,7 +580,7 @@ public final class Orchestrator {
             tasks.append(GateTask(name: "loss_acceptable", blocking: true, timeoutSeconds: 10, work: .inline { [GateChecks.lossAcceptable(summary, maxLoss: v.maxLoss)] }))
             if v.checkNaN { tasks.append(GateTask(name: "no_nan_values", blocking: true, timeoutSeconds: 10, work: .inline { [GateChecks.noNaNValues(metricsDir)] })) }
             tasks.append(GateTask(name: "heldout_loss", blocking: true, timeoutSeconds: 10, work: .inline { [GateChecks.heldoutLoss(summary, maxLoss: v.maxLoss)] }))
-            if stage.name == .sft, let c = custom("output_format_valid"), let prompts = try dataset("eval_prompts") {
+            if stage.name == .sft, let c = custom("output_format_valid"), let prompts = try evalPrompts() {
                 var a = ["--model", try materialize(used[0].1), "--adapter", try materialize(outputs["adapter"]!), "--data", prompts,
                          "--threshold", String(c.threshold ?? 0.9)]
                 if let s = try dataset("schema") { a += ["--schema", s] }
@@ -566,17 +595,26 @@ public final class Orchestrator {
             check("size_as_expected", blocking: false, ["--model", base, "--merged", merged])
         case .dpo:
             let base = try materialize(used[0].1), adapter = try materialize(outputs["adapter"]!), aligned = try materialize(outputs["model"]!)
+            // Held-out pairs: datasets.preference_eval, else what the DPO stage held out
+            // (eval_split) and measured, else the training pairs, said so in the details.
+            let tc = try TrainingConfig.load(yamlFile: try materialize(input("config:dpo")!))
+            let summary = GateChecks.readSummary(try materialize(outputs["metrics"]!))
             if let pe = try dataset("preference_eval") {
-                let tc = try TrainingConfig.load(yamlFile: try materialize(input("config:dpo")!))
                 check("preference_accuracy", blocking: true, ["--model", base, "--adapter", adapter, "--data", pe, "--beta", String(tc.beta),
                                                               "--min-accuracy", String(v.minAccuracy), "--max-seq-length", String(tc.maxSeqLength)])
-            } else {
+            } else if let acc = summary?["eval_accuracy"], let margin = summary?["eval_margin"] {
                 tasks.append(GateTask(name: "preference_accuracy", blocking: true, timeoutSeconds: 10, work: .inline {
-                    [CheckResult(name: "preference_accuracy", status: .failed, details: "needs datasets.preference_eval (held-out preference pairs)")]
+                    [CheckResult(name: "preference_accuracy", status: acc >= v.minAccuracy ? .passed : .failed,
+                                 details: String(format: "accuracy %.3f on the pairs the DPO stage held out (eval_split), minimum %g", acc, v.minAccuracy), value: acc),
+                     CheckResult(name: "reward_margin", status: margin > 0 ? .passed : .failed, details: String(format: "mean reward margin %.4f on the held-out split (must be > 0)", margin), value: margin)]
                 }))
+            } else {
+                check("preference_accuracy", blocking: true, ["--model", base, "--adapter", adapter, "--data", try dataset("preference")!, "--beta", String(tc.beta),
+                                                              "--min-accuracy", String(v.minAccuracy), "--max-seq-length", String(tc.maxSeqLength)])
+                notes.append("no held-out preference pairs (datasets.preference_eval or eval_split): preference_accuracy measured on the training pairs")
             }
             if let c = custom("output_format_valid") {
-                if let prompts = try dataset("eval_prompts") {
+                if let prompts = try evalPrompts() {
                     var a = ["--model", aligned, "--data", prompts, "--threshold", String(c.threshold ?? 0.9)]
                     if let s = try dataset("schema") { a += ["--schema", s] }
                     if let m = c.maxNewTokens { a += ["--max-new-tokens", String(m)] }
@@ -588,20 +626,19 @@ public final class Orchestrator {
                 }
             }
             if let c = custom("no_harmful_content") {
-                if let prompts = try dataset("red_team") {
-                    var a = ["--model", aligned, "--data", prompts]
-                    if let b = try dataset("blocklist") { a += ["--blocklist", b] }
-                    if let m = c.maxNewTokens { a += ["--max-new-tokens", String(m)] }
-                    check("no_harmful_content", blocking: c.blocking, timeout: c.timeoutSeconds, a)
-                } else {
-                    tasks.append(GateTask(name: "no_harmful_content", blocking: true, timeoutSeconds: 10, work: .inline {
-                        [CheckResult(name: "no_harmful_content", status: .error, details: "needs datasets.red_team")]
-                    }))
-                }
+                // Without datasets.red_team / blocklist, Cairn's built-in ones (GateChecks.builtinRedTeam).
+                var a = ["--model", aligned, "--data", try dataset("red_team") ?? builtinFile("red_team.jsonl", GateChecks.builtinRedTeam.map { "{\"prompt\": \(jsonQuoted($0))}" })]
+                a += ["--blocklist", try dataset("blocklist") ?? builtinFile("blocklist.txt", GateChecks.builtinBlocklist)]
+                if let m = c.maxNewTokens { a += ["--max-new-tokens", String(m)] }
+                check("no_harmful_content", blocking: c.blocking, timeout: c.timeoutSeconds, a)
             }
         }
         let report = Gate.run(stage: stage.name.rawValue, tasks: tasks)
         gateSeconds += report.seconds
         return report
     }
+}
+
+func jsonQuoted(_ s: String) -> String {
+    String(decoding: (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
 }

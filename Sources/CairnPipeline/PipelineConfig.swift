@@ -111,8 +111,16 @@ public struct PipelineConfig: Sendable {
         pipelineID = try required("pipeline_id")
         let base = try required("base_model")
         let repo = self.repository
+        // Relative to the config file; a path that exists only relative to the repository's root
+        // is taken from there (the reference keeps configs/pipeline_config.yaml beside
+        // configs/sft_config.yaml and writes `config_path: ./configs/sft_config.yaml`).
         func path(_ value: String, key: String, line: Int?) throws -> String {
-            try Paths.inside(repository: repo, relativeTo: dir, value, file: file, line: line, key: key)
+            let p = try Paths.inside(repository: repo, relativeTo: dir, value, file: file, line: line, key: key)
+            if !value.hasPrefix("/") && !FileManager.default.fileExists(atPath: p) {
+                let fromRoot = try Paths.inside(repository: repo, relativeTo: repo, value, file: file, line: line, key: key)
+                if FileManager.default.fileExists(atPath: fromRoot) { return fromRoot }
+            }
+            return p
         }
         // A base model written as a path (./x, ../x, /x, or an existing directory) must be an
         // HF directory inside the repository; anything else is a store reference or an alias.

@@ -184,3 +184,47 @@ struct PipelineResumeTests {
         #expect(again.status == 2 && again.err.contains("has finished"))
     }
 }
+
+/// The reference's own files, unchanged: configs/pipeline_config.yaml (hub base model, config
+/// paths relative to the project root, custom checks without datasets) and its stage configs,
+/// datasets given on the command line.
+@Suite("The reference's config", .serialized)
+struct ReferenceConfigTests {
+    @Test func aConfigWrittenForTheReferenceRunsUnchanged() throws {
+        let root = NSTemporaryDirectory() + "cairn-reference-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root + "/.git", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/configs", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
+        try (PipelineConfigTests.reference.replacingOccurrences(of: "config_path: ./sft_config.yaml", with: "config_path: ./configs/sft_config.yaml")
+            .replacingOccurrences(of: "enabled: false\n    config_path: ./sft_config.yaml", with: "enabled: true\n    config_path: ./configs/dpo_config.yaml"))
+            .write(toFile: root + "/configs/pipeline_config.yaml", atomically: true, encoding: .utf8)
+        // The keys the reference's stages read, with its defaults.
+        try "max_seq_length: 2048\nlora_r: 16\nlora_alpha: 32\nlora_dropout: 0.05\nepochs: 3\nbatch_size: 4\ngradient_accumulation: 4\nlearning_rate: 2.0e-4\nwarmup_ratio: 0.1\nsave_steps: 100\n"
+            .write(toFile: root + "/configs/sft_config.yaml", atomically: true, encoding: .utf8)
+        try "max_seq_length: 2048\nlora_r: 8\nlora_alpha: 16\nlora_dropout: 0.05\nepochs: 1\nbatch_size: 2\ngradient_accumulation: 8\nlearning_rate: 5.0e-5\nbeta: 0.1\n"
+            .write(toFile: root + "/configs/dpo_config.yaml", atomically: true, encoding: .utf8)
+        for f in ["sft.jsonl", "preferences.jsonl"] { try fm.copyItem(atPath: repoRoot + "/pipelines/task-api/data/" + f, toPath: root + "/data/" + f) }
+        let store = root + "/store"
+        #expect(try cairn(["init"], store: store).status == 0)
+        // Nothing is downloaded: the hub id resolves through the alias org--name.
+        let unknown = try cairn(["run", root, "--sft-dataset", root + "/data/sft.jsonl", "--preference-dataset", root + "/data/preferences.jsonl"], store: store)
+        #expect(unknown.status == 2 && unknown.err.contains("cairn alias set unsloth--Qwen2.5-3B-Instruct-bnb-4bit REF"), "\(unknown.err)")
+        let added = try cairn(["add", SharedBase.dir, "--kind", "base-model"], store: store)
+        #expect(try cairn(["alias", "set", "unsloth--Qwen2.5-3B-Instruct-bnb-4bit", added.out.trimmingCharacters(in: .whitespacesAndNewlines)], store: store).status == 0)
+
+        let r = try cairn(["run", root, "--quiet", "--sft-dataset", root + "/data/sft.jsonl", "--preference-dataset", root + "/data/preferences.jsonl"], store: store)
+        #expect(r.status == 0 || r.status == 1, "\(r.out)\n\(r.err)")
+        #expect(r.err.contains("'gpu_memory_fraction'") && r.err.contains("ignored"))
+        let s = try ArtifactStore(root: store)
+        let run = try #require(runNumber(r))
+        let ex = try s.stages(run: run)
+        #expect(ex.first?.stage == "sft" && ex.first?.status == .succeeded)
+        // Whatever the gates decide, they decided it with every check reported.
+        for e in ex { #expect(e.gateReport?["checks"] != nil, "\(e.stage) has no gate report") }
+        // output_dir is relative to the config file, as every path in it.
+        #expect(FileManager.default.fileExists(atPath: root + "/configs/artifacts/pipeline_result.json"))
+        if r.status == 1 { #expect(try s.run(run)?.status == .rejected && r.out.contains("gate after")) }
+    }
+}
