@@ -117,8 +117,8 @@ public struct PipelineConfig: Sendable {
         func path(_ value: String, key: String, line: Int?) throws -> String {
             let p = try Paths.inside(repository: repo, relativeTo: dir, value, file: file, line: line, key: key)
             if !value.hasPrefix("/") && !FileManager.default.fileExists(atPath: p) {
-                let fromRoot = try Paths.inside(repository: repo, relativeTo: repo, value, file: file, line: line, key: key)
-                if FileManager.default.fileExists(atPath: fromRoot) { return fromRoot }
+                if let fromRoot = try? Paths.inside(repository: repo, relativeTo: repo, value, file: file, line: line, key: key),
+                   FileManager.default.fileExists(atPath: fromRoot) { return fromRoot }
             }
             return p
         }

@@ -84,6 +84,7 @@ struct PipelineConfigTests {
         ("pipeline_id: x\nbase_model: m\nstages:\n  - name: sft\n    config_path: ../../etc/passwd\n", 5, "path '../../etc/passwd' leaves the repository"),
         ("pipeline_id: x\nbase_model: /etc\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\n", 2, "path '/etc' leaves the repository"),
         ("pipeline_id: x\nbase_model: m\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\ndatasets:\n  sft: data/missing.jsonl\n", 7, "no such file 'data/missing.jsonl'"),
+        ("pipeline_id: x\nbase_model: m\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\ndatasets:\n  sft: ../data/missing.jsonl\n", 7, "no such file '../data/missing.jsonl'"),
         ("pipeline_id: x\nbase_model: m\nstages:\n  - name: dpo\n    config_path: ./sft_config.yaml\n  - name: sft\n    config_path: ./sft_config.yaml\n", 4, "stages run in the order"),
     ])
     func badConfigsNameFileLineAndKey(text: String, line: Int, message: String) throws {
@@ -103,5 +104,15 @@ struct PipelineConfigTests {
         #expect { _ = try PipelineConfig.load(file) } throws: { e in
             "\(e)".contains("is a symlink that leaves the repository") && (e as? ConfigError)?.line == 7
         }
+    }
+}
+
+extension PipelineConfigTests {
+    /// An output directory that does not exist yet, above the pipeline's directory but inside
+    /// the repository, is fine (the example writes ../../artifacts).
+    @Test func aNewOutputDirectoryUpTheTreeButInsideTheRepositoryIsAccepted() throws {
+        let (root, file) = try repo("pipeline_id: x\nbase_model: m\noutput_dir: ../artifacts/x\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\n")
+        let c = try PipelineConfig.load(file)
+        #expect(c.outputDir == root + "/artifacts/x")
     }
 }
