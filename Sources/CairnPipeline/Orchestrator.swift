@@ -294,6 +294,9 @@ public final class Orchestrator {
                 }
             }
         }
+        if status == .succeeded && !config.saveIntermediate {
+            for st in config.stages { try? FileManager.default.removeItem(atPath: workDir + "/\(st.name.rawValue)/train/checkpoints") }
+        }
         let result = PipelineResult(runID: runID, status: status, pipelineID: config.pipelineID, finalModelPath: finalPath, finalArtifact: finalID,
                                     stagesCompleted: completed, totalTimeSeconds: Date().timeIntervalSince(start), trainingSeconds: trainingSeconds, gateSeconds: gateSeconds,
                                     stageResults: stageResults, errors: errors, notes: notes)
@@ -460,7 +463,10 @@ public final class Orchestrator {
         let r = try attempts(stage, key: key, used: used, processes: { _ in
             let modelPath = try self.materialize(modelID)
             var a = [self.options.executable, "train", kind, "--model", modelPath, "--data", try self.materialize(dataID),
-                     "--config", try self.materialize(configID), "--out", train, "--save-steps", String(self.config.checkpointEveryNSteps), "--resume"]
+                     "--config", try self.materialize(configID), "--out", train, "--save-steps", String(self.config.checkpointEveryNSteps), "--resume",
+                     // The adapter names its base by artifact id, not by this run's work path, so the
+                     // same training gives the same adapter wherever it ran.
+                     "--base-name", modelID.description]
             if let e = evalID { a += ["--eval", try self.materialize(e)] }
             var list = [a]
             if kind == "dpo" {

@@ -62,6 +62,8 @@ public struct PipelineConfig: Sendable {
     public var validation = ValidationConfig()
     public var gpuMemoryFraction = 0.9
     public var checkpointEveryNSteps = 100
+    /// false: a successful run removes its training checkpoints from the work directory
+    /// (every output is in the store either way).
     public var saveIntermediate = true
     public var uploadToHub = false
     public var hubRepoID: String?
@@ -152,6 +154,8 @@ public struct PipelineConfig: Sendable {
                 guard FileManager.default.fileExists(atPath: st.configPath!) else {
                     throw ConfigError(file: file, line: s.node("config_path")!.line, "key 'config_path': no such file '\(v)'")
                 }
+                // The stage config is checked now, so a typo stops `cairn run` before anything trains.
+                _ = try TrainingConfig.load(yamlFile: st.configPath!)
             }
             if let v = try s.double("timeout_minutes") {
                 guard v > 0 else { throw ConfigError(file: file, line: s.node("timeout_minutes")!.line, "key 'timeout_minutes' must be positive") }

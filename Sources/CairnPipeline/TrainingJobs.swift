@@ -11,6 +11,8 @@ public enum TrainingJobs {
         public var config: TrainingConfig
         public var out: String
         public var resume: Bool
+        /// What adapter_config.json records as base_model_name_or_path (default: `model`).
+        public var baseModelName: String?
         /// Called after every optimizer step: metrics, total steps, seconds since this run started, steps this run.
         public var progress: ((LoggedMetrics, Int, Double, Int) -> Void)?
         /// Called for notes worth a line (skipped examples, resumed step).
@@ -66,7 +68,7 @@ public enum TrainingJobs {
         } else if !evalIdx.isEmpty {
             summary["eval_loss"] = try SFTTrainer.evaluate(model: model, examples: evalIdx.map { data.examples[$0] }, batchSize: o.config.batchSize, padID: pad)
         }
-        try model.saveAdapter(to: o.out, baseModel: o.model)
+        try model.saveAdapter(to: o.out, baseModel: o.baseModelName ?? o.model)
         try tok.write(to: o.out)
         try writeSummary(summary, to: o.out)
         return summary
@@ -126,7 +128,7 @@ public enum TrainingJobs {
             summary["eval_accuracy"] = r.accuracy
             summary["eval_margin"] = r.margin
         }
-        try model.saveAdapter(to: o.out, baseModel: o.model)
+        try model.saveAdapter(to: o.out, baseModel: o.baseModelName ?? o.model)
         try tok.write(to: o.out)
         try writeSummary(summary, to: o.out)
         return summary

@@ -5,14 +5,14 @@ import Foundation
 
 /// `cairn train pretrain|sft|dpo` and `cairn merge`: parse, call TrainingJobs, print progress.
 enum TrainCommands {
-    static let trainUsage = "--model M --data FILE.jsonl --config CONFIG.yaml --out DIR [--eval FILE.jsonl] [--save-steps N] [--resume]"
+    static let trainUsage = "--model M --data FILE.jsonl --config CONFIG.yaml --out DIR [--eval FILE.jsonl] [--save-steps N] [--base-name NAME] [--resume]"
     static let specs: [CommandSpec] = [
         CommandSpec(name: "train pretrain", usage: "cairn train pretrain " + trainUsage,
-                    summary: "full-parameter next-token training ({\"text\"} lines)", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps"]),
+                    summary: "full-parameter next-token training ({\"text\"} lines)", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps", "base-name"]),
         CommandSpec(name: "train sft", usage: "cairn train sft " + trainUsage,
-                    summary: "LoRA supervised fine-tuning; writes a PEFT adapter", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps"]),
+                    summary: "LoRA supervised fine-tuning; writes a PEFT adapter", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps", "base-name"]),
         CommandSpec(name: "train dpo", usage: "cairn train dpo " + trainUsage,
-                    summary: "DPO with a fresh LoRA on a (merged) model", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps"]),
+                    summary: "DPO with a fresh LoRA on a (merged) model", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps", "base-name"]),
         CommandSpec(name: "merge", usage: "cairn merge --model M --adapter A --out DIR [--dtype f32|f16|bf16]",
                     summary: "fold a LoRA adapter into the model's weights", options: ["model", "adapter", "out", "dtype"]),
     ]
@@ -38,7 +38,7 @@ enum TrainCommands {
         if a.options["save-steps"] != nil { config.saveSteps = max(1, try a.int("save-steps", default: config.saveSteps)) }
         let terminal = isatty(2) == 1
         var lastPrint = 0.0
-        let options = TrainingJobs.Options(
+        let baseOptions = TrainingJobs.Options(
             model: model, data: try a.required("data"), eval: try a.option("eval"), config: config, out: try a.required("out"),
             resume: a.has("resume"),
             progress: { m, total, elapsed, done in
@@ -56,6 +56,8 @@ enum TrainCommands {
                 }
             },
             note: { Output.note("note: " + $0) })
+        var options = baseOptions
+        options.baseModelName = try a.option("base-name")
         let summary: TrainingJobs.Summary
         switch name {
         case "train pretrain": summary = try TrainingJobs.pretrain(options)

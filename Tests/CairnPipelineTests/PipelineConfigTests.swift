@@ -116,3 +116,15 @@ extension PipelineConfigTests {
         #expect(c.outputDir == root + "/artifacts/x")
     }
 }
+
+extension PipelineConfigTests {
+    /// A typo in a stage config stops the run before anything trains, naming that file and line.
+    @Test func stageConfigsAreCheckedWhenThePipelineIsRead() throws {
+        let (root, file) = try repo("pipeline_id: x\nbase_model: m\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\n")
+        try "lora_r: 8\nlearning_rte: 1e-4\n".write(toFile: root + "/p/sft_config.yaml", atomically: true, encoding: .utf8)
+        #expect { _ = try PipelineConfig.load(file) } throws: { e in
+            guard let c = e as? ConfigError else { return false }
+            return c.file == root + "/p/sft_config.yaml" && c.line == 2 && c.message == "unknown key 'learning_rte' — did you mean 'learning_rate'?"
+        }
+    }
+}

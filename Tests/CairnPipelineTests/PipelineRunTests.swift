@@ -130,11 +130,12 @@ struct PipelineRunTests {
 /// SIGKILL at several moments, then `cairn resume`: the same final artifact as an uninterrupted run.
 @Suite("Pipeline resume", .serialized)
 struct PipelineResumeTests {
-    static func quickWorkspace() throws -> Workspace {
+    static func quickWorkspace(saveIntermediate: Bool = true) throws -> Workspace {
         // Short training passes no quality gate; these runs are about resuming, so the gates are opened.
         try Workspace(quick: true) {
             $0.replacingOccurrences(of: "checkpoint_every_n_steps: 20", with: "checkpoint_every_n_steps: 4")
                 .replacingOccurrences(of: "threshold: 0.9", with: "threshold: 0.0").replacingOccurrences(of: "min_accuracy: 0.9", with: "min_accuracy: 0.0")
+                .replacingOccurrences(of: "save_intermediate: true", with: "save_intermediate: \(saveIntermediate)")
         }
     }
 
@@ -161,10 +162,13 @@ struct PipelineResumeTests {
 
     @Test(arguments: ["sft/train/checkpoints/checkpoint-4", "sft/gate.json", "merge/attempt-1.log", "dpo/train/checkpoints/checkpoint-4", "dpo/aligned"])
     func aRunKilledAtAnyMomentResumesToTheSameFinalArtifact(trigger: String) throws {
-        let reference = try Self.quickWorkspace()
+        let reference = try Self.quickWorkspace(saveIntermediate: false)
         let r = try reference.run()
         #expect(r.status == 0, "\(r.out)\n\(r.err)")
         let want = try #require(finalArtifact(r))
+        // save_intermediate: false: the finished run's checkpoints are gone, its outputs stored.
+        #expect(!FileManager.default.fileExists(atPath: reference.pipeline + "/artifacts/run-1/sft/train/checkpoints"))
+        #expect(FileManager.default.fileExists(atPath: reference.pipeline + "/artifacts/run-1/sft/adapter/adapter_model.safetensors"))
 
         let ws = try Self.quickWorkspace()
         let run = try killWhen(ws, trigger)
@@ -179,6 +183,13 @@ struct PipelineResumeTests {
         let resumed = try cairn(["resume", String(run), "--quiet"], store: ws.store)
         #expect(resumed.status == 0, "\(resumed.out)\n\(resumed.err)")
         #expect(finalArtifact(resumed) == want, "killed at \(trigger)")
+        // Every intermediate too: the adapters name their base by artifact id, not by work path.
+        func adapters(_ w: Workspace) throws -> [String] {
+            let s = try w.openStore()
+            return try s.stages(run: 1).filter { $0.status == .succeeded }.flatMap { try s.edges(execution: $0.id, .generated) }
+                .filter { $0.role == "adapter" }.map(\.artifact.description)
+        }
+        #expect(try adapters(ws) == adapters(reference))
         #expect(try ws.openStore().run(run)?.status == .succeeded)
         let again = try cairn(["resume", String(run)], store: ws.store)
         #expect(again.status == 2 && again.err.contains("has finished"))
