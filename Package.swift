@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "CairnStore", targets: ["CairnStore"]),
         .library(name: "CairnTrain", targets: ["CairnTrain"]),
         .library(name: "CairnPipeline", targets: ["CairnPipeline"]),
+        .library(name: "CairnGit", targets: ["CairnGit"]),
+        .library(name: "CairnWatch", targets: ["CairnWatch"]),
     ],
     targets: [
         // System libraries: module.modulemap + shim.h only.
@@ -25,7 +27,9 @@ let package = Package(
         .target(name: "CairnTrain", dependencies: ["COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "CairnPipeline", dependencies: ["CairnStore", "CairnTrain", "CYAML"]),
-        .executableTarget(name: "cairn", dependencies: ["CairnStore", "CairnTrain", "CairnPipeline"]),
+        .target(name: "CairnGit", dependencies: ["CGit2"]),
+        .target(name: "CairnWatch", dependencies: ["CairnGit", "CairnPipeline", "CairnStore"]),
+        .executableTarget(name: "cairn", dependencies: ["CairnStore", "CairnTrain", "CairnPipeline", "CairnGit", "CairnWatch"]),
         .executableTarget(name: "bench-store-lineage", dependencies: ["CairnStore"], path: "bench/store/lineage"),
         .executableTarget(name: "bench-train-model", dependencies: ["CairnTrain"], path: "bench/train-model/swift"),
         .executableTarget(name: "bench-train", dependencies: ["CairnTrain"], path: "bench/train/swift"),
@@ -33,6 +37,7 @@ let package = Package(
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "cairn"]),
         .testTarget(name: "CairnTrainTests", dependencies: ["CairnTrain", "cairn"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CairnPipelineTests", dependencies: ["CairnPipeline", "cairn"]),
+        .testTarget(name: "CairnWatchTests", dependencies: ["CairnWatch", "CairnGit", "cairn"]),
     ],
     swiftLanguageModes: [.v5]
 )

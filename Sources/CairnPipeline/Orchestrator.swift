@@ -69,6 +69,8 @@ public final class Orchestrator {
         /// First retry waits this long, then twice as long each time.
         public var retryBackoffSeconds = 2.0
         public var info: RunInfo?
+        /// Called once the run has its id (before any stage runs).
+        public var onRunStarted: ((Int64) -> Void)?
         public var say: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
         public init(executable: String, sftDataset: String? = nil, preferenceDataset: String? = nil) {
@@ -106,11 +108,12 @@ public final class Orchestrator {
         var info = options.info ?? RunInfo(pipeline: config.pipelineID)
         info.pipeline = config.pipelineID
         runID = try store.beginRun(info)
+        options.onRunStarted?(runID)
         workDir = config.outputDir + "/run-\(runID)"
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         say("run \(runID) of pipeline \(config.pipelineID): work directory \(workDir)")
         let inputs = try storeInputs()
-        journal = ["pipeline_file": .string(Paths.normalise(config.file)), "work_dir": .string(workDir),
+        journal = ["pipeline_file": .string(Paths.normalise(config.file)), "repository": .string(config.repository), "work_dir": .string(workDir),
                    "inputs": .object(inputs.mapValues { .string($0.description) }), "pid": .number(Double(getpid()))]
         try store.setRunMetadata(runID, .object(journal))
         return try execute(start: Date())
@@ -129,7 +132,13 @@ public final class Orchestrator {
               let work = journal["work_dir"]?.stringValue, case .object(let inputs)? = journal["inputs"] else {
             throw ConfigError(file: "run \(id)", line: nil, "this run has no journal to resume from")
         }
-        let config = try PipelineConfig.load(file)
+        let config: PipelineConfig
+        if let repo = journal["repository"]?.stringValue {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
+            config = try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, repository: repo)
+        } else {
+            config = try PipelineConfig.load(file)
+        }
         if let was = inputs["pipeline_config"]?.stringValue, try store.identify(path: file).description != was {
             throw ConfigError(file: file, line: nil, "changed since run \(id) started; run the pipeline again instead of resuming")
         }
@@ -145,6 +154,7 @@ public final class Orchestrator {
         for s in try store.stages(run: id) where s.status == .running {
             try store.finishStage(execution: s.id, status: .interrupted, metrics: s.metrics, error: "interrupted; resumed by a later process")
         }
+        options.onRunStarted?(id)
         o.say("resuming run \(id) of pipeline \(config.pipelineID) (work directory \(work))")
         return try o.execute(start: Date(timeIntervalSince1970: rec.startedAt))
     }

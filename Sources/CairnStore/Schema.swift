@@ -100,6 +100,21 @@ enum Schema {
             UNIQUE(pipeline, commit_sha)
         );
         """,
+        // 2: the trigger: queue entries get their process and times; the last branch tips seen.
+        """
+        ALTER TABLE run_queue ADD COLUMN started_at REAL;
+        ALTER TABLE run_queue ADD COLUMN finished_at REAL;
+        ALTER TABLE run_queue ADD COLUMN pid INTEGER;
+        ALTER TABLE run_queue ADD COLUMN error TEXT;
+        CREATE INDEX run_queue_state ON run_queue(state, id);
+        CREATE TABLE watch_state(
+            repo TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            tip TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY(repo, branch)
+        );
+        """,
     ]
 
     static var version: Int { migrations.count }

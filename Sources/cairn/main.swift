@@ -2,9 +2,10 @@
 import CairnStore
 import CairnPipeline
 import CairnTrain
+import CairnGit
 import Foundation
 
-let commands = StoreCommands.specs + ModelCommands.specs + TrainCommands.specs + PipelineCommands.specs
+let commands = StoreCommands.specs + ModelCommands.specs + TrainCommands.specs + PipelineCommands.specs + WatchCommands.specs
 
 func printHelp() {
     Output.out("usage: cairn COMMAND [ARGS] [--store DIR]\n\nCommands:")
@@ -44,6 +45,7 @@ func main() -> Int32 {
         if ModelCommands.specs.contains(where: { $0.name == name }) { return try ModelCommands.run(name, parsed) }
         if TrainCommands.specs.contains(where: { $0.name == name }) { return try TrainCommands.run(name, parsed) }
         if PipelineCommands.specs.contains(where: { $0.name == name }) { return try PipelineCommands.run(name, parsed) }
+        if WatchCommands.specs.contains(where: { $0.name == name }) { return try WatchCommands.run(name, parsed) }
         return try StoreCommands.run(name, parsed)
     } catch let e as UsageError {
         Output.note("cairn \(name): \(e.message)\nusage: \(spec.usage)")
@@ -59,7 +61,7 @@ func main() -> Int32 {
 func exitCode(for error: Error) -> Int32 {
     switch error {
     case let e as StoreError: return e.exitCode
-    case is ModelError, is FormatError, is TokenizerError, is DatasetError, is ConfigError: return 2
+    case is ModelError, is FormatError, is TokenizerError, is DatasetError, is ConfigError, is GitError, is UnsafePathError: return 2
     default: return 1
     }
 }

@@ -143,6 +143,18 @@ public final class Subprocess: @unchecked Sendable {
         if getppid() != parent { exit(137) }  // it died before prctl took effect
     }
 
+    /// The outcome if the child has ended (its output then fully copied), else nil. Never blocks.
+    public func poll() -> Outcome? {
+        var status: Int32 = 0
+        let r = waitpid(pid, &status, WNOHANG)
+        guard r == pid else { return nil }
+        kill(-pid, SIGKILL)
+        _ = readerDone.wait(timeout: .now() + 5)
+        let exited = (status & 0x7f) == 0
+        return Outcome(exitCode: exited ? (status >> 8) & 0xff : nil, signal: exited ? nil : status & 0x7f, timedOut: false,
+                       seconds: Date().timeIntervalSince(started))
+    }
+
     /// The path of the running executable (for starting stage processes of the same cairn).
     public static var currentExecutable: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]

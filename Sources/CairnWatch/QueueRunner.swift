@@ -1,0 +1,171 @@
+import CairnGit
+import CairnPipeline
+import CairnStore
+import Foundation
+
+/// Runs one queue entry in this process (`cairn queue run-one ID`): the pipeline as it is in
+/// the entry's commit — configs and datasets read from the commit's tree through libgit2 and
+/// exported under the store, never from a work tree — recorded with the repository, branch,
+/// commit, author and message. An entry whose run was interrupted is resumed instead.
+public enum QueueRunner {
+    public struct Options {
+        public var executable: String
+        public var allowCommands = false
+        public var echo = true
+        public init(executable: String) { self.executable = executable }
+    }
+
+    /// Returns the process exit code: 0 the run succeeded, 1 it failed or was rejected, 2 it could not start.
+    public static func run(entry id: Int64, store: ArtifactStore, options: Options) -> Int32 {
+        do {
+            guard let e = try store.queueEntry(id) else { throw PipelineError("no queue entry \(id)") }
+            try store.markQueueRunning(id, pid: getpid())
+            var o = Orchestrator.Options(executable: options.executable)
+            o.echo = options.echo
+            o.onRunStarted = { run in try? store.markQueueRunning(id, pid: getpid(), run: run) }
+            if let run = e.run, let rec = try store.run(run), try Orchestrator.effectiveStatus(rec) == .interrupted {
+                let r = try Orchestrator.resume(run: run, store: store, options: o)
+                try store.finishQueue(id, state: "done", run: run)
+                return r.success ? 0 : 1
+            }
+            guard let repoPath = e.repo, let commit = CommitID(e.commit) else { throw PipelineError("queue entry \(id) names no repository or commit") }
+            let repo = try GitRepository(path: repoPath)
+            let info = try repo.commit(commit)
+            o.info = RunInfo(pipeline: e.pipeline, repo: repoPath, branch: e.branch, commit: commit.hex, author: "\(info.author) <\(info.email)>",
+                             message: info.summary, metadata: .object(["queue_entry": .number(Double(id))]))
+            do {
+                let tree = try exportedTree(repo, commit, store: store)
+                let file = try pipelineFile(in: tree, directory: e.pipeline, commit: commit)
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
+                let shown = e.pipeline == "." ? (file as NSString).lastPathComponent : e.pipeline + "/" + (file as NSString).lastPathComponent
+                let config: PipelineConfig
+                do {
+                    config = try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, repository: tree)
+                } catch let c as ConfigError {
+                    // Name the file as it is in the repository, and the commit.
+                    throw ConfigError(file: "\(shown) at \(commit.short)", line: c.line, c.message)
+                }
+                let result = try Orchestrator(store: store, config: config, options: o).run()
+                try store.finishQueue(id, state: "done", run: result.runID)
+                return result.success ? 0 : 1
+            } catch let error as ConfigError {
+                return try failBeforeRun(id, store: store, info: o.info!, error: "\(error)")
+            } catch let error as UnsafePathError {
+                return try failBeforeRun(id, store: store, info: o.info!, error: "\(error)")
+            }
+        } catch {
+            FileHandle.standardError.write(Data("cairn: queue entry \(id): \(error)\n".utf8))
+            try? store.finishQueue(id, state: "failed", error: "\(error)")
+            return 2
+        }
+    }
+
+    /// A run that could not start (bad config, unsafe path) is recorded as a failed run with
+    /// its error, so `cairn runs` shows it; the daemon goes on.
+    static func failBeforeRun(_ id: Int64, store: ArtifactStore, info: RunInfo, error: String) throws -> Int32 {
+        FileHandle.standardError.write(Data("cairn: \(error)\n".utf8))
+        var i = info
+        i.metadata = .object(["queue_entry": .number(Double(id)), "error": .string(error)])
+        let run = try store.beginRun(i, status: .failed)
+        try store.finishRun(run, status: .failed)
+        try store.finishQueue(id, state: "failed", run: run, error: error)
+        return 2
+    }
+
+    /// The commit's tree under the store (exported once per commit, read-only afterwards).
+    public static func exportedTree(_ repo: GitRepository, _ commit: CommitID, store: ArtifactStore) throws -> String {
+        let dir = store.root + "/checkouts/" + commit.hex
+        if FileManager.default.fileExists(atPath: dir) { return dir }
+        try FileManager.default.createDirectory(atPath: store.root + "/checkouts", withIntermediateDirectories: true)
+        do { try repo.export(commit, into: dir) } catch where FileManager.default.fileExists(atPath: dir) {
+            return dir  // another process exported it meanwhile
+        }
+        return dir
+    }
+
+    static func pipelineFile(in tree: String, directory: String, commit: CommitID) throws -> String {
+        let dir = directory == "." ? tree : tree + "/" + directory
+        for name in PipelineMap.fileNames.sorted() where FileManager.default.fileExists(atPath: dir + "/" + name) { return dir + "/" + name }
+        throw ConfigError(file: "\(directory) at \(commit.short)", line: nil, "no pipeline.yaml in this directory at this commit")
+    }
+}
+
+/// Starts queued runs as child processes (`cairn queue run-one ID`), `jobs` at a time, each with
+/// its log under the store (and stored as a log artifact by its run); reaps them; marks an
+/// entry whose process died without finishing it. Used by the watcher and by `cairn queue work`.
+public final class QueueWorker {
+    let store: ArtifactStore
+    let executable: String
+    public let jobs: Int
+    public var allowCommands = false
+    public var accepting = true
+    var children: [(entry: Int64, process: Subprocess)] = []
+    /// (entry, pid, when the process was started) for the trigger benchmark.
+    public private(set) var started: [(entry: Int64, at: Date)] = []
+
+    public init(store: ArtifactStore, executable: String, jobs: Int) {
+        self.store = store; self.executable = executable; self.jobs = max(1, jobs)
+    }
+
+    public var running: Int { children.count }
+
+    /// Entries left `running` by a process that is gone: back to pending (their run, if any,
+    /// is resumed by the next process that takes them).
+    public func recoverInterrupted() throws {
+        for e in try store.queue(state: "running") where !children.contains(where: { $0.entry == e.id }) {
+            let cmd = e.pid.flatMap { try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8) } ?? ""
+            if !cmd.contains("cairn") { try store.updateQueue(e.id, state: "pending") }
+        }
+    }
+
+    /// Starts pending entries while fewer than `jobs` run. Returns how many it started.
+    @discardableResult
+    public func startAvailable() throws -> Int {
+        var n = 0
+        while accepting && children.count < jobs, let e = try store.claimNextPending(pid: getpid()) {
+            let logDir = store.root + "/logs"
+            try FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true)
+            var args = [executable, "queue", "run-one", String(e.id), "--store", store.root, "--quiet"]
+            if allowCommands { args.append("--allow-commands") }
+            let p = try Subprocess(args, logPath: logDir + "/queue-\(e.id).log", echo: false)
+            try store.markQueueRunning(e.id, pid: p.pid)
+            children.append((e.id, p))
+            started.append((e.id, Date()))
+            n += 1
+        }
+        return n
+    }
+
+    /// Collects finished children; an entry its process left unfinished is marked failed.
+    @discardableResult
+    public func reap() throws -> Int {
+        var done = 0
+        children.removeAll { c in
+            guard let o = c.process.poll() else { return false }
+            done += 1
+            if let e = try? store.queueEntry(c.entry), e.state == "running" {
+                if accepting {
+                    try? store.finishQueue(c.entry, state: "failed", error: "run process ended with \(o.description) before finishing")
+                } else {
+                    try? store.updateQueue(c.entry, state: "pending")  // stopped by us: resumed on the next start
+                }
+            }
+            return true
+        }
+        return done
+    }
+
+    /// Sends `signal` to every running child's process group.
+    public func signalAll(_ signal: Int32) { for c in children { c.process.signalGroup(signal) } }
+
+    /// Runs until the queue is empty and every child has ended.
+    public func drain(poll: Double = 0.05) throws {
+        try recoverInterrupted()
+        while true {
+            try reap()
+            try startAvailable()
+            if children.isEmpty { break }
+            Thread.sleep(forTimeInterval: poll)
+        }
+    }
+}
