@@ -109,13 +109,20 @@ public final class Orchestrator {
         info.pipeline = config.pipelineID
         runID = try store.beginRun(info)
         options.onRunStarted?(runID)
-        workDir = config.outputDir + "/run-\(runID)"
-        try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
-        say("run \(runID) of pipeline \(config.pipelineID): work directory \(workDir)")
-        let inputs = try storeInputs()
-        journal = ["pipeline_file": .string(Paths.normalise(config.file)), "repository": .string(config.repository), "work_dir": .string(workDir),
-                   "inputs": .object(inputs.mapValues { .string($0.description) }), "pid": .number(Double(getpid()))]
-        try store.setRunMetadata(runID, .object(journal))
+        do {
+            workDir = config.outputDir + "/run-\(runID)"
+            try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+            say("run \(runID) of pipeline \(config.pipelineID): work directory \(workDir)")
+            let inputs = try storeInputs()
+            journal = ["pipeline_file": .string(Paths.normalise(config.file)), "repository": .string(config.repository), "work_dir": .string(workDir),
+                       "inputs": .object(inputs.mapValues { .string($0.description) }), "pid": .number(Double(getpid()))]
+            try store.setRunMetadata(runID, .object(journal))
+        } catch {
+            // The run could not start: it is failed, with the reason, not left "running".
+            try? store.setRunMetadata(runID, .object(["error": .string("\(error)")]))
+            try? store.finishRun(runID, status: .failed)
+            throw error
+        }
         return try execute(start: Date())
     }
 

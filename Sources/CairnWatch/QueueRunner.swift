@@ -37,13 +37,15 @@ public enum QueueRunner {
                 let tree = try exportedTree(repo, commit, store: store)
                 let file = try pipelineFile(in: tree, directory: e.pipeline, commit: commit)
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
-                let shown = e.pipeline == "." ? (file as NSString).lastPathComponent : e.pipeline + "/" + (file as NSString).lastPathComponent
                 let config: PipelineConfig
                 do {
                     config = try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, repository: tree)
                 } catch let c as ConfigError {
-                    // Name the file as it is in the repository, and the commit.
-                    throw ConfigError(file: "\(shown) at \(commit.short)", line: c.line, c.message)
+                    // Name the file as it is in the repository, and the commit; the export
+                    // directory means nothing to the person reading the error.
+                    let inRepo = c.file.hasPrefix(tree + "/") ? String(c.file.dropFirst(tree.count + 1)) : c.file
+                    throw ConfigError(file: inRepo, line: c.line,
+                                      c.message.replacingOccurrences(of: " " + tree, with: "") + " (commit \(commit.short))")
                 }
                 let result = try Orchestrator(store: store, config: config, options: o).run()
                 try store.finishQueue(id, state: "done", run: result.runID)
@@ -72,11 +74,18 @@ public enum QueueRunner {
         return 2
     }
 
-    /// The commit's tree under the store (exported once per commit, read-only afterwards).
+    /// Where triggered runs work: beside the store (STORE-work/), not in it — the store refuses
+    /// to add files from inside itself.
+    public static func workRoot(_ store: ArtifactStore) -> String {
+        (store.root.hasSuffix("/") ? String(store.root.dropLast()) : store.root) + "-work"
+    }
+
+    /// The commit's tree (exported once per commit, read-only afterwards) under STORE-work/checkouts.
     public static func exportedTree(_ repo: GitRepository, _ commit: CommitID, store: ArtifactStore) throws -> String {
-        let dir = store.root + "/checkouts/" + commit.hex
+        let base = workRoot(store) + "/checkouts"
+        let dir = base + "/" + commit.hex
         if FileManager.default.fileExists(atPath: dir) { return dir }
-        try FileManager.default.createDirectory(atPath: store.root + "/checkouts", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         do { try repo.export(commit, into: dir) } catch where FileManager.default.fileExists(atPath: dir) {
             return dir  // another process exported it meanwhile
         }
