@@ -1,0 +1,108 @@
+import CairnStore
+import Foundation
+import Testing
+
+/// The daemon: a real `cairn watch` process on real repositories.
+@Suite("Watcher daemon", .serialized)
+struct WatcherTests {
+    final class Daemon {
+        let process = Process()
+        init(_ f: GitFixture, repo: String? = nil, extra: [String] = []) throws {
+            process.executableURL = URL(fileURLWithPath: cairnBinary())
+            process.arguments = ["watch", repo ?? f.repo, "--store", f.store, "--interval", "2"] + extra
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try process.run()
+        }
+        func stop(_ signal: Int32 = SIGTERM) {
+            kill(process.processIdentifier, signal)
+            process.waitUntilExit()
+        }
+        deinit { if process.isRunning { stop(SIGKILL) } }
+    }
+
+    /// Polls the store until `ok` holds (or 60 s pass).
+    func waitFor(_ f: GitFixture, _ what: String, _ ok: ([RunRecord], [QueueEntry]) -> Bool) throws {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if let s = try? ArtifactStore(root: f.store), let runs = try? s.runs(), let q = try? s.queue(), ok(runs.reversed(), q) { return }
+            usleep(50_000)
+        }
+        Issue.record("timed out waiting for \(what)")
+    }
+
+    @Test func commitsStartRunsRestartsCatchUpAndNothingRunsTwice() throws {
+        let f = try GitFixture()
+        try commitPipeline(f)
+        var d = try Daemon(f)
+        try waitFor(f, "the first run") { runs, q in runs.count == 1 && q.allSatisfy { $0.state == "done" } }
+        let c1 = try f.commit("more steps", ["pipelines/quick/sft_config.yaml": "max_steps: 3\nbatch_size: 2\nlearning_rate: 1.0e-3\nlora_r: 4\nlora_alpha: 8\nmax_seq_length: 64\n"])
+        try waitFor(f, "the run of \(c1)") { runs, q in runs.count == 2 && runs.last?.commit == c1 && q.allSatisfy { $0.state == "done" } }
+        try f.commit("docs", ["README.md": "hello\n"])
+        Thread.sleep(forTimeInterval: 0.5)
+        d.stop()
+        // Commits while the daemon is down are caught up on start.
+        let c2 = try f.commit("while down", ["pipelines/quick/sft_config.yaml": "max_steps: 4\nbatch_size: 2\nlearning_rate: 1.0e-3\nlora_r: 4\nlora_alpha: 8\nmax_seq_length: 64\n"])
+        d = try Daemon(f)
+        try waitFor(f, "the catch-up run of \(c2)") { runs, q in runs.count == 3 && runs.last?.commit == c2 && q.allSatisfy { $0.state == "done" } }
+        // Replays: a hook's trigger and a restart start nothing more.
+        #expect(try f.cairn(["trigger", f.repo]).err.contains("nothing to run"))
+        d.stop()
+        d = try Daemon(f)
+        Thread.sleep(forTimeInterval: 1.5)
+        d.stop()
+        let s = try ArtifactStore(root: f.store)
+        #expect(try s.runs().count == 3)
+        #expect(try s.queue().map(\.state) == ["done", "done", "done"])
+        #expect(Set(try s.runs().compactMap(\.commit)).count == 3)
+    }
+
+    @Test func aDaemonStoppedMidRunResumesTheRunOnRestart() throws {
+        let f = try GitFixture()
+        try commitPipeline(f, steps: 400)
+        var d = try Daemon(f)
+        // Stop it while the SFT stage is training (after its first checkpoints).
+        try waitFor(f, "a checkpoint") { runs, _ in
+            guard let r = runs.first, case .object(let m) = r.metadata, let cp = m["checkpoint"]?["step"]?.numberValue else { return false }
+            return cp >= 2
+        }
+        d.stop()
+        let s = try ArtifactStore(root: f.store)
+        let run = try #require(try s.runs().first)
+        #expect(run.status == .running || run.status == .interrupted)
+        d = try Daemon(f)
+        try waitFor(f, "the resumed run") { runs, q in runs.first?.status == .succeeded && q.allSatisfy { $0.state == "done" } }
+        d.stop()
+        #expect(try s.runs().count == 1)  // resumed, not run again
+        let log = try s.stages(run: run.id).map(\.status)
+        #expect(log.contains(.interrupted) && log.last == .succeeded, "\(log)")
+    }
+
+    @Test func aPushToABareRepositoryTriggersThroughTheHookAndThroughTheWatcher() throws {
+        let f = try GitFixture()
+        try commitPipeline(f)
+        let bare = f.root + "/server.git"
+        try f.git(["clone", "-q", "--bare", f.repo, bare], cwd: f.root)
+        try f.git(["remote", "add", "origin", bare])
+        // The hook path: no daemon; post-receive runs `cairn trigger`, which starts a worker.
+        let hookStore = f.root + "/hook-store"
+        let install = try shell(cairnBinary(), ["hooks", "install", bare, "--store", hookStore], env: ["CAIRN_HOOKS_DIR": repoRoot + "/hooks"])
+        #expect(install.status == 0, "\(install.err)")
+        try FileManager.default.createDirectory(atPath: hookStore + "/logs", withIntermediateDirectories: true)
+        let c = try f.commit("tune", ["pipelines/quick/sft_config.yaml": "max_steps: 3\nbatch_size: 2\nlearning_rate: 1.0e-3\nlora_r: 4\nlora_alpha: 8\nmax_seq_length: 64\n"])
+        // The watcher path: a daemon on the same bare repository, its own store.
+        let d = try Daemon(f, repo: bare)
+        Thread.sleep(forTimeInterval: 1)  // the daemon has taken the first sight of main
+        try f.git(["push", "-q", "origin", "main"])
+        let deadline = Date().addingTimeInterval(60)
+        var hookRuns: [RunRecord] = []
+        while Date() < deadline {
+            hookRuns = (try? ArtifactStore(root: hookStore).runs()) ?? []
+            if hookRuns.contains(where: { $0.commit == c && $0.status == .succeeded }) { break }
+            usleep(100_000)
+        }
+        #expect(hookRuns.contains { $0.commit == c && $0.status == .succeeded }, "hook runs: \(hookRuns.map { ($0.commit ?? "-", $0.status) })")
+        try waitFor(f, "the watcher's run of \(c)") { runs, _ in runs.contains { $0.commit == c && $0.status == .succeeded } }
+        d.stop()
+    }
+}
