@@ -69,6 +69,9 @@ public final class Orchestrator {
         /// First retry waits this long, then twice as long each time.
         public var retryBackoffSeconds = 2.0
         public var info: RunInfo?
+        /// Asked while stages run: true (SIGTERM) asks the running stage to checkpoint and stop,
+        /// and leaves the run interrupted, to be resumed.
+        public var stopRequested: () -> Bool = { false }
         /// Called once the run has its id (before any stage runs).
         public var onRunStarted: ((Int64) -> Void)?
         public var say: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
@@ -256,6 +259,7 @@ public final class Orchestrator {
         var modelRole = "base_model"
         var final: (role: String, id: ArtifactID)?
         stageLoop: for stage in config.stages where stage.enabled {
+            if options.stopRequested() { status = .interrupted; break stageLoop }
             let outcome: StageOutcome
             do {
                 switch stage.name {
@@ -278,6 +282,10 @@ public final class Orchestrator {
                                                 + (input("dataset:preference_eval").map { [("eval", $0)] } ?? []))
                     final = ("model", outcome.outputs["model"]!)
                 }
+            } catch is StageInterrupted {
+                say("stopped on request during \(stage.name.rawValue): the run is interrupted; `cairn resume \(runID)` continues it")
+                status = .interrupted
+                break stageLoop
             } catch let e as StageFailure {
                 errors.append("\(stage.name.rawValue) failed: \(e.message)")
                 stageResults[stage.name.rawValue, default: [:]]["success"] = .bool(false)
@@ -339,6 +347,7 @@ public final class Orchestrator {
     // MARK: Stages
 
     struct StageFailure: Error { let message: String }
+    struct StageInterrupted: Error {}
 
     /// The cache key of a stage: its name, every input artifact with its role, the parts of the
     /// pipeline that change its outputs, and the training code's version.
@@ -431,9 +440,15 @@ public final class Orchestrator {
             }
             for args in try processes(n) {
                 let p = try Subprocess(args, environment: childEnvironment(), logPath: log, echo: options.echo)
-                let o = p.wait(deadline: deadline, tick: tick)
+                // Asked to stop, the stage gets SIGTERM: it finishes its step, writes a checkpoint, exits.
+                let o = p.wait(deadline: deadline, tick: tick, stopRequested: options.stopRequested)
                 outcome = o
-                if !o.succeeded { break }
+                if !o.succeeded || options.stopRequested() { break }
+            }
+            if options.stopRequested() {
+                tick()
+                try store.finishStage(execution: exe, status: .interrupted, error: "stopped on request (\(outcome?.description ?? "not started"))")
+                throw StageInterrupted()
             }
             let seconds = Date().timeIntervalSince(started)
             trainingSeconds += seconds

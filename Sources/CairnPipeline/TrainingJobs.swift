@@ -15,6 +15,8 @@ public enum TrainingJobs {
         public var baseModelName: String?
         /// Called after every optimizer step: metrics, total steps, seconds since this run started, steps this run.
         public var progress: ((LoggedMetrics, Int, Double, Int) -> Void)?
+        /// Asked after every step; true stops training with a checkpoint (TrainingInterrupted).
+        public var stopRequested: () -> Bool = { false }
         /// Called for notes worth a line (skipped examples, resumed step).
         public var note: (String) -> Void
 
@@ -57,7 +59,7 @@ public enum TrainingJobs {
         let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
         let (trainIdx, evalIdx) = o.eval == nil ? o.config.evalSplitIndices(count: data.examples.count) : (Array(data.examples.indices), [])
         let trainer = try SFTTrainer(model: model, train: trainIdx.map { data.examples[$0] }, config: o.config, padID: pad)
-        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress)
+        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
         if from > 0 { o.note("resumed from checkpoint-\(from)") }
         var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
                                 "epochs_completed": trainer.history.last!.epoch, "samples_processed": Double(trainer.step * o.config.batchSize * o.config.gradientAccumulation),
@@ -84,7 +86,7 @@ public enum TrainingJobs {
         let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
         let (trainIdx, evalIdx) = o.eval == nil ? c.evalSplitIndices(count: data.examples.count) : (Array(data.examples.indices), [])
         let trainer = try SFTTrainer(model: model, train: trainIdx.map { data.examples[$0] }, config: c, padID: pad, mode: .full)
-        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress)
+        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
         if from > 0 { o.note("resumed from checkpoint-\(from)") }
         var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
                                 "epochs_completed": trainer.history.last!.epoch]
@@ -112,7 +114,7 @@ public enum TrainingJobs {
         let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
         let (trainIdx, evalIdx) = o.eval == nil ? o.config.evalSplitIndices(count: data.pairs.count) : (Array(data.pairs.indices), [])
         let trainer = try DPOTrainer(model: model, pairs: trainIdx.map { data.pairs[$0] }, config: o.config, padID: pad)
-        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress)
+        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
         if from > 0 { o.note("resumed from checkpoint-\(from)") }
         var summary: Summary = trainer.history.last!.values
         summary["final_loss"] = summary["loss"]

@@ -12,6 +12,7 @@ public enum QueueRunner {
         public var executable: String
         public var allowCommands = false
         public var echo = true
+        public var stopRequested: () -> Bool = { false }
         public init(executable: String) { self.executable = executable }
     }
 
@@ -22,11 +23,11 @@ public enum QueueRunner {
             try store.markQueueRunning(id, pid: getpid())
             var o = Orchestrator.Options(executable: options.executable)
             o.echo = options.echo
+            o.stopRequested = options.stopRequested
             o.onRunStarted = { run in try? store.markQueueRunning(id, pid: getpid(), run: run) }
             if let run = e.run, let rec = try store.run(run), try Orchestrator.effectiveStatus(rec) == .interrupted {
                 let r = try Orchestrator.resume(run: run, store: store, options: o)
-                try store.finishQueue(id, state: "done", run: run)
-                return r.success ? 0 : 1
+                return try finish(id, store: store, r)
             }
             guard let repoPath = e.repo, let commit = CommitID(e.commit) else { throw PipelineError("queue entry \(id) names no repository or commit") }
             let repo = try GitRepository(path: repoPath)
@@ -47,9 +48,7 @@ public enum QueueRunner {
                     throw ConfigError(file: inRepo, line: c.line,
                                       c.message.replacingOccurrences(of: " " + tree, with: "") + " (commit \(commit.short))")
                 }
-                let result = try Orchestrator(store: store, config: config, options: o).run()
-                try store.finishQueue(id, state: "done", run: result.runID)
-                return result.success ? 0 : 1
+                return try finish(id, store: store, try Orchestrator(store: store, config: config, options: o).run())
             } catch let error as ConfigError {
                 return try failBeforeRun(id, store: store, info: o.info!, error: "\(error)")
             } catch let error as UnsafePathError {
@@ -60,6 +59,17 @@ public enum QueueRunner {
             try? store.finishQueue(id, state: "failed", error: "\(error)")
             return 2
         }
+    }
+
+    /// Done whatever the verdict; an interrupted run (stopped on request) goes back to pending,
+    /// to be resumed by the next worker.
+    static func finish(_ id: Int64, store: ArtifactStore, _ r: PipelineResult) throws -> Int32 {
+        if r.status == .interrupted {
+            try store.updateQueue(id, state: "pending", run: r.runID)
+            return 1
+        }
+        try store.finishQueue(id, state: "done", run: r.runID)
+        return r.success ? 0 : 1
     }
 
     /// A run that could not start (bad config, unsafe path) is recorded as a failed run with

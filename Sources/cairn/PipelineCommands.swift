@@ -46,6 +46,8 @@ enum PipelineCommands {
             var o = Orchestrator.Options(executable: Subprocess.currentExecutable, sftDataset: try a.option("sft-dataset"),
                                          preferenceDataset: try a.option("preference-dataset"))
             o.echo = !a.has("quiet")
+            let stop = StopSignal()
+            o.stopRequested = { stop.isSet }
             let result = try Orchestrator(store: store, config: config, options: o).run()
             Output.out(result.summary)
             return result.success ? 0 : 1
@@ -53,6 +55,8 @@ enum PipelineCommands {
             let store = try a.openStore()
             var o = Orchestrator.Options(executable: Subprocess.currentExecutable)
             o.echo = !a.has("quiet")
+            let stop = StopSignal()
+            o.stopRequested = { stop.isSet }
             let result = try Orchestrator.resume(run: try runID(a.positionals[0]), store: store, options: o)
             Output.out(result.summary)
             return result.success ? 0 : 1

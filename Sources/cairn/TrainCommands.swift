@@ -58,6 +58,8 @@ enum TrainCommands {
             note: { Output.note("note: " + $0) })
         var options = baseOptions
         options.baseModelName = try a.option("base-name")
+        let stop = StopSignal()  // SIGTERM: finish the step, write a checkpoint, stop
+        options.stopRequested = { stop.isSet }
         let summary: TrainingJobs.Summary
         switch name {
         case "train pretrain": summary = try TrainingJobs.pretrain(options)

@@ -30,6 +30,8 @@ enum WatchCommands {
             var o = QueueRunner.Options(executable: Subprocess.currentExecutable)
             o.echo = !a.has("quiet")
             o.allowCommands = a.has("allow-commands")
+            let stop = StopSignal()
+            o.stopRequested = { stop.isSet }
             return QueueRunner.run(entry: id, store: try a.openStore(), options: o)
         case "queue work":
             let store = try a.openStore()
@@ -85,7 +87,7 @@ enum WatchCommands {
                 o.interval = v
             }
             o.allowCommands = a.has("allow-commands")
-            let stop = StopFlag()
+            let stop = StopSignal()
             let watcher = try Watcher(repository: repo, store: store, options: o)
             try watcher.run { stop.isSet }
             Output.note("stopped")
@@ -118,21 +120,4 @@ enum WatchCommands {
             if try store.queue(state: "pending").isEmpty { return 0 }
         }
     }
-}
-
-/// SIGTERM and SIGINT set this flag (through a dispatch source, so nothing runs in a signal handler).
-final class StopFlag: @unchecked Sendable {
-    private var set = false
-    private let lock = NSLock()
-    private var sources: [DispatchSourceSignal] = []
-    init() {
-        for s in [SIGTERM, SIGINT] {
-            signal(s, SIG_IGN)
-            let src = DispatchSource.makeSignalSource(signal: s, queue: .global())
-            src.setEventHandler { [weak self] in self?.lock.lock(); self?.set = true; self?.lock.unlock() }
-            src.resume()
-            sources.append(src)
-        }
-    }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return set }
 }

@@ -160,6 +160,42 @@ struct PipelineResumeTests {
         return 1
     }
 
+    /// SIGTERM (a daemon shutting down, Ctrl-C): the running stage finishes its step, writes a
+    /// checkpoint of it, and the run is left interrupted; resuming gives the same final artifact.
+    @Test func aRunStoppedWithSIGTERMCheckpointsItsStageAndResumes() throws {
+        let reference = try Self.quickWorkspace()
+        let want = try #require(finalArtifact(try reference.run()))
+        let ws = try Workspace(quick: true) {
+            $0.replacingOccurrences(of: "checkpoint_every_n_steps: 20", with: "checkpoint_every_n_steps: 1000")
+                .replacingOccurrences(of: "threshold: 0.9", with: "threshold: 0.0").replacingOccurrences(of: "min_accuracy: 0.9", with: "min_accuracy: 0.0")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: cairnBinary())
+        p.arguments = ["run", ws.pipeline, "--quiet"]
+        var e = ProcessInfo.processInfo.environment
+        e["CAIRN_STORE"] = ws.store
+        p.environment = e
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let metrics = ws.pipeline + "/artifacts/run-1/sft/train/metrics.jsonl"
+        let deadline = Date().addingTimeInterval(60)
+        while ((try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "").isEmpty && p.isRunning && Date() < deadline { usleep(2_000) }
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let store = try ws.openStore()
+        #expect(try store.run(1)?.status == .interrupted)
+        #expect(try store.stages(run: 1).first?.status == .interrupted)
+        // The only checkpoint is the one SIGTERM asked for (the periodic ones are every 1000 steps).
+        let cps = (try? FileManager.default.contentsOfDirectory(atPath: ws.pipeline + "/artifacts/run-1/sft/train/checkpoints")) ?? []
+        #expect(cps.count == 1 && cps[0].hasPrefix("checkpoint-"), "\(cps)")
+        let resumed = try cairn(["resume", "1", "--quiet"], store: ws.store)
+        #expect(resumed.status == 0, "\(resumed.err)")
+        #expect(finalArtifact(resumed) == want)
+        let log = (try? String(contentsOfFile: ws.pipeline + "/artifacts/run-1/sft/attempt-2.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("resumed from \(cps.first ?? "?")"), "\(log)")
+    }
+
     @Test(arguments: ["sft/train/checkpoints/checkpoint-4", "sft/gate.json", "merge/attempt-1.log", "dpo/train/checkpoints/checkpoint-4", "dpo/aligned"])
     func aRunKilledAtAnyMomentResumesToTheSameFinalArtifact(trigger: String) throws {
         let reference = try Self.quickWorkspace(saveIntermediate: false)

@@ -99,8 +99,10 @@ public final class Subprocess: @unchecked Sendable {
 
     /// Waits for the child; at `deadline` stops its group (SIGTERM, SIGKILL after `grace`).
     /// Then waits for its output to be copied.
-    /// `tick` runs about once a second while the child runs.
-    public func wait(deadline: Date? = nil, grace: Double = 2, tick: (() -> Void)? = nil) -> Outcome {
+    /// `tick` runs about once a second while the child runs. When `stopRequested` first says
+    /// yes, the child's group gets SIGTERM (once) and is waited for as before.
+    public func wait(deadline: Date? = nil, grace: Double = 2, tick: (() -> Void)? = nil, stopRequested: () -> Bool = { false }) -> Outcome {
+        var forwarded = false
         var status: Int32 = 0
         var timedOut = false
         var termSentAt: Date?
@@ -120,6 +122,7 @@ public final class Subprocess: @unchecked Sendable {
                 }
             }
             if let t = tick, now.timeIntervalSince(lastTick) >= 1 { lastTick = now; t() }
+            if !forwarded && stopRequested() { forwarded = true; signalGroup(SIGTERM) }
             usleep(20_000)
         }
         // Anything the child left running in its group goes too.
@@ -166,4 +169,22 @@ public struct PipelineError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// SIGTERM and SIGINT set this flag (through dispatch sources, so nothing runs in a signal
+/// handler). Children started with Subprocess get the default dispositions back.
+public final class StopSignal: @unchecked Sendable {
+    private var set = false
+    private let lock = NSLock()
+    private var sources: [DispatchSourceSignal] = []
+    public init() {
+        for s in [SIGTERM, SIGINT] {
+            signal(s, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: s, queue: .global())
+            src.setEventHandler { [weak self] in self?.lock.lock(); self?.set = true; self?.lock.unlock() }
+            src.resume()
+            sources.append(src)
+        }
+    }
+    public var isSet: Bool { lock.lock(); defer { lock.unlock() }; return set }
 }

@@ -17,8 +17,11 @@ public struct TrainingRunner {
 
     /// Returns the step the run resumed from (0 for a fresh run).
     @discardableResult
+    /// `stopRequested` is asked after every step: when it says yes (SIGTERM), a checkpoint of
+    /// that step is written and TrainingInterrupted thrown, so a resume loses nothing.
     public func run(_ trainer: ResumableTrainer, resume: Bool,
-                    progress: ((LoggedMetrics, _ total: Int, _ elapsed: Double, _ stepsThisRun: Int) -> Void)? = nil) throws -> Int {
+                    progress: ((LoggedMetrics, _ total: Int, _ elapsed: Double, _ stepsThisRun: Int) -> Void)? = nil,
+                    stopRequested: () -> Bool = { false }) throws -> Int {
         var resumedFrom = 0
         if resume, let latest = TrainerCheckpoint.list(in: checkpointDirectory).last {
             try trainer.restore(try TrainerCheckpoint.read(latest.path))
@@ -41,7 +44,11 @@ public struct TrainingRunner {
             if saveSteps > 0, m.step % saveSteps == 0, !trainer.isFinished {
                 _ = try trainer.checkpointState().write(into: checkpointDirectory)
                 TrainerCheckpoint.prune(checkpointDirectory, keep: keep)
+            } else if stopRequested(), !trainer.isFinished {
+                _ = try trainer.checkpointState().write(into: checkpointDirectory)
+                TrainerCheckpoint.prune(checkpointDirectory, keep: keep)
             }
+            if stopRequested() && !trainer.isFinished { throw TrainingInterrupted(step: m.step) }
         }
         return resumedFrom
     }
@@ -55,4 +62,10 @@ public struct TrainingRunner {
         d.append(10)
         return d
     }
+}
+
+/// Training stopped on request (SIGTERM) after `step`, with a checkpoint of that step written.
+public struct TrainingInterrupted: Error, CustomStringConvertible, Sendable {
+    public let step: Int
+    public var description: String { "stopped on request after step \(step); checkpoint written, resume continues from it" }
 }
