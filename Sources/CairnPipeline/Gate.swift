@@ -7,6 +7,8 @@ public struct GateTask: @unchecked Sendable {
         case inline(() -> [CheckResult])
         /// Arguments of a `cairn check` process; it writes its results as JSON to `result`.
         case process(arguments: [String], result: String, log: String)
+        /// A shell command allowed by --allow-commands: exit 0 passes.
+        case command(String, environment: [String: String], log: String)
     }
     public var name: String
     public var blocking: Bool
@@ -80,6 +82,18 @@ public enum Gate {
         switch t.work {
         case .inline(let f):
             out = f()
+        case .command(let script, let env, let log):
+            do {
+                var e = ProcessInfo.processInfo.environment
+                for (k, v) in env { e[k] = v }
+                let p = try Subprocess(["/bin/sh", "-c", script], environment: e, logPath: log, echo: false)
+                let o = p.wait(deadline: start.addingTimeInterval(t.timeoutSeconds))
+                let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
+                out = [CheckResult(name: t.name, status: o.timedOut ? .timedOut : o.succeeded ? .passed : .failed,
+                                   details: "`\(script)`: \(o.description)" + (tail.isEmpty ? "" : " — \(tail)"))]
+            } catch {
+                out = [CheckResult(name: t.name, status: .error, details: "\(error)")]
+            }
         case .process(let args, let resultFile, let log):
             try? FileManager.default.removeItem(atPath: resultFile)
             do {

@@ -72,6 +72,8 @@ public final class Orchestrator {
         /// Asked while stages run: true (SIGTERM) asks the running stage to checkpoint and stop,
         /// and leaves the run interrupted, to be resumed.
         public var stopRequested: () -> Bool = { false }
+        /// Whether configs may name command checks (journaled, so a resume keeps the choice).
+        public var allowCommands = false
         /// Called once the run has its id (before any stage runs).
         public var onRunStarted: ((Int64) -> Void)?
         public var say: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
@@ -145,9 +147,9 @@ public final class Orchestrator {
         let config: PipelineConfig
         if let repo = journal["repository"]?.stringValue {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
-            config = try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, repository: repo)
+            config = try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, repository: repo, allowCommands: options.allowCommands)
         } else {
-            config = try PipelineConfig.load(file)
+            config = try PipelineConfig.load(file, allowCommands: options.allowCommands)
         }
         if let was = inputs["pipeline_config"]?.stringValue, try store.identify(path: file).description != was {
             throw ConfigError(file: file, line: nil, "changed since run \(id) started; run the pipeline again instead of resuming")
@@ -361,7 +363,7 @@ public final class Orchestrator {
     func gateKey(_ stageKey: String) -> String {
         let v = config.validation
         var text = "gate 1\n\(stageKey)\nmax_loss \(v.maxLoss)\nmin_accuracy \(v.minAccuracy)\ncheck_nan \(v.checkNaN)\ntol \(v.mergeTolerance)\n"
-        for c in v.customChecks { text += "check \(c.name) \(c.blocking) \(c.timeoutSeconds) \(c.threshold ?? -1) \(c.maxNewTokens ?? -1)\n" }
+        for c in v.customChecks { text += "check \(c.name) \(c.blocking) \(c.timeoutSeconds) \(c.threshold ?? -1) \(c.maxNewTokens ?? -1) \(c.command ?? "")\n" }
         for role in ["eval_prompts", "red_team", "schema", "blocklist", "preference_eval"] { text += "\(role) \(input("dataset:" + role)?.description ?? "-")\n" }
         return SHA256Hex.of(text)
     }
@@ -669,6 +671,17 @@ public final class Orchestrator {
                 a += ["--blocklist", try dataset("blocklist") ?? builtinFile("blocklist.txt", GateChecks.builtinBlocklist)]
                 if let m = c.maxNewTokens { a += ["--max-new-tokens", String(m)] }
                 check("no_harmful_content", blocking: c.blocking, timeout: c.timeoutSeconds, a)
+            }
+        }
+        // Command checks (allowed by --allow-commands when the config was read) run after the
+        // last stage, with the model it made.
+        if stage.name == config.stages.last(where: \.enabled)?.name {
+            let product = outputs["model"] ?? outputs["adapter"]
+            for c in v.customChecks where c.command != nil {
+                let env = ["CAIRN_MODEL": try product.map { try materialize($0) } ?? "", "CAIRN_RUN": String(runID), "CAIRN_STAGE": stage.name.rawValue,
+                           "CAIRN_STORE": store.root]
+                tasks.append(GateTask(name: c.name, blocking: c.blocking, timeoutSeconds: c.timeoutSeconds,
+                                      work: .command(c.command!, environment: env, log: dir + "/\(c.name).log")))
             }
         }
         let report = Gate.run(stage: stage.name.rawValue, tasks: tasks)

@@ -25,10 +25,13 @@ public struct CheckConfig: Sendable, Equatable {
     public var timeoutSeconds: Double
     /// Pass rate needed (output_format_valid); ignored by checks without one.
     public var threshold: Double?
-    /// Prompts to generate from (default: the `eval_prompts` / `red_team` dataset).
+    /// Tokens to generate per prompt (output_format_valid, no_harmful_content).
     public var maxNewTokens: Int?
+    /// A shell command (`sh -c`) run as a check after the last stage: exit 0 passes. Refused
+    /// unless commands are allowed (`--allow-commands`).
+    public var command: String?
 
-    public static let keys = ["name", "blocking", "timeout_seconds", "threshold", "max_new_tokens"]
+    public static let keys = ["name", "blocking", "timeout_seconds", "threshold", "max_new_tokens", "command"]
     /// The custom checks Cairn has; anything else in custom_checks is a config error.
     public static let customNames = ["output_format_valid", "no_harmful_content"]
     /// Safety blocks (runs in order, as the reference's prompt asks); format checks run in parallel.
@@ -83,7 +86,7 @@ public struct PipelineConfig: Sendable {
     public func stage(_ name: StageConfig.Name) -> StageConfig? { stages.first { $0.name == name && $0.enabled } }
 
     /// Reads PIPELINE: a directory holding pipeline.yaml (or pipeline_config.yaml), or the file.
-    public static func load(_ pipeline: String) throws -> PipelineConfig {
+    public static func load(_ pipeline: String, allowCommands: Bool = false) throws -> PipelineConfig {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: pipeline, isDirectory: &isDir) else {
             throw ConfigError(file: pipeline, line: nil, "no such pipeline directory or file")
@@ -97,10 +100,10 @@ public struct PipelineConfig: Sendable {
             file = f
         }
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
-        return try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file)
+        return try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, allowCommands: allowCommands)
     }
 
-    public init(yaml node: YAMLNode, file: String, repository: String? = nil) throws {
+    public init(yaml node: YAMLNode, file: String, repository: String? = nil, allowCommands: Bool = false) throws {
         let absFile = Paths.absolute(file)
         self.file = file
         let dir = Paths.parent(absFile)
@@ -195,7 +198,16 @@ public struct PipelineConfig: Sendable {
                         let cm = try YAMLMapping(item, file: file, known: CheckConfig.keys)
                         guard let name = try cm.string("name") else { throw ConfigError(file: file, line: item.line, "missing required key 'name' in a check") }
                         c = CheckConfig(name: name, blocking: try cm.bool("blocking") ?? CheckConfig.blockingByDefault(name), timeoutSeconds: try cm.double("timeout_seconds") ?? 300,
-                                        threshold: try cm.double("threshold"), maxNewTokens: try cm.int("max_new_tokens", min: 1))
+                                        threshold: try cm.double("threshold"), maxNewTokens: try cm.int("max_new_tokens", min: 1), command: try cm.string("command"))
+                        if let cmd = c.command {
+                            guard allowCommands else {
+                                throw ConfigError(file: file, line: cm.node("command")!.line,
+                                                  "custom check '\(name)' asks to run a shell command ('\(cmd)'): refused; only built-in checks run unless cairn was started with --allow-commands")
+                            }
+                            if CheckConfig.customNames.contains(name) { throw ConfigError(file: file, line: item.line, "check '\(name)' is built in: give a command check another name") }
+                            validation.customChecks.append(c)
+                            continue
+                        }
                         if let t = c.threshold, !(0...1).contains(t) { throw ConfigError(file: file, line: cm.node("threshold")!.line, "key 'threshold' must be in [0, 1]") }
                         guard c.timeoutSeconds > 0 else { throw ConfigError(file: file, line: cm.node("timeout_seconds")!.line, "key 'timeout_seconds' must be positive") }
                     }

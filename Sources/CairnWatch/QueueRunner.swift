@@ -24,6 +24,7 @@ public enum QueueRunner {
             var o = Orchestrator.Options(executable: options.executable)
             o.echo = options.echo
             o.stopRequested = options.stopRequested
+            o.allowCommands = options.allowCommands
             o.onRunStarted = { run in try? store.markQueueRunning(id, pid: getpid(), run: run) }
             if let run = e.run, let rec = try store.run(run), try Orchestrator.effectiveStatus(rec) == .interrupted {
                 let r = try Orchestrator.resume(run: run, store: store, options: o)
@@ -40,7 +41,7 @@ public enum QueueRunner {
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
                 let config: PipelineConfig
                 do {
-                    config = try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, repository: tree)
+                    config = try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, repository: tree, allowCommands: options.allowCommands)
                 } catch let c as ConfigError {
                     // Name the file as it is in the repository, and the commit; the export
                     // directory means nothing to the person reading the error.

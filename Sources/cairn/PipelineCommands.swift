@@ -5,15 +5,15 @@ import Foundation
 /// `cairn run`, `runs`, `run show`, `resume` and the internal `check` (a gate check in its own process).
 enum PipelineCommands {
     static let specs: [CommandSpec] = [
-        CommandSpec(name: "run", usage: "cairn run PIPELINE [--sft-dataset F] [--preference-dataset F] [--quiet] [--store S]",
+        CommandSpec(name: "run", usage: "cairn run PIPELINE [--sft-dataset F] [--preference-dataset F] [--allow-commands] [--quiet] [--store S]",
                     summary: "run a pipeline (a directory or its pipeline.yaml): stages, gates, store, promotion",
-                    flags: ["quiet"], options: ["sft-dataset", "preference-dataset"], positionals: 1...1),
+                    flags: ["quiet", "allow-commands"], options: ["sft-dataset", "preference-dataset"], positionals: 1...1),
         CommandSpec(name: "runs", usage: "cairn runs [--json] [--limit N]", summary: "list runs, newest first (interrupted ones too)",
                     flags: ["json"], options: ["limit"]),
         CommandSpec(name: "run show", usage: "cairn run show RUN [--json]", summary: "one run: stages, attempts, gates, outputs",
                     flags: ["json"], positionals: 1...1),
-        CommandSpec(name: "resume", usage: "cairn resume RUN [--quiet]", summary: "continue an interrupted or failed run from its last successful stage",
-                    flags: ["quiet"], positionals: 1...1),
+        CommandSpec(name: "resume", usage: "cairn resume RUN [--allow-commands] [--quiet]", summary: "continue an interrupted or failed run from its last successful stage",
+                    flags: ["quiet", "allow-commands"], positionals: 1...1),
         CommandSpec(name: "report", usage: "cairn report RUN --out DIR", summary: "write a self-contained HTML page of a run (curves, gates, lineage)",
                     options: ["out"], positionals: 1...1),
         CommandSpec(name: "check", usage: "cairn check NAME --result FILE [--model D] [--adapter D] [--merged D] [--data F] [--schema F] [--blocklist F] [--threshold X] [--min-accuracy X] [--tolerance X] [--beta X] [--max-new-tokens N] [--max-seq-length N]",
@@ -42,9 +42,10 @@ enum PipelineCommands {
             return 0
         case "run":
             let store = try ArtifactStore.initialize(at: try a.storeRoot())
-            let config = try PipelineConfig.load(a.positionals[0])
+            let config = try PipelineConfig.load(a.positionals[0], allowCommands: a.has("allow-commands"))
             var o = Orchestrator.Options(executable: Subprocess.currentExecutable, sftDataset: try a.option("sft-dataset"),
                                          preferenceDataset: try a.option("preference-dataset"))
+            o.allowCommands = a.has("allow-commands")
             o.echo = !a.has("quiet")
             let stop = StopSignal()
             o.stopRequested = { stop.isSet }
@@ -55,6 +56,7 @@ enum PipelineCommands {
             let store = try a.openStore()
             var o = Orchestrator.Options(executable: Subprocess.currentExecutable)
             o.echo = !a.has("quiet")
+            o.allowCommands = a.has("allow-commands")
             let stop = StopSignal()
             o.stopRequested = { stop.isSet }
             let result = try Orchestrator.resume(run: try runID(a.positionals[0]), store: store, options: o)

@@ -78,6 +78,37 @@ struct WatcherTests {
         #expect(log.contains(.interrupted) && log.last == .succeeded, "\(log)")
     }
 
+    @Test func aShellCommandInAConfigIsRefusedUnlessAllowed() throws {
+        let f = try GitFixture()
+        try commitPipeline(f)
+        let yaml = try String(contentsOfFile: f.repo + "/pipelines/quick/pipeline.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "validation:\n  max_loss: 1000\n", with: """
+                validation:
+                  max_loss: 1000
+                  custom_checks:
+                    - name: model_dir_present
+                      command: test -f "$CAIRN_MODEL/adapter_model.safetensors" && echo adapter there
+
+                """)
+        let c1 = try f.commit("a command check", ["pipelines/quick/pipeline.yaml": yaml])
+        // `cairn trigger` (as hooks run it) never allows commands: the run fails, naming why.
+        #expect(try f.cairn(["trigger", f.repo, "--wait"]).status == 0)
+        let s = try ArtifactStore(root: f.store)
+        let refused = try #require(try s.runs().first)
+        #expect(refused.commit == c1 && refused.status == .failed)
+        let err = refused.metadata["error"]?.stringValue ?? ""
+        #expect(err.contains("shell command") && err.contains("--allow-commands") && err.contains("pipelines/quick/pipeline.yaml"), "\(err)")
+        // A daemon started with --allow-commands runs it as a check of the last stage.
+        let c2 = try f.commit("again", ["pipelines/quick/sft_config.yaml": "max_steps: 3\nbatch_size: 2\nlearning_rate: 1.0e-3\nlora_r: 4\nlora_alpha: 8\nmax_seq_length: 64\n"])
+        let d = try Daemon(f, extra: ["--allow-commands"])
+        try waitFor(f, "the allowed run") { runs, _ in runs.last?.commit == c2 && runs.last?.status == .succeeded }
+        d.stop()
+        let run = try #require(try s.runs().first)
+        guard case .array(let checks)? = try s.stages(run: run.id).last?.gateReport?["checks"] else { Issue.record("no gate report"); return }
+        let cmd = checks.first { $0["name"]?.stringValue == "model_dir_present" }
+        #expect(cmd?["status"]?.stringValue == "passed" && (cmd?["details"]?.stringValue ?? "").contains("adapter there"), "\(String(describing: cmd))")
+    }
+
     @Test func aPushToABareRepositoryTriggersThroughTheHookAndThroughTheWatcher() throws {
         let f = try GitFixture()
         try commitPipeline(f)
