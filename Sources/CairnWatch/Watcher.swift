@@ -13,6 +13,9 @@ public final class Watcher {
         public var interval = 60.0
         public var debounce = 0.01
         public var allowCommands = false
+        /// false: no inotify, only the periodic reconcile (what a polling GitOps tool does;
+        /// the trigger benchmark's peer).
+        public var useInotify = true
         public var executable: String
         public var say: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         public init(executable: String) { self.executable = executable }
@@ -50,19 +53,21 @@ public final class Watcher {
         var lock = WorkerLock(path: lockPath)
         while lock == nil && !stop() { Thread.sleep(forTimeInterval: 0.1); lock = WorkerLock(path: lockPath) }
         defer { withExtendedLifetime(lock) {} }
-        let refs = try RefWatcher(gitDirectory: repository.gitDirectory)
+        let refs = options.useInotify ? try RefWatcher(gitDirectory: repository.gitDirectory) : nil
         options.say("watching \(repository.path) (branches: \(reconciler.branches.joined(separator: ", "))), \(options.jobs) job(s), reconcile every \(Int(options.interval)) s")
         try worker.recoverInterrupted()
         reconcile("start")
         try worker.startAvailable()
         var nextReconcile = Date().addingTimeInterval(options.interval)
         while !stop() {
-            let events = refs.wait(timeout: min(0.25, max(0, nextReconcile.timeIntervalSinceNow)))
+            let timeout = min(0.25, max(0, nextReconcile.timeIntervalSinceNow))
+            let events: [RefWatcher.Event]
+            if let refs { events = refs.wait(timeout: timeout) } else { Thread.sleep(forTimeInterval: timeout); events = [] }
             if !events.isEmpty {
                 // Debounce: a push moves several refs; take them together.
                 var all = events
                 while true {
-                    let more = refs.wait(timeout: options.debounce)
+                    let more = refs?.wait(timeout: options.debounce) ?? []
                     if more.isEmpty { break }
                     all += more
                 }

@@ -7,9 +7,9 @@ import Foundation
 /// `cairn watch`, `trigger`, `queue`, `hooks install`: the GitOps trigger.
 enum WatchCommands {
     static let specs: [CommandSpec] = [
-        CommandSpec(name: "watch", usage: "cairn watch REPO [--branch B ...] [--jobs N] [--interval SECONDS] [--allow-commands] [--store S]",
+        CommandSpec(name: "watch", usage: "cairn watch REPO [--branch B ...] [--jobs N] [--interval SECONDS] [--poll-only] [--allow-commands] [--store S]",
                     summary: "daemon: run pipelines when commits change them (inotify on refs + periodic reconcile)",
-                    flags: ["allow-commands"], options: ["branch", "jobs", "interval"], positionals: 1...1),
+                    flags: ["allow-commands", "poll-only"], options: ["branch", "jobs", "interval"], positionals: 1...1),
         CommandSpec(name: "trigger", usage: "cairn trigger REPO [--branch B ...] [--wait] [--store S]",
                     summary: "one reconcile: queue runs for new commits, then start them (in the background unless --wait)",
                     flags: ["wait"], options: ["branch"], positionals: 1...1),
@@ -87,6 +87,7 @@ enum WatchCommands {
                 o.interval = v
             }
             o.allowCommands = a.has("allow-commands")
+            o.useInotify = !a.has("poll-only")
             let stop = StopSignal()
             let watcher = try Watcher(repository: repo, store: store, options: o)
             try watcher.run { stop.isSet }

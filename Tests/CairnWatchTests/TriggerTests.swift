@@ -136,3 +136,35 @@ struct TriggerTests {
         #expect(failed.status == .failed && err.contains("../../../etc/passwd") && err.contains(String(c.prefix(10))) && err.contains("leaves the repository"), "\(err)")
     }
 }
+
+extension TriggerTests {
+    @Test func anArtifactRolledBackFromIsNeverPromotedAgainByATriggeredRun() throws {
+        let f = try GitFixture()
+        try commitPipeline(f)
+        let path = f.repo + "/pipelines/quick/pipeline.yaml"
+        let yaml = try String(contentsOfFile: path, encoding: .utf8) + "promote_to: quick@prod\n"
+        try f.commit("promote", ["pipelines/quick/pipeline.yaml": yaml])
+        #expect(try f.cairn(["trigger", f.repo, "--wait"]).status == 0)
+        let store = try ArtifactStore(root: f.store)
+        let a1 = try store.resolve("quick@prod")
+        let config3 = "max_steps: 3\nbatch_size: 2\nlearning_rate: 1.0e-3\nlora_r: 4\nlora_alpha: 8\nmax_seq_length: 64\n"
+        try f.commit("three steps", ["pipelines/quick/sft_config.yaml": config3])
+        #expect(try f.cairn(["trigger", f.repo, "--wait"]).status == 0)
+        let a2 = try store.resolve("quick@prod")
+        #expect(a2 != a1)
+        #expect(try f.cairn(["rollback", "quick@prod", "--reason", "a2 regressed"]).status == 0)
+        #expect(try store.resolve("quick@prod") == a1)
+        // A new commit that trains the same artifact again (the config only gains a comment):
+        // the run succeeds, the alias stays where the rollback put it.
+        try f.commit("same training, new commit", ["pipelines/quick/sft_config.yaml": "# unchanged training\n" + config3])
+        #expect(try f.cairn(["trigger", f.repo, "--wait"]).status == 0)
+        let again = try #require(try store.runs().first)
+        #expect(again.status == .succeeded)
+        #expect(try store.resolve("quick@prod") == a1)
+        // A commit that makes a different artifact may promote.
+        try f.commit("four steps", ["pipelines/quick/sft_config.yaml": config3.replacingOccurrences(of: "max_steps: 3", with: "max_steps: 4")])
+        #expect(try f.cairn(["trigger", f.repo, "--wait"]).status == 0)
+        let a3 = try store.resolve("quick@prod")
+        #expect(a3 != a1 && a3 != a2)
+    }
+}
