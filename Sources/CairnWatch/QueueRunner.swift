@@ -143,7 +143,7 @@ public final class QueueWorker {
     public func startAvailable() throws -> Int {
         var n = 0
         while accepting && children.count < jobs, let e = try store.claimNextPending(pid: getpid()) {
-            let logDir = store.root + "/logs"
+            let logDir = QueueRunner.workRoot(store) + "/logs"  // beside the store: logs are added to it
             try FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true)
             var args = [executable, "queue", "run-one", String(e.id), "--store", store.root, "--quiet"]
             if allowCommands { args.append("--allow-commands") }
@@ -156,13 +156,15 @@ public final class QueueWorker {
         return n
     }
 
-    /// Collects finished children; an entry its process left unfinished is marked failed.
+    /// Collects finished children; an entry its process left unfinished is marked failed. Each
+    /// run process's log is stored (kind log) and named in its run's metadata as `log`.
     @discardableResult
     public func reap() throws -> Int {
         var done = 0
         children.removeAll { c in
             guard let o = c.process.poll() else { return false }
             done += 1
+            storeLog(entry: c.entry)
             if let e = try? store.queueEntry(c.entry), e.state == "running" {
                 if accepting {
                     try? store.finishQueue(c.entry, state: "failed", error: "run process ended with \(o.description) before finishing")
@@ -173,6 +175,18 @@ public final class QueueWorker {
             return true
         }
         return done
+    }
+
+    func storeLog(entry id: Int64) {
+        let path = QueueRunner.workRoot(store) + "/logs/queue-\(id).log"
+        guard FileManager.default.fileExists(atPath: path), let e = try? store.queueEntry(id), let run = e.run,
+              let rec = try? store.run(run), case .object(var meta) = rec.metadata,
+              let log = try? store.add(path: path, kind: .log, name: "\(e.pipeline)@\(e.commit.prefix(10))/queue-\(id).log").artifact.id else { return }
+        var logs: [JSONValue] = []
+        if case .array(let l)? = meta["logs"] { logs = l }
+        logs.append(.string(log.description))
+        meta["logs"] = .array(logs)
+        try? store.setRunMetadata(run, .object(meta))
     }
 
     /// Sends `signal` to every running child's process group.

@@ -56,8 +56,8 @@ enum WatchCommands {
             if try !store.queue(state: "pending").isEmpty {
                 // Hooks must not wait for training: a detached worker drains the queue, unless a
                 // watcher or another worker already holds it.
-                try FileManager.default.createDirectory(atPath: store.root + "/logs", withIntermediateDirectories: true)
-                try spawnDetached([Subprocess.currentExecutable, "queue", "work", "--store", store.root], logPath: store.root + "/logs/worker.log")
+                try FileManager.default.createDirectory(atPath: QueueRunner.workRoot(store) + "/logs", withIntermediateDirectories: true)
+                try spawnDetached([Subprocess.currentExecutable, "queue", "work", "--store", store.root], logPath: QueueRunner.workRoot(store) + "/logs/worker.log")
             }
             return 0
         case "hooks install":
@@ -65,6 +65,7 @@ enum WatchCommands {
             let store = Paths.normalise(try a.storeRoot())
             let hooks = repo.gitDirectory + "hooks"
             try FileManager.default.createDirectory(atPath: hooks, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: store + "-work/logs", withIntermediateDirectories: true)  // the hooks' log
             let cairn = Subprocess.currentExecutable
             let template = try String(contentsOfFile: hookTemplate(), encoding: .utf8)
             for hook in ["post-commit", "post-receive"] {

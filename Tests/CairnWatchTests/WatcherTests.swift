@@ -78,6 +78,37 @@ struct WatcherTests {
         #expect(log.contains(.interrupted) && log.last == .succeeded, "\(log)")
     }
 
+    @Test func theDaemonOutlivesACrashingRunAndStoresEachRunsLog() throws {
+        let f = try GitFixture()
+        try commitPipeline(f, steps: 100_000)
+        let d = try Daemon(f)
+        // The run process of the first entry, killed as a crash would.
+        var victim: pid_t?
+        let deadline = Date().addingTimeInterval(60)
+        while victim == nil && Date() < deadline {
+            for p in (try FileManager.default.contentsOfDirectory(atPath: "/proc")).compactMap({ pid_t($0) }) {
+                let cmd = (try? String(contentsOfFile: "/proc/\(p)/cmdline", encoding: .utf8)) ?? ""
+                if cmd.contains("run-one") && cmd.contains(f.store) { victim = p }
+            }
+            usleep(20_000)
+        }
+        let pid = try #require(victim)
+        Thread.sleep(forTimeInterval: 0.5)
+        kill(pid, SIGKILL)
+        try waitFor(f, "the crashed entry marked failed") { _, q in q.first?.state == "failed" && (q.first?.error ?? "").contains("before finishing") }
+        // The daemon goes on: the next commit runs.
+        let c = try f.commit("short again", ["pipelines/quick/sft_config.yaml": "max_steps: 2\nbatch_size: 2\nlearning_rate: 1.0e-3\nlora_r: 4\nlora_alpha: 8\nmax_seq_length: 64\n"])
+        try waitFor(f, "the next run") { runs, q in runs.last?.commit == c && runs.last?.status == .succeeded && q.last?.state == "done" }
+        d.stop()
+        // Each run's process log is in the store, named in the run's metadata.
+        let s = try ArtifactStore(root: f.store)
+        let run = try #require(try s.runs().first)
+        guard case .array(let logs)? = run.metadata["logs"], let id = logs.first?.stringValue.flatMap(ArtifactID.init) else {
+            Issue.record("no log in \(run.metadata)"); return
+        }
+        #expect(try s.artifact(id)?.kind == "log")
+    }
+
     @Test func aShellCommandInAConfigIsRefusedUnlessAllowed() throws {
         let f = try GitFixture()
         try commitPipeline(f)
@@ -119,7 +150,6 @@ struct WatcherTests {
         let hookStore = f.root + "/hook-store"
         let install = try shell(cairnBinary(), ["hooks", "install", bare, "--store", hookStore], env: ["CAIRN_HOOKS_DIR": repoRoot + "/hooks"])
         #expect(install.status == 0, "\(install.err)")
-        try FileManager.default.createDirectory(atPath: hookStore + "/logs", withIntermediateDirectories: true)
         let c = try f.commit("tune", ["pipelines/quick/sft_config.yaml": "max_steps: 3\nbatch_size: 2\nlearning_rate: 1.0e-3\nlora_r: 4\nlora_alpha: 8\nmax_seq_length: 64\n"])
         // The watcher path: a daemon on the same bare repository, its own store.
         let d = try Daemon(f, repo: bare)
