@@ -79,9 +79,10 @@ enum PipelineCommands {
                 try Output.json(rows.map { RunRow(run: $0.0, effectiveStatus: $0.1.rawValue) })
                 return 0
             }
-            Output.table(["RUN", "PIPELINE", "STATUS", "STARTED", "TIME", "COMMIT"], rows.map { r, s in
+            Output.table(["RUN", "PIPELINE", "STATUS", "STARTED", "TIME", "COMMIT", "NOTE"], rows.map { r, s in
                 [String(r.id), r.pipeline, s.rawValue, Output.time(r.startedAt),
-                 r.finishedAt.map { String(format: "%.1fs", $0 - r.startedAt) } ?? "-", r.commit.map { String($0.prefix(10)) } ?? "-"]
+                 r.finishedAt.map { String(format: "%.1fs", $0 - r.startedAt) } ?? "-", r.commit.map { String($0.prefix(10)) } ?? "-",
+                 r.metadata["error"]?.stringValue ?? ""]
             })
             return 0
         default:  // run show

@@ -7,9 +7,9 @@ import Testing
 struct WatcherTests {
     final class Daemon {
         let process = Process()
-        init(_ f: GitFixture, repo: String? = nil, extra: [String] = []) throws {
+        init(_ f: GitFixture, repo: String? = nil, interval: Double = 2, extra: [String] = []) throws {
             process.executableURL = URL(fileURLWithPath: cairnBinary())
-            process.arguments = ["watch", repo ?? f.repo, "--store", f.store, "--interval", "2"] + extra
+            process.arguments = ["watch", repo ?? f.repo, "--store", f.store, "--interval", String(interval)] + extra
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle(forWritingAtPath: "/dev/null")
             try process.run()
@@ -107,6 +107,30 @@ struct WatcherTests {
             Issue.record("no log in \(run.metadata)"); return
         }
         #expect(try s.artifact(id)?.kind == "log")
+    }
+
+    /// A lost event (here: no inotify at all) is covered by the periodic reconcile.
+    @Test func thePeriodicReconcileCoversLostEvents() throws {
+        let f = try GitFixture()
+        try commitPipeline(f)
+        let d = try Daemon(f, extra: ["--poll-only"])  // --interval 2 from Daemon
+        try waitFor(f, "the first run") { runs, _ in runs.count == 1 }
+        let c = try f.commit("tune", ["pipelines/quick/sft_config.yaml": "max_steps: 3\nbatch_size: 2\nlearning_rate: 1.0e-3\nlora_r: 4\nlora_alpha: 8\nmax_seq_length: 64\n"])
+        try waitFor(f, "the reconciled run") { runs, _ in runs.last?.commit == c }
+        d.stop()
+    }
+
+    /// A branch in a nested folder created after the daemon started is watched all the same.
+    @Test func aNestedBranchFolderCreatedLaterIsWatched() throws {
+        let f = try GitFixture()
+        try commitPipeline(f)
+        // The reconcile every 600 s cannot be what finds it: inotify must.
+        let d = try Daemon(f, interval: 600, extra: ["--branch", "team/feature"])
+        Thread.sleep(forTimeInterval: 0.5)
+        try f.git(["checkout", "-q", "-b", "team/feature"])
+        let c = try f.commit("feature work", ["pipelines/quick/sft_config.yaml": "max_steps: 3\nbatch_size: 2\nlearning_rate: 1.0e-3\nlora_r: 4\nlora_alpha: 8\nmax_seq_length: 64\n"])
+        try waitFor(f, "the run on team/feature") { runs, _ in runs.contains { $0.commit == c && $0.branch == "team/feature" } }
+        d.stop()
     }
 
     @Test func aShellCommandInAConfigIsRefusedUnlessAllowed() throws {
