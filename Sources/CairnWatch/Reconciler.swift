@@ -38,6 +38,9 @@ public struct Reconciler {
     }
 
     public func reconcile() throws -> Report {
+        // A fresh handle per reconcile: libgit2's object cache (up to 256 MiB by default) goes
+        // with it, so a long-lived daemon does not grow with every commit it reads.
+        let repository = try GitRepository(path: self.repository.path)
         var report = Report()
         for branch in branches {
             guard let tip = try repository.tip(branch: branch) else { continue }
