@@ -1,6 +1,6 @@
 # Cairn — build, test, benchmark. Every target installs the Debian packages it needs first.
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
-DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config
+DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config git
 BENCH_PACKAGES := hyperfine
 
 .PHONY: deps build test release demo demo-store bench-store bench-train-model bench-pipeline clean
