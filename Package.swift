@@ -34,10 +34,12 @@ let package = Package(
         .executableTarget(name: "bench-train-model", dependencies: ["CairnTrain"], path: "bench/train-model/swift"),
         .executableTarget(name: "bench-train", dependencies: ["CairnTrain"], path: "bench/train/swift"),
 
-        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "cairn"]),
-        .testTarget(name: "CairnTrainTests", dependencies: ["CairnTrain", "cairn"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CairnPipelineTests", dependencies: ["CairnPipeline", "cairn"]),
-        .testTarget(name: "CairnWatchTests", dependencies: ["CairnWatch", "CairnGit", "cairn"]),
+        // Shared by the test targets: running processes and finding the cairn executable.
+        .target(name: "CairnTestSupport", path: "Tests/CairnTestSupport"),
+        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "cairn", "CairnTestSupport"]),
+        .testTarget(name: "CairnTrainTests", dependencies: ["CairnTrain", "cairn", "CairnTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CairnPipelineTests", dependencies: ["CairnPipeline", "cairn", "CairnTestSupport"]),
+        .testTarget(name: "CairnWatchTests", dependencies: ["CairnWatch", "CairnGit", "cairn", "CairnTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,45 +1,22 @@
 import CairnStore
+import CairnTestSupport
 import Foundation
 import Testing
 
 /// The cairn executable the tests run (the release build when CAIRN_RELEASE_BIN names one).
-func cairnBinary() -> String {
-    let env = ProcessInfo.processInfo.environment
-    if let r = env["CAIRN_RELEASE_BIN"], FileManager.default.isExecutableFile(atPath: r) { return r }
-    if let b = env["CAIRN_BIN"] { return b }
-    if let exe = Bundle.main.executableURL?.deletingLastPathComponent().appendingPathComponent("cairn").path,
-       FileManager.default.isExecutableFile(atPath: exe) { return exe }
-    return repoRoot + "/.build/debug/cairn"
-}
+func cairnBinary() -> String { TestProcess.cairn(release: true) }
 
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let repoRoot = TestProcess.repositoryRoot
 
 struct ProcessResult { let status: Int32; let out: String; let err: String }
 
 /// Runs cairn to its end; stdout and stderr captured.
 @discardableResult
 func cairn(_ args: [String], store: String, env: [String: String] = [:], cwd: String? = nil) throws -> ProcessResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: cairnBinary())
-    p.arguments = args
-    var e = ProcessInfo.processInfo.environment
-    e["CAIRN_STORE"] = store
-    e["CAIRN_RETRY_BACKOFF_SECONDS"] = e["CAIRN_RETRY_BACKOFF_SECONDS"] ?? "0.1"
+    var e = ["CAIRN_STORE": store, "CAIRN_RETRY_BACKOFF_SECONDS": ProcessInfo.processInfo.environment["CAIRN_RETRY_BACKOFF_SECONDS"] ?? "0.1"]
     for (k, v) in env { e[k] = v }
-    p.environment = e
-    if let c = cwd { p.currentDirectoryURL = URL(fileURLWithPath: c) }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    final class Box: @unchecked Sendable { var data = Data() }
-    let errBox = Box()
-    let t = Thread { errBox.data = err.fileHandleForReading.readDataToEndOfFile() }
-    t.start()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    while t.isExecuting || !t.isFinished { usleep(1000) }
-    return ProcessResult(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: errBox.data, as: UTF8.self))
+    let r = try TestProcess.run(cairnBinary(), args, env: e, cwd: cwd)
+    return ProcessResult(status: r.status, out: r.stdout, err: r.stderr)
 }
 
 /// A tiny pretrained base model, made once per test process: a tokenizer trained on the

@@ -1,3 +1,4 @@
+import CairnTestSupport
 import Foundation
 import Testing
 @testable import CairnStore
@@ -60,50 +61,16 @@ func blobFiles(_ store: ArtifactStore) -> [String] {
     return out.sorted()
 }
 
-struct ProcessResult {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-}
+typealias ProcessResult = ProcessOutput
 
 /// Runs a program to completion.
 @discardableResult
 func run(_ exe: String, _ args: [String], env: [String: String] = [:], cwd: String? = nil) throws -> ProcessResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = args
-    var e = ProcessInfo.processInfo.environment
-    for (k, v) in env { e[k] = v }
-    p.environment = e
-    if let c = cwd { p.currentDirectoryURL = URL(fileURLWithPath: c) }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    // Read both pipes before waiting so a chatty child never blocks on a full pipe.
-    final class Box: @unchecked Sendable { var data = Data() }
-    let errBox = Box()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    p.waitUntilExit()
-    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errBox.data, as: UTF8.self))
+    try TestProcess.run(exe, args, env: env, cwd: cwd)
 }
 
 /// The `cairn` executable built beside the test bundle.
-let cairnBinary: String = {
-    if let e = ProcessInfo.processInfo.environment["CAIRN_BIN"] { return e }
-    var candidates: [String] = []
-    if let exe = Bundle.main.executableURL { candidates.append(exe.deletingLastPathComponent().path + "/cairn") }
-    candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/cairn")
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    candidates += [root + "/.build/debug/cairn", root + "/.build/x86_64-unknown-linux-gnu/debug/cairn"]
-    for c in candidates where FileManager.default.isExecutableFile(atPath: c) { return c }
-    return candidates.last!
-}()
+let cairnBinary = TestProcess.cairn(release: false)
 
 /// Runs `cairn ARGS --store STORE`.
 @discardableResult

@@ -1,3 +1,4 @@
+import CairnTestSupport
 import Foundation
 import Testing
 @testable import CairnTrain
@@ -5,38 +6,13 @@ import Testing
 /// Runs a program to completion and returns (status, stdout, stderr).
 @discardableResult
 func runProcess(_ exe: String, _ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = args
-    var e = ProcessInfo.processInfo.environment
-    for (k, v) in env { e[k] = v }
-    p.environment = e
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    final class Box: @unchecked Sendable { var data = Data() }
-    let errBox = Box()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: errBox.data, as: UTF8.self))
+    let r = try TestProcess.run(exe, args, env: env)
+    return (r.status, r.stdout, r.stderr)
 }
 
 /// The cairn executable: the release build when `make test` made one (CAIRN_RELEASE_BIN), else
 /// the debug build beside the tests.
-func cairnExecutable(release: Bool = false) -> String {
-    let env = ProcessInfo.processInfo.environment
-    if release, let r = env["CAIRN_RELEASE_BIN"], FileManager.default.isExecutableFile(atPath: r) { return r }
-    if let b = env["CAIRN_BIN"] { return b }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    if let exe = Bundle.main.executableURL?.deletingLastPathComponent().appendingPathComponent("cairn").path,
-       FileManager.default.isExecutableFile(atPath: exe) { return exe }
-    return root + "/.build/debug/cairn"
-}
+func cairnExecutable(release: Bool = false) -> String { TestProcess.cairn(release: release) }
 
 final class Scratch {
     let path = NSTemporaryDirectory() + "cairn-model-cli-\(UUID().uuidString.prefix(8))"

@@ -1,40 +1,18 @@
 import CairnStore
+import CairnTestSupport
 import Foundation
 import Testing
 
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let repoRoot = TestProcess.repositoryRoot
 
-func cairnBinary() -> String {
-    let env = ProcessInfo.processInfo.environment
-    if let r = env["CAIRN_RELEASE_BIN"], FileManager.default.isExecutableFile(atPath: r) { return r }
-    if let exe = Bundle.main.executableURL?.deletingLastPathComponent().appendingPathComponent("cairn").path,
-       FileManager.default.isExecutableFile(atPath: exe) { return exe }
-    return repoRoot + "/.build/debug/cairn"
-}
+func cairnBinary() -> String { TestProcess.cairn(release: true) }
 
 struct Result { let status: Int32; let out: String; let err: String }
 
 @discardableResult
 func shell(_ exe: String, _ args: [String], cwd: String? = nil, env: [String: String] = [:]) throws -> Result {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = args
-    var e = ProcessInfo.processInfo.environment
-    for (k, v) in env { e[k] = v }
-    p.environment = e
-    if let c = cwd { p.currentDirectoryURL = URL(fileURLWithPath: c) }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    final class Box: @unchecked Sendable { var data = Data() }
-    let eb = Box()
-    let t = Thread { eb.data = err.fileHandleForReading.readDataToEndOfFile() }
-    t.start()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    while !t.isFinished { usleep(1000) }
-    return Result(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: eb.data, as: UTF8.self))
+    let r = try TestProcess.run(exe, args, env: env, cwd: cwd)
+    return Result(status: r.status, out: r.stdout, err: r.stderr)
 }
 
 /// A real git repository made with the git command line, in a scratch directory with a store.
