@@ -142,15 +142,7 @@ struct PipelineResumeTests {
     /// Starts `cairn run` in the background, waits until `trigger` exists in its work directory,
     /// SIGKILLs it (its stage processes die with it), and returns the run number.
     func killWhen(_ ws: Workspace, _ trigger: String) throws -> Int64 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: cairnBinary())
-        p.arguments = ["run", ws.pipeline, "--quiet"]
-        var e = ProcessInfo.processInfo.environment
-        e["CAIRN_STORE"] = ws.store
-        p.environment = e
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try ws.start()
         let deadline = Date().addingTimeInterval(120)
         let work = ws.pipeline + "/artifacts/run-1/"
         while !FileManager.default.fileExists(atPath: work + trigger) && p.isRunning && Date() < deadline { usleep(5_000) }
@@ -169,15 +161,7 @@ struct PipelineResumeTests {
             $0.replacingOccurrences(of: "checkpoint_every_n_steps: 20", with: "checkpoint_every_n_steps: 1000")
                 .replacingOccurrences(of: "threshold: 0.9", with: "threshold: 0.0").replacingOccurrences(of: "min_accuracy: 0.9", with: "min_accuracy: 0.0")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: cairnBinary())
-        p.arguments = ["run", ws.pipeline, "--quiet"]
-        var e = ProcessInfo.processInfo.environment
-        e["CAIRN_STORE"] = ws.store
-        p.environment = e
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try ws.start()
         let metrics = ws.pipeline + "/artifacts/run-1/sft/train/metrics.jsonl"
         let deadline = Date().addingTimeInterval(60)
         while ((try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "").isEmpty && p.isRunning && Date() < deadline { usleep(2_000) }

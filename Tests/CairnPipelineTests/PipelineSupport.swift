@@ -73,6 +73,20 @@ final class Workspace {
         try out.joined(separator: "\n").write(toFile: p, atomically: true, encoding: .utf8)
     }
 
+    /// `cairn run` of the pipeline started in the background, its output discarded.
+    func start() throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: cairnBinary())
+        p.arguments = ["run", pipeline, "--quiet"]
+        var e = ProcessInfo.processInfo.environment
+        e["CAIRN_STORE"] = store
+        p.environment = e
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
     func run(_ extra: [String] = [], env: [String: String] = [:]) throws -> ProcessResult {
         try cairn(["run", pipeline, "--quiet"] + extra, store: store, env: env)
     }
