@@ -1,3 +1,4 @@
+import CairnStore
 import Foundation
 
 /// One check of a gate: run in this process (cheap file checks) or as a `cairn check` child
@@ -27,13 +28,15 @@ public struct GateReport: Sendable {
     public var passed: Bool { results.allSatisfy(\.passed) }
     public var seconds: Double
 
-    public var json: [String: Any] {
-        ["stage": stage, "passed": passed, "seconds": seconds,
-         "checks": results.map { r -> [String: Any] in
-             var o: [String: Any] = ["name": r.name, "status": r.status.rawValue, "blocking": r.blocking, "details": r.details, "seconds": r.seconds]
-             if let v = r.value, v.isFinite { o["value"] = v }
-             return o
-         }]
+    /// The report as stored: stage, verdict, time and every check.
+    public var json: JSONValue {
+        .object(["stage": .string(stage), "passed": .bool(passed), "seconds": .number(seconds),
+                 "checks": .array(results.map { r in
+                     var o: [String: JSONValue] = ["name": .string(r.name), "status": .string(r.status.rawValue), "blocking": .bool(r.blocking),
+                                                   "details": .string(r.details), "seconds": .number(r.seconds)]
+                     if let v = r.value, v.isFinite { o["value"] = .number(v) }
+                     return .object(o)
+                 })])
     }
 
     /// The gate table for the terminal.

@@ -393,10 +393,11 @@ public final class Orchestrator {
         return StageOutcome(outputs: outputs, gate: gate, cached: true)
     }
 
+    /// The gate report with the gate's key, so a cached stage can reuse it when the gate is the same.
     func gateJSON(_ g: GateReport, key: String) -> JSONValue {
-        var o = JSONValue.parse(String(decoding: (try? JSONSerialization.data(withJSONObject: g.json, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)) ?? .object([:])
-        if case .object(var m) = o { m["key"] = .string(key); o = .object(m) }
-        return o
+        guard case .object(var m) = g.json else { return g.json }
+        m["key"] = .string(key)
+        return .object(m)
     }
 
     func recordResult(_ stage: StageConfig, metrics: JSONValue, cached: Bool, seconds: Double, artifact: ArtifactID?) {
@@ -524,19 +525,18 @@ public final class Orchestrator {
                 let target = (f.hasPrefix("metrics") ? metricsDir : productDir) + "/" + f
                 try FileManager.default.copyItem(atPath: train + "/" + f, toPath: target)
             }
-            if kind == "pretrain" {
-                outputs["model"] = try self.store.addGenerated(path: productDir, kind: .baseModel, name: name + "/model", execution: exe, role: "model").artifact.id
-            } else {
-                outputs["adapter"] = try self.store.addGenerated(path: productDir, kind: .adapter, name: name + "/adapter", execution: exe, role: "adapter").artifact.id
+            // Each output stored, and remembered as the files it already is here (no checkout later).
+            func add(_ path: String, _ kind: ArtifactKind, _ suffix: String, role: String) throws {
+                let id = try self.store.addGenerated(path: path, kind: kind, name: name + suffix, execution: exe, role: role).artifact.id
+                outputs[role] = id
+                self.materialized[id] = path
             }
-            if kind == "dpo" {
-                outputs["model"] = try self.store.addGenerated(path: dir + "/aligned", kind: .alignedModel, name: name + "/aligned", execution: exe, role: "model").artifact.id
-            }
-            outputs["metrics"] = try self.store.addGenerated(path: metricsDir, kind: .metrics, name: name + "/metrics", execution: exe, role: "metrics").artifact.id
+            if kind == "pretrain" { try add(productDir, .baseModel, "/model", role: "model") } else { try add(productDir, .adapter, "/adapter", role: "adapter") }
+            if kind == "dpo" { try add(dir + "/aligned", .alignedModel, "/aligned", role: "model") }
+            try add(metricsDir, .metrics, "/metrics", role: "metrics")
             let summary = GateChecks.readSummary(metricsDir) ?? [:]
             return (outputs, .object(summary.mapValues { $0.isFinite ? .number($0) : .string("\($0)") }))
         })
-        for (role, id) in r.outputs { materialized[id] = role == "metrics" ? dir + "/metrics" : role == "adapter" ? dir + "/adapter" : kind == "dpo" ? dir + "/aligned" : dir + "/model" }
         let gate = try runGate(stage, outputs: r.outputs, used: used)
         try finishWithGate(stage, execution: r.execution, key: key, metrics: r.metrics, gate: gate)
         recordResult(stage, metrics: r.metrics, cached: false, seconds: r.seconds, artifact: r.outputs["adapter"] ?? r.outputs["model"])

@@ -292,14 +292,13 @@ public enum Paths {
     public static func inside(repository: String, relativeTo dir: String, _ value: String, file: String, line: Int?, key: String) throws -> String {
         let root = normalise(repository)
         let p = normalise(value.hasPrefix("/") ? value : dir + "/" + value)
-        let realRoot = (try? FileManager.default.destinationOfSymbolicLink(atPath: root)).map { normalise($0) } ?? root
         guard isInside(p, root) else {
             throw ConfigError(file: file, line: line, "key '\(key)': path '\(value)' leaves the repository \(root)")
         }
         if FileManager.default.fileExists(atPath: p), let real = realpath(p, nil) {
             defer { free(real) }
             let r = String(cString: real)
-            let rootReal = realpath(root, nil).map { s -> String in defer { free(s) }; return String(cString: s) } ?? realRoot
+            let rootReal = realpath(root, nil).map { s -> String in defer { free(s) }; return String(cString: s) } ?? root
             guard isInside(r, rootReal) else {
                 throw ConfigError(file: file, line: line, "key '\(key)': path '\(value)' is a symlink that leaves the repository \(root)")
             }

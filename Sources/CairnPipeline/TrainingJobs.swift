@@ -40,6 +40,18 @@ public enum TrainingJobs {
         try data.write(to: URL(fileURLWithPath: dir + "/metrics.json"), options: .atomic)
     }
 
+    /// Training and held-out indices: all for training when an eval file is given, else the eval_split.
+    static func split(_ o: Options, _ c: TrainingConfig, count: Int) -> (train: [Int], held: [Int]) {
+        o.eval == nil ? c.evalSplitIndices(count: count) : (Array(0..<count), [])
+    }
+
+    /// Held-out loss on `o.eval` (read by `load`) when given, else on the eval_split examples; nil without either.
+    static func heldOutLoss(_ o: Options, model: TransformerModel, batchSize: Int, padID: Int, split: [SFTExample],
+                            load: (String) throws -> SFTDataset) throws -> Double? {
+        let examples = try o.eval.map { try load($0).examples } ?? split
+        return examples.isEmpty ? nil : try SFTTrainer.evaluate(model: model, examples: examples, batchSize: batchSize, padID: padID)
+    }
+
     static func prepare(_ o: Options) throws -> (TransformerModel, Tokenizer) {
         try FileManager.default.createDirectory(atPath: o.out, withIntermediateDirectories: true)
         let model = try TransformerModel.load(directory: o.model)
@@ -57,18 +69,15 @@ public enum TrainingJobs {
         let data = try SFTDataset(file: o.data, tokenizer: tok, maxSeqLength: o.config.maxSeqLength, completionOnlyLoss: o.config.completionOnlyLoss)
         if data.skippedTooLong > 0 { o.note("skipped \(data.skippedTooLong) example(s) of '\(o.data)' with no completion token within max_seq_length \(o.config.maxSeqLength)") }
         let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
-        let (trainIdx, evalIdx) = o.eval == nil ? o.config.evalSplitIndices(count: data.examples.count) : (Array(data.examples.indices), [])
+        let (trainIdx, evalIdx) = split(o, o.config, count: data.examples.count)
         let trainer = try SFTTrainer(model: model, train: trainIdx.map { data.examples[$0] }, config: o.config, padID: pad)
         let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
         if from > 0 { o.note("resumed from checkpoint-\(from)") }
         var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
                                 "epochs_completed": trainer.history.last!.epoch, "samples_processed": Double(trainer.step * o.config.batchSize * o.config.gradientAccumulation),
                                 "train_loss": trainer.history.map { $0.values["loss"]! }.reduce(0, +) / Double(trainer.history.count)]
-        if let e = o.eval {
-            let held = try SFTDataset(file: e, tokenizer: tok, maxSeqLength: o.config.maxSeqLength)
-            summary["eval_loss"] = try SFTTrainer.evaluate(model: model, examples: held.examples, batchSize: o.config.batchSize, padID: pad)
-        } else if !evalIdx.isEmpty {
-            summary["eval_loss"] = try SFTTrainer.evaluate(model: model, examples: evalIdx.map { data.examples[$0] }, batchSize: o.config.batchSize, padID: pad)
+        summary["eval_loss"] = try heldOutLoss(o, model: model, batchSize: o.config.batchSize, padID: pad, split: evalIdx.map { data.examples[$0] }) {
+            try SFTDataset(file: $0, tokenizer: tok, maxSeqLength: o.config.maxSeqLength)
         }
         try model.saveAdapter(to: o.out, baseModel: o.baseModelName ?? o.model)
         try tok.write(to: o.out)
@@ -84,17 +93,14 @@ public enum TrainingJobs {
         c.completionOnlyLoss = false
         let data = try SFTDataset(file: o.data, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: false)
         let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
-        let (trainIdx, evalIdx) = o.eval == nil ? c.evalSplitIndices(count: data.examples.count) : (Array(data.examples.indices), [])
+        let (trainIdx, evalIdx) = split(o, c, count: data.examples.count)
         let trainer = try SFTTrainer(model: model, train: trainIdx.map { data.examples[$0] }, config: c, padID: pad, mode: .full)
         let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
         if from > 0 { o.note("resumed from checkpoint-\(from)") }
         var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
                                 "epochs_completed": trainer.history.last!.epoch]
-        if let e = o.eval {
-            let held = try SFTDataset(file: e, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: false)
-            summary["eval_loss"] = try SFTTrainer.evaluate(model: model, examples: held.examples, batchSize: c.batchSize, padID: pad)
-        } else if !evalIdx.isEmpty {
-            summary["eval_loss"] = try SFTTrainer.evaluate(model: model, examples: evalIdx.map { data.examples[$0] }, batchSize: c.batchSize, padID: pad)
+        summary["eval_loss"] = try heldOutLoss(o, model: model, batchSize: c.batchSize, padID: pad, split: evalIdx.map { data.examples[$0] }) {
+            try SFTDataset(file: $0, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: false)
         }
         try model.save(to: o.out)
         try tok.write(to: o.out)
@@ -112,7 +118,7 @@ public enum TrainingJobs {
             o.note("label_smoothing is ignored by the sigmoid loss (as in TRL 1.16); use loss_type robust for it")
         }
         let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
-        let (trainIdx, evalIdx) = o.eval == nil ? o.config.evalSplitIndices(count: data.pairs.count) : (Array(data.pairs.indices), [])
+        let (trainIdx, evalIdx) = split(o, o.config, count: data.pairs.count)
         let trainer = try DPOTrainer(model: model, pairs: trainIdx.map { data.pairs[$0] }, config: o.config, padID: pad)
         let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
         if from > 0 { o.note("resumed from checkpoint-\(from)") }

@@ -120,8 +120,6 @@ public final class QueueWorker {
     public var allowCommands = false
     public var accepting = true
     var children: [(entry: Int64, process: Subprocess)] = []
-    /// (entry, pid, when the process was started) for the trigger benchmark.
-    public private(set) var started: [(entry: Int64, at: Date)] = []
 
     public init(store: ArtifactStore, executable: String, jobs: Int) {
         self.store = store; self.executable = executable; self.jobs = max(1, jobs)
@@ -150,7 +148,6 @@ public final class QueueWorker {
             let p = try Subprocess(args, logPath: logDir + "/queue-\(e.id).log", echo: false)
             try store.markQueueRunning(e.id, pid: p.pid)
             children.append((e.id, p))
-            started.append((e.id, Date()))
             n += 1
         }
         return n

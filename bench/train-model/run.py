@@ -16,17 +16,8 @@ a = p.parse_args()
 
 CASES = [("10m", "full", 5), ("10m", "lora", 5), ("100m", "full", 3), ("100m", "lora", 3)]
 
-def run(cmd):
-    """Runs one process; returns its JSON line and its peak RSS in MiB (wait4's rusage)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = proc.stdout.read()
-    _, status, ru = os.wait4(proc.pid, 0)
-    if status != 0:
-        sys.exit(f"failed: {' '.join(cmd)}")
-    line = [l for l in out.splitlines() if l.startswith("{")][-1]
-    r = json.loads(line)
-    r["rss_mib"] = ru.ru_maxrss / 1024
-    return r
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from measure import run_json as run  # noqa: E402  (bench/measure.py)
 
 results = {}
 for rep in range(a.reps):

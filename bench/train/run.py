@@ -22,16 +22,8 @@ CASES = [c for c in [("10m", "sft", 5), ("10m", "dpo", 4), ("100m", "sft", 2), (
 GOAL = {"10m": 1.5, "100m": 1.0}
 TORCH = os.path.join(ROOT, "bench/train/torch_train_bench.py")
 
-def run(cmd):
-    """Runs one process; returns its JSON line and its peak RSS in MiB (wait4's rusage)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = proc.stdout.read()
-    _, status, ru = os.wait4(proc.pid, 0)
-    if status != 0:
-        sys.exit(f"failed: {' '.join(cmd)}")
-    r = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
-    r["rss_mib"] = ru.ru_maxrss / 1024
-    return r
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from measure import run_json as run  # noqa: E402  (bench/measure.py)
 
 t_start = time.time()
 results = {}

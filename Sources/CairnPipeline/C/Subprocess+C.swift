@@ -129,6 +129,11 @@ public final class Subprocess: @unchecked Sendable {
         kill(-pid, SIGKILL)
         _ = readerDone.wait(timeout: .now() + 5)
         let seconds = Date().timeIntervalSince(started)
+        return outcome(status, timedOut: timedOut, seconds: seconds)
+    }
+
+    /// A waitpid status as an Outcome (WIFEXITED / WEXITSTATUS / WTERMSIG are macros Swift does not import).
+    private func outcome(_ status: Int32, timedOut: Bool, seconds: Double) -> Outcome {
         let exited = (status & 0x7f) == 0
         return Outcome(exitCode: exited ? (status >> 8) & 0xff : nil, signal: exited ? nil : status & 0x7f, timedOut: timedOut, seconds: seconds)
     }
@@ -153,9 +158,7 @@ public final class Subprocess: @unchecked Sendable {
         guard r == pid else { return nil }
         kill(-pid, SIGKILL)
         _ = readerDone.wait(timeout: .now() + 5)
-        let exited = (status & 0x7f) == 0
-        return Outcome(exitCode: exited ? (status >> 8) & 0xff : nil, signal: exited ? nil : status & 0x7f, timedOut: false,
-                       seconds: Date().timeIntervalSince(started))
+        return outcome(status, timedOut: false, seconds: Date().timeIntervalSince(started))
     }
 
     /// The path of the running executable (for starting stage processes of the same cairn).
