@@ -5,7 +5,7 @@ import Testing
 /// Golden tests against HF `tokenizers` (fixtures made by Fixtures/tokenizer/make_fixtures.py).
 @Suite("Tokenizer")
 struct TokenizerTests {
-    static let fixtureNames = ["qwen2", "llama3", "gpt2", "gpt2_prefix", "nfc"]
+    static let fixtureNames = ["qwen2", "llama3", "gpt2", "gpt2_prefix", "nfc", "digits", "digits_individual"]
 
     static let fixtures: URL = Bundle.module.resourceURL!.appendingPathComponent("Fixtures/tokenizer")
 
@@ -15,6 +15,8 @@ struct TokenizerTests {
             var decoded: [String]
             var decoded_skip_special: [String]
             var corpus_ids: [Int]
+            /// add_special_tokens=True, where it differs from `ids`.
+            var ids_with_special_tokens: [[Int]]?
         }
         struct InvalidUTF8: Decodable {
             var bytes: [UInt8]
@@ -110,6 +112,45 @@ struct TokenizerTests {
         #expect(tokenizer.preTokens("hi  there\n\n  ok 12") == ["hi", " ", " there", "\n\n", " ", " ok", " ", "1", "2"])
         let llama = try Self.load("llama3")
         #expect(llama.preTokens("1234567") == ["123", "456", "7"])
+    }
+
+    @Test(arguments: fixtureNames)
+    func addSpecialTokensFollowsThePostProcessorAsHuggingFaceDoes(name: String) throws {
+        let tokenizer = try Self.load(name)
+        let expected = try #require(Self.expected.tokenizers[name])
+        let withSpecial = expected.ids_with_special_tokens ?? expected.ids
+        for (line, ids) in zip(Self.expected.lines, withSpecial) {
+            #expect(tokenizer.encode(line, addSpecialTokens: true) == ids, "\(name): \(line.debugDescription)")
+        }
+        // Only "digits" has a post-processor that adds a token (<|endoftext|> after the text).
+        #expect(tokenizer.addsEOS == (name == "digits"))
+        #expect(!tokenizer.addsBOS)
+    }
+
+    @Test func digitsSplitsLikeHuggingFace() throws {
+        // Pieces HF's Sequence[Digits, ByteLevel(use_regex true)] gives (tokenizers 0.23), as raw text.
+        let contiguous = try Self.load("digits"), individual = try Self.load("digits_individual")
+        #expect(contiguous.preTokens("a12 345b") == ["a", "12", " ", "345", "b"])
+        #expect(contiguous.preTokens("x \u{663}\u{664}½Ⅻ²y") == ["x", " ", "\u{663}\u{664}½Ⅻ²", "y"])
+        #expect(contiguous.preTokens(" 2024-06") == [" ", "2024", "-", "06"])
+        #expect(individual.preTokens("a12 345b") == ["a", "1", "2", " ", "3", "4", "5", "b"])
+        #expect(individual.preTokens("x \u{663}\u{664}½Ⅻ²y") == ["x", " ", "\u{663}", "\u{664}", "½", "Ⅻ", "²", "y"])
+        #expect(individual.preTokens(" 2024-06") == [" ", "2", "0", "2", "4", "-", "0", "6"])
+    }
+
+    @Test func configFlagsOverrideThePostProcessorAsTransformersDoes() throws {
+        // transformers 5 rebuilds the post-processor when tokenizer_config.json has add_bos_token or
+        // add_eos_token; otherwise tokenizer.json's post_processor decides.
+        let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("digits.json"))
+        let plain = try Tokenizer(json: data, config: ["eos_token": "<|im_end|>", "bos_token": "<|im_start|>"])
+        #expect(plain.addsEOS && !plain.addsBOS)
+        #expect(plain.encode("a1", addSpecialTokens: true) == plain.encode("a1") + [0])
+        let bos = try Tokenizer(json: data, config: ["bos_token": "<|im_start|>", "add_bos_token": true])
+        #expect(bos.addsBOS && !bos.addsEOS)
+        #expect(bos.encode("a1", addSpecialTokens: true) == [1] + bos.encode("a1"))
+        let noBOSToken = try Tokenizer(json: data, config: ["add_bos_token": true, "add_eos_token": NSNull()])
+        #expect(!noBOSToken.addsBOS && !noBOSToken.addsEOS)
+        #expect(throws: TokenizerError.self) { try Tokenizer(json: data, config: ["add_bos_token": "yes"]) }
     }
 
     // MARK: Decoding
@@ -275,6 +316,15 @@ struct TokenizerTests {
         #expect(normalizer?.contains("normalizer.normalizers[1].type \"Lowercase\"") == true, "\(normalizer ?? "no error")")
         let metaspace = Self.error(try Self.mutatedQwen2 { $0["pre_tokenizer"] = ["type": "Metaspace"] })
         #expect(metaspace?.contains("pre_tokenizer.type \"Metaspace\"") == true, "\(metaspace ?? "no error")")
+        let post = Self.error(try Self.mutatedQwen2 {
+            $0["post_processor"] = ["type": "Sequence", "processors": [["type": "ByteLevel"], ["type": "Weird"]]]
+        })
+        #expect(post?.contains("post_processor.processors[1].type \"Weird\"") == true, "\(post ?? "no error")")
+        let template = Self.error(try Self.mutatedQwen2 {
+            $0["post_processor"] = ["type": "TemplateProcessing", "single": [["SpecialToken": ["id": "<s>", "type_id": 0]]],
+                                    "special_tokens": [:] as [String: Any]]
+        })
+        #expect(template?.contains("post_processor.special_tokens has no ids for \"<s>\"") == true, "\(template ?? "no error")")
         let merge = Self.error(try Self.mutatedQwen2 {
             var model = $0["model"] as! [String: Any]
             model["merges"] = [["e", "r"], ["q", "zzz"]]

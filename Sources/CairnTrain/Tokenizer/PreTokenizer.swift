@@ -4,6 +4,10 @@ struct PreTokenizer {
     enum Step {
         /// `Split` with behavior Isolated and invert false.
         case split(SplitPattern)
+        /// `Digits`: every numeric scalar (general category Nd, Nl or No, Rust's `char::is_numeric`) its own
+        /// piece when `individualDigits` (behaviour Isolated), otherwise each run of them one piece
+        /// (Contiguous); the text between them stays whole. SmolLM and StarCoder put it before ByteLevel.
+        case digits(individualDigits: Bool)
         /// `ByteLevel`: a space before every piece that lacks one when `addPrefixSpace`, then the GPT-2
         /// pattern when `useRegex`. (The byte→unicode map itself is folded into the BPE model, which
         /// works on raw bytes.)
@@ -23,6 +27,11 @@ struct PreTokenizer {
                 var out: [Range<Int>] = []
                 out.reserveCapacity(ranges.count * 2)
                 for r in ranges { pattern.split(bytes, r, into: &out) }
+                ranges = out
+            case .digits(let individualDigits):
+                var out: [Range<Int>] = []
+                out.reserveCapacity(ranges.count * 2)
+                for r in ranges { Self.splitDigits(bytes, r, individually: individualDigits, into: &out) }
                 ranges = out
             case .byteLevel(let addPrefixSpace, let useRegex):
                 if addPrefixSpace && ranges.contains(where: { bytes[$0.lowerBound] != 0x20 }) {
@@ -48,5 +57,24 @@ struct PreTokenizer {
             }
         }
         return (bytes, ranges)
+    }
+
+    /// HF's `Digits`: splits `bytes[range]` into runs of numeric and of other scalars, and numeric runs
+    /// further into single scalars when `individually`.
+    static func splitDigits(_ bytes: [UInt8], _ range: Range<Int>, individually: Bool, into pieces: inout [Range<Int>]) {
+        guard !range.isEmpty else { return }
+        let s = ScalarScanner(bytes, range)
+        var i = 0
+        while i < s.count {
+            let numeric = s.classes[i].contains(.number)
+            var j = i + 1
+            while j < s.count && s.classes[j].contains(.number) == numeric { j += 1 }
+            if numeric && individually {
+                for k in i..<j { pieces.append(s.offsets[k] ..< s.offsets[k + 1]) }
+            } else {
+                pieces.append(s.offsets[i] ..< s.offsets[j])
+            }
+            i = j
+        }
     }
 }

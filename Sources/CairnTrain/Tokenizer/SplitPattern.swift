@@ -38,6 +38,15 @@ enum SplitPattern {
         return .regex(regex, source: source)
     }
 
+    /// The regular expression this matcher runs.
+    var source: String {
+        switch self {
+        case .builtin(.gpt2): return Self.gpt2Source
+        case .builtin(.qwen2(let maxDigits)): return maxDigits == 3 ? Self.llama3Source : Self.qwen2Source
+        case .regex(_, let source): return source
+        }
+    }
+
     /// Splits `bytes[range]` (valid UTF-8) into pieces with the Isolated behaviour: every match is a
     /// piece and so is every stretch between matches. Appends byte ranges (into `bytes`) to `pieces`.
     func split(_ bytes: [UInt8], _ range: Range<Int>, into pieces: inout [Range<Int>]) {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` (GPT-2, Qwen2, Llama-3 and
+/// A byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` (GPT-2, Qwen2, Llama-3, SmolLM and
 /// the ones `TokenizerTrainer` makes), giving the same ids as HF `tokenizers`.
 ///
 /// Encoding takes added tokens out of the text first (special ones from the raw text), applies the
@@ -30,7 +30,7 @@ public final class Tokenizer: @unchecked Sendable {
     var eosToken: String?, bosToken: String?, padToken: String?
 
     /// Reads `directory/tokenizer.json`, and `directory/tokenizer_config.json` when present for the
-    /// names of the eos, bos and pad tokens and whether a chat template is declared.
+    /// names of the eos, bos and pad tokens, whether BOS/EOS are added and whether a chat template is declared.
     public convenience init(directory: String) throws {
         let path = (directory as NSString).appendingPathComponent("tokenizer.json")
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -42,22 +42,43 @@ public final class Tokenizer: @unchecked Sendable {
             guard let object = try? JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
                 throw TokenizerError(file: configPath, "not a JSON object")
             }
-            config = object
-            eosToken = try Self.tokenName(object["eos_token"], key: "eos_token", file: configPath)
-            bosToken = try Self.tokenName(object["bos_token"], key: "bos_token", file: configPath)
-            padToken = try Self.tokenName(object["pad_token"], key: "pad_token", file: configPath)
-            for (key, name) in [("eos_token", eosToken), ("bos_token", bosToken), ("pad_token", padToken)] {
-                if let name, id(of: name) == nil {
-                    throw TokenizerError(file: configPath, "\(key) \"\(name)\" is not a token of tokenizer.json")
-                }
-            }
+            try useConfig(object, file: configPath)
         }
+    }
+
+    /// The contents of a tokenizer.json and of its tokenizer_config.json (as `GGUFTokenizer` makes them),
+    /// as `init(directory:)` reads them from files.
+    public convenience init(json: Data, config: [String: Any]) throws {
+        try self.init(json: json, config: config, file: "tokenizer.json", configFile: "tokenizer_config.json")
+    }
+
+    /// As `init(json:config:)`, with the names errors give the two.
+    convenience init(json: Data, config: [String: Any], file: String, configFile: String) throws {
+        try self.init(json: json, file: file)
+        try useConfig(config, file: configFile)
     }
 
     /// Reads the contents of a tokenizer.json. No eos/bos/pad token is known (they live in
     /// tokenizer_config.json).
     public convenience init(json: Data) throws {
         try self.init(json: json, file: "tokenizer.json")
+    }
+
+    private func useConfig(_ object: [String: Any], file configPath: String) throws {
+        config = object
+        eosToken = try Self.tokenName(object["eos_token"], key: "eos_token", file: configPath)
+        bosToken = try Self.tokenName(object["bos_token"], key: "bos_token", file: configPath)
+        padToken = try Self.tokenName(object["pad_token"], key: "pad_token", file: configPath)
+        for (key, name) in [("eos_token", eosToken), ("bos_token", bosToken), ("pad_token", padToken)] {
+            if let name, id(of: name) == nil {
+                throw TokenizerError(file: configPath, "\(key) \"\(name)\" is not a token of tokenizer.json")
+            }
+        }
+        for key in ["add_bos_token", "add_eos_token"] {
+            if let value = object[key], !(value is NSNull), TokenizerJSON.bool(value) == nil {
+                throw TokenizerError(file: configPath, "\(key) is not a bool")
+            }
+        }
     }
 
     init(json data: Data, file: String, useBuiltinPatterns: Bool = true) throws {
@@ -110,6 +131,34 @@ public final class Tokenizer: @unchecked Sendable {
         }
         return ids
     }
+
+    /// The ids of `text` as HF's `encode(text, add_special_tokens=True)` gives them when
+    /// `addSpecialTokens`: `encode(text)` with the tokens of `specialTokensAround` before and after.
+    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int] {
+        guard addSpecialTokens else { return encode(text) }
+        let around = specialTokensAround
+        return around.prefix + encode(text) + around.suffix
+    }
+
+    /// The ids transformers' `PreTrainedTokenizerFast` adds around one text with `add_special_tokens=True`:
+    /// when tokenizer_config.json has `add_bos_token` or `add_eos_token`, transformers 5 rebuilds the
+    /// post-processor from them (BOS first when `add_bos_token` is true and `bos_token` names a token, EOS
+    /// last likewise); otherwise tokenizer.json's `post_processor` decides (a TemplateProcessing `single`
+    /// template, RobertaProcessing/BertProcessing cls and sep; nothing for ByteLevel or none).
+    public var specialTokensAround: (prefix: [Int], suffix: [Int]) {
+        if let config, config["add_bos_token"] != nil || config["add_eos_token"] != nil {
+            let addBOS = config["add_bos_token"].flatMap(TokenizerJSON.bool) ?? false
+            let addEOS = config["add_eos_token"].flatMap(TokenizerJSON.bool) ?? false
+            return (addBOS ? bosTokenID.map { [$0] } ?? [] : [], addEOS ? eosTokenID.map { [$0] } ?? [] : [])
+        }
+        return (json.postProcessor.prefix, json.postProcessor.suffix)
+    }
+
+    /// Whether HF's `add_special_tokens=True` puts a token (the BOS, `<|begin_of_text|>` for Llama 3)
+    /// before the text: true for Llama 3, false for GPT-2, Qwen2 and SmolLM.
+    public var addsBOS: Bool { !specialTokensAround.prefix.isEmpty }
+    /// Whether HF's `add_special_tokens=True` puts a token after the text.
+    public var addsEOS: Bool { !specialTokensAround.suffix.isEmpty }
 
     /// The pre-tokens of normalized text without added tokens, as strings (for tests and debugging).
     func preTokens(_ text: String) -> [String] {
@@ -217,7 +266,10 @@ public final class Tokenizer: @unchecked Sendable {
         }
     }
 
-    private func generatedConfig() -> [String: Any] {
+    /// The tokenizer_config.json `write(to:)` writes: the one read, or `generatedConfig()`.
+    var effectiveConfig: [String: Any] { config ?? generatedConfig() }
+
+    func generatedConfig() -> [String: Any] {
         var decoderTokens: [String: Any] = [:]
         for t in json.addedTokens {
             decoderTokens[String(t.id)] = ["content": t.content, "lstrip": t.lstrip, "normalized": t.normalized,

@@ -8,8 +8,18 @@ struct TokenizerJSON {
     /// The normalizers in order (only NFC is supported).
     var normalizeNFC: Bool
     var preTokenizer: PreTokenizer
+    /// What the `post_processor` adds around a single text (HF's `add_special_tokens=True`).
+    var postProcessor: PostProcessor
 
     let file: String
+
+    /// The special tokens a `post_processor` puts before and after a single sequence: the `single`
+    /// template of TemplateProcessing, the cls/sep of RobertaProcessing and BertProcessing, nothing for
+    /// ByteLevel, and those of every processor of a Sequence in order.
+    struct PostProcessor {
+        var prefix: [Int] = []
+        var suffix: [Int] = []
+    }
 
     init(data: Data, file: String, useBuiltinPatterns: Bool = true) throws {
         self.file = file
@@ -108,6 +118,12 @@ struct TokenizerJSON {
         }
         preTokenizer = PreTokenizer(steps: steps)
 
+        var post = PostProcessor()
+        if let processor = root["post_processor"], !(processor is NSNull) {
+            try Self.parsePostProcessor(processor, key: "post_processor", file: file, into: &post)
+        }
+        postProcessor = post
+
         if let decoder = root["decoder"], !(decoder is NSNull) {
             let type = (decoder as? [String: Any])?["type"] as? String ?? "?"
             guard type == "ByteLevel" else {
@@ -163,6 +179,8 @@ struct TokenizerJSON {
             } catch {
                 throw TokenizerError(file: file, "\(key).pattern.Regex cannot be compiled: \(error)")
             }
+        case "Digits":
+            steps.append(.digits(individualDigits: bool(object["individual_digits"]) ?? false))
         case "Sequence":
             guard let list = object["pretokenizers"] as? [Any] else {
                 throw TokenizerError(file: file, "\(key).pretokenizers is missing")
@@ -171,7 +189,54 @@ struct TokenizerJSON {
                 try parsePreTokenizer(p, key: "\(key).pretokenizers[\(i)]", file: file, builtin: builtin, into: &steps)
             }
         default:
-            throw TokenizerError(file: file, "\(key).type \"\(type)\" is not supported (only ByteLevel, Split and Sequence)")
+            throw TokenizerError(file: file, "\(key).type \"\(type)\" is not supported (only ByteLevel, Split, Digits and Sequence)")
+        }
+    }
+
+    private static func parsePostProcessor(_ value: Any, key: String, file: String, into post: inout PostProcessor) throws {
+        guard let object = value as? [String: Any], let type = object["type"] as? String else {
+            throw TokenizerError(file: file, "\(key) has no \"type\"")
+        }
+        switch type {
+        case "ByteLevel":
+            break
+        case "TemplateProcessing":
+            guard let single = object["single"] as? [[String: Any]] else {
+                throw TokenizerError(file: file, "\(key).single is not a list of pieces")
+            }
+            let specials = object["special_tokens"] as? [String: Any] ?? [:]
+            var seenSequence = false
+            for (i, piece) in single.enumerated() {
+                if piece["Sequence"] != nil {
+                    seenSequence = true
+                    continue
+                }
+                guard let token = piece["SpecialToken"] as? [String: Any], let name = token["id"] as? String else {
+                    throw TokenizerError(file: file, "\(key).single[\(i)] is neither a Sequence nor a SpecialToken")
+                }
+                guard let entry = specials[name] as? [String: Any], let ids = entry["ids"] as? [Any],
+                      case let intIDs = ids.compactMap(int), intIDs.count == ids.count else {
+                    throw TokenizerError(file: file, "\(key).special_tokens has no ids for \"\(name)\"")
+                }
+                if seenSequence { post.suffix += intIDs } else { post.prefix += intIDs }
+            }
+        case "RobertaProcessing", "BertProcessing":
+            for (field, before) in [("cls", true), ("sep", false)] {
+                guard let pair = object[field] as? [Any], pair.count == 2, pair[0] is String, let id = int(pair[1]) else {
+                    throw TokenizerError(file: file, "\(key).\(field) is not [token, id]")
+                }
+                if before { post.prefix.append(id) } else { post.suffix.append(id) }
+            }
+        case "Sequence":
+            guard let list = object["processors"] as? [Any] else {
+                throw TokenizerError(file: file, "\(key).processors is missing")
+            }
+            for (i, p) in list.enumerated() {
+                try parsePostProcessor(p, key: "\(key).processors[\(i)]", file: file, into: &post)
+            }
+        default:
+            throw TokenizerError(file: file, "\(key).type \"\(type)\" is not supported "
+                                 + "(only ByteLevel, TemplateProcessing, RobertaProcessing, BertProcessing and Sequence)")
         }
     }
 

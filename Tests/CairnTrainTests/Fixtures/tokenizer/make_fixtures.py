@@ -14,9 +14,12 @@ It writes, next to this script:
                strings, <|endoftext|> plus <mask> (lstrip) and a non-special added token "[[note]]"
   gpt2_prefix.json  gpt2.json with add_prefix_space=true
   nfc.json     Qwen2 style with an NFC normalizer (inside a normalizer Sequence)
+  digits.json  Digits(individual_digits=false) + ByteLevel(use_regex=true), a TemplateProcessing post-processor
+               that adds <|endoftext|> after the text
+  digits_individual.json  Digits(individual_digits=true) + ByteLevel(use_regex=true) (SmolLM, StarCoder)
   corpus.txt   the test corpus: the cases below joined by "\\n" (some cases hold newlines and CRLF)
   expected.json  the cases, and for every tokenizer the HF ids of every case and of the whole corpus.txt
-               (add_special_tokens=False),
+               (add_special_tokens=False), of every case with add_special_tokens=True where that differs,
                HF decode of those ids with and without skip_special_tokens, byte-level decode cases
                with invalid UTF-8, and the ChatML rendering by transformers' apply_chat_template
 
@@ -134,6 +137,23 @@ def train(pattern, vocab_size=700, nfc=False):
     return json.loads(tok.to_str())
 
 
+def train_digits(individual, vocab_size=600):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=individual),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(training_text(), trainer)
+    if not individual:
+        tok.post_processor = processors.TemplateProcessing(single="$A <|endoftext|>", pair="$A <|endoftext|> $B:1",
+                                                           special_tokens=[("<|endoftext|>", 0)])
+    return json.loads(tok.to_str())
+
+
 def train_gpt2(vocab_size=600):
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     tok = Tokenizer(models.BPE())
@@ -169,7 +189,8 @@ def make():
     gpt2_prefix = json.loads(json.dumps(gpt2))
     gpt2_prefix["pre_tokenizer"]["add_prefix_space"] = True
     nfc = train(QWEN2, vocab_size=650, nfc=True)
-    tokenizers = {"qwen2": qwen2, "llama3": llama3, "gpt2": gpt2, "gpt2_prefix": gpt2_prefix, "nfc": nfc}
+    tokenizers = {"qwen2": qwen2, "llama3": llama3, "gpt2": gpt2, "gpt2_prefix": gpt2_prefix, "nfc": nfc,
+                  "digits": train_digits(False), "digits_individual": train_digits(True)}
 
     lines = corpus_lines()
     with open(os.path.join(HERE, "corpus.txt"), "w", encoding="utf-8", newline="") as f:
@@ -180,13 +201,16 @@ def make():
     for name, data in tokenizers.items():
         write_json(name + ".json", data)
         tok = Tokenizer.from_str(json.dumps(data))
-        entry = {"ids": [], "decoded": [], "decoded_skip_special": [],
+        entry = {"ids": [], "decoded": [], "decoded_skip_special": [], "ids_with_special_tokens": [],
                  "corpus_ids": tok.encode(corpus, add_special_tokens=False).ids}
         for line in lines:
             ids = tok.encode(line, add_special_tokens=False).ids
             entry["ids"].append(ids)
+            entry["ids_with_special_tokens"].append(tok.encode(line, add_special_tokens=True).ids)
             entry["decoded"].append(tok.decode(ids, skip_special_tokens=False))
             entry["decoded_skip_special"].append(tok.decode(ids, skip_special_tokens=True))
+        if entry["ids_with_special_tokens"] == entry["ids"]:
+            del entry["ids_with_special_tokens"]  # no post-processor adds tokens
         expected["tokenizers"][name] = entry
 
     # Byte-level decode of ids that do not form valid UTF-8 (HF replaces with U+FFFD).
