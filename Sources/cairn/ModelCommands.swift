@@ -16,6 +16,12 @@ enum ModelCommands {
                     usage: "cairn model generate MODEL [--adapter DIR] --prompt P [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--chat]",
                     summary: "continue a prompt (greedy at temperature 0; stops at EOS or <|im_end|>)", flags: ["chat", "json"],
                     options: ["adapter", "prompt", "max-tokens", "temperature", "top-p", "seed"], positionals: 1...1),
+        CommandSpec(name: "model import", usage: "cairn model import FILE.gguf --out DIR [--dtype f32|f16|bf16]",
+                    summary: "a GGUF model (llama, qwen2) as a Hugging Face directory", flags: ["json"], options: ["out", "dtype"],
+                    positionals: 1...1),
+        CommandSpec(name: "model export", usage: "cairn model export MODEL --format gguf --type f32|f16|q8_0 --out FILE.gguf [--name NAME]",
+                    summary: "a model as a GGUF file for llama.cpp and Ollama", options: ["format", "type", "out", "name"],
+                    positionals: 1...1),
         CommandSpec(name: "tokenizer train", usage: "cairn tokenizer train --corpus FILE... --vocab-size N --out DIR",
                     summary: "train a byte-level BPE tokenizer (tokenizer.json)", options: ["corpus", "vocab-size", "out"]),
     ]
@@ -38,6 +44,8 @@ enum ModelCommands {
             }
         case "model logprobs": return try logprobs(a)
         case "model generate": return try generate(a)
+        case "model import": return try importGGUF(a)
+        case "model export": return try exportGGUF(a)
         case "tokenizer train":
             let corpus = a.all("corpus")
             guard !corpus.isEmpty else { throw UsageError(message: "give at least one --corpus FILE") }

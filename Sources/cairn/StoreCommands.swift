@@ -5,9 +5,9 @@ import Foundation
 enum StoreCommands {
     static let specs: [CommandSpec] = [
         CommandSpec(name: "init", usage: "cairn init [--store DIR]", summary: "create an empty store (default ./store)"),
-        CommandSpec(name: "add", usage: "cairn add PATH --kind KIND [--name NAME] [--used ROLE=REF ...] [--json]",
-                    summary: "store a file or directory as an artifact and print its id",
-                    flags: ["json"], options: ["kind", "name", "used"], positionals: 1...1),
+        CommandSpec(name: "add", usage: "cairn add PATH --kind KIND [--name NAME] [--used ROLE=REF ...] [--json]\n       cairn add FILE.gguf --kind base-model --import [--name NAME] [--dtype f32|f16|bf16] [--json]",
+                    summary: "store a file or directory as an artifact and print its id (--import: a GGUF as a model made from it)",
+                    flags: ["json", "import"], options: ["kind", "name", "used", "dtype"], positionals: 1...1),
         CommandSpec(name: "checkout", usage: "cairn checkout REF DIR [--force]",
                     summary: "write an artifact's files into DIR, verifying every byte", flags: ["force"], positionals: 2...2),
         CommandSpec(name: "artifacts", usage: "cairn artifacts [--kind KIND] [--all] [--json]",
@@ -96,6 +96,8 @@ enum StoreCommands {
     static func add(_ a: Arguments) throws -> Int32 {
         let store = try a.openStore()
         let kind = try ArtifactKind.parse(try a.required("kind"))
+        if a.has("import") { return try ModelCommands.addImported(a, store: store, kind: kind) }
+        if a.options["dtype"] != nil { throw UsageError(message: "--dtype goes with --import") }
         let used = try a.all("used").map { spec -> (role: String, artifact: ArtifactID) in
             guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex else {
                 throw UsageError(message: "--used wants ROLE=REF, not '\(spec)'")

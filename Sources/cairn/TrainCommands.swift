@@ -23,10 +23,7 @@ enum TrainCommands {
             defer { cleanup() }
             let (adapter, acleanup) = try ModelCommands.modelDirectory(try a.required("adapter"), a)
             defer { acleanup() }
-            let dtype = try a.option("dtype").map { s -> DType in
-                guard let d = ["f32": DType.f32, "f16": .f16, "bf16": .bf16][s.lowercased()] else { throw UsageError(message: "--dtype must be f32, f16 or bf16") }
-                return d
-            }
+            let dtype = try a.option("dtype").map(ModelCommands.parseDType)
             let out = try a.required("out")
             try TrainingJobs.merge(model: model, adapter: adapter, out: out, dtype: dtype)
             Output.out("merged '\(a.options["adapter"]![0])' into '\(a.options["model"]![0])': \(out)")

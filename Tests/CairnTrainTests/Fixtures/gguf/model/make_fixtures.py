@@ -53,8 +53,9 @@ CORPUS = [
 ]
 
 ARCHS = {
-    "llama": dict(cls="LlamaForCausalLM", regex=LLAMA3_REGEX, pre="llama-bpe", tie=False, theta=10000.0),
-    "qwen2": dict(cls="Qwen2ForCausalLM", regex=QWEN2_REGEX, pre="qwen2", tie=True, theta=1000000.0),
+    # Llama has a BOS token that llama.cpp adds (the converter writes add_bos_token true); Qwen2 has none.
+    "llama": dict(cls="LlamaForCausalLM", regex=LLAMA3_REGEX, pre="llama-bpe", tie=False, theta=10000.0, bos="<|endoftext|>"),
+    "qwen2": dict(cls="Qwen2ForCausalLM", regex=QWEN2_REGEX, pre="qwen2", tie=True, theta=1000000.0, bos=None),
 }
 # One ggml type per matrix, in the converter's tensor order; the list repeats.
 TYPES = ["Q4_K", "Q5_K", "Q6_K", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "F16", "BF16", "F32"]
@@ -62,7 +63,7 @@ TYPES = ["Q4_K", "Q5_K", "Q6_K", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "F16", 
 FTYPES = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q4_K": 14, "Q5_K": 16, "Q6_K": 18}
 
 
-def make_tokenizer(regex, out_dir):
+def make_tokenizer(regex, out_dir, bos):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -76,7 +77,7 @@ def make_tokenizer(regex, out_dir):
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS * 4, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   bos_token=None)
+                                   bos_token=bos)
     fast.chat_template = "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\\n'}}{% endif %}"
     fast.save_pretrained(out_dir)
     return fast
@@ -89,7 +90,7 @@ def make_model(arch, spec, out_dir, vocab):
     cfg = cfg_cls(vocab_size=vocab, hidden_size=256, intermediate_size=256, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, head_dim=64, rms_norm_eps=1e-5,
                   rope_theta=spec["theta"], max_position_embeddings=512, tie_word_embeddings=spec["tie"],
-                  bos_token_id=None, eos_token_id=2, pad_token_id=0)
+                  bos_token_id=0 if spec["bos"] else None, eos_token_id=2, pad_token_id=0)
     model = getattr(transformers, spec["cls"])(cfg).float().eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -211,7 +212,7 @@ def main():
         os.makedirs(out, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             hf = os.path.join(tmp, "hf")
-            tok = make_tokenizer(spec["regex"], hf)
+            tok = make_tokenizer(spec["regex"], hf, spec["bos"])
             make_model(arch, spec, hf, len(tok))
             files = {}
             for outtype in ["f32", "f16", "q8_0"]:

