@@ -26,6 +26,7 @@ extension GGUFModel {
         m["general.architecture"] = .string(a)
         m["general.type"] = .string("model")
         m["general.name"] = .string(name)
+        m["general.size_label"] = .string(sizeLabel(parameters: config.parameterCount))
         m["\(a).block_count"] = .uint32(UInt32(config.numLayers))
         m["\(a).context_length"] = .uint32(UInt32(config.maxPositionEmbeddings))
         m["\(a).embedding_length"] = .uint32(UInt32(config.hiddenSize))
@@ -60,7 +61,7 @@ extension GGUFModel {
         let tokenizerKeys = try GGUFTokenizer.metadata(for: tokenizer)
         let meta = metadata(for: config, type: type, name: name, tokenizer: tokenizerKeys, file: path)
         var entries: [GGUFWriter.Entry] = []
-        for (hf, tensor) in model.namedParameters() {
+        for (hf, tensor) in model.namedParameters().sorted(by: { exportOrder($0.name) < exportOrder($1.name) }) {
             guard let gguf = ggufName(hf) else { throw FormatError(file: path, tensor: hf, "has no GGUF name") }
             var t = tensor
             if config.architecture == .llama, gguf.hasPrefix("blk.") {
@@ -69,16 +70,25 @@ extension GGUFModel {
             }
             entries.append(GGUFWriter.Entry(name: gguf, tensor: t, type: storageType(shape: t.shape, requested: type)))
         }
-        try GGUFWriter.write(metadata: meta, tensors: entries.sorted { exportOrder($0.name) < exportOrder($1.name) }, to: path)
+        try GGUFWriter.write(metadata: meta, tensors: entries, to: path)
     }
 
-    /// llama.cpp's order: token_embd, the blocks in order, then output_norm and output.
-    private static func exportOrder(_ name: String) -> (Int, Int, String) {
-        if name.hasPrefix("token_embd") { return (0, 0, name) }
-        if name.hasPrefix("blk.") {
-            let layer = Int(name.split(separator: ".")[1]) ?? 0
-            return (1, layer, name)
-        }
-        return (2, name.hasPrefix("output_norm") ? 0 : 1, name)
+    /// The converter's order: the transformers names sorted as the safetensors file lists them
+    /// (lm_head, embed_tokens, the layers, norm), layers by number, within a layer by name.
+    private static func exportOrder(_ hf: String) -> (Int, Int, String) {
+        if hf.hasPrefix("lm_head") { return (0, 0, hf) }
+        if hf.hasPrefix("model.embed_tokens") { return (1, 0, hf) }
+        let parts = hf.split(separator: ".", maxSplits: 3)
+        if parts.count == 4, parts[1] == "layers", let layer = Int(parts[2]) { return (2, layer, String(parts[3])) }
+        return (3, 0, hf)
+    }
+
+    /// gguf-py's `size_label` for a dense model: parameters in K, M, B or T with two significant
+    /// digits at least (`135M`, `1.5B`, `952K`).
+    static func sizeLabel(parameters n: Int) -> String {
+        let (scaled, suffix): (Double, String) = n > 1_000_000_000_000 ? (Double(n) * 1e-12, "T")
+            : n > 1_000_000_000 ? (Double(n) * 1e-9, "B") : n > 1_000_000 ? (Double(n) * 1e-6, "M") : (Double(n) * 1e-3, "K")
+        let digits = String(Int(scaled.rounded(.toNearestOrEven))).drop { $0 == "0" }.count
+        return String(format: "%.\(max(2 - digits, 0))f", scaled) + suffix
     }
 }
