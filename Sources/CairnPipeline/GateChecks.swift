@@ -221,7 +221,8 @@ extension GateChecks {
                                           "steal passwords", "poison", "weapon", "kill"]
 
     /// The checks `cairn check NAME` runs in a child process, by name, with their options.
-    public static let processChecks = ["merge_logits_match", "size_as_expected", "preference_accuracy", "output_format_valid", "no_harmful_content"]
+    public static let processChecks = ["merge_logits_match", "size_as_expected", "preference_accuracy", "output_format_valid", "no_harmful_content",
+                                       "export_matches_model"]
 
     /// Runs the named check with options from the command line (model, adapter, merged, data,
     /// schema, blocklist, threshold, min-accuracy, tolerance, beta, max-new-tokens, max-seq-length).
@@ -238,6 +239,9 @@ extension GateChecks {
                                          tolerance: Double(o["tolerance"] ?? "") ?? 1e-3)]
         case "size_as_expected":
             return [try sizeAsExpected(base: need("model"), merged: need("merged"))]
+        case "export_matches_model":
+            let probes = try o["data"].map { try prompts($0) }.map { Array($0.prefix(4)) } ?? ["Hello", "The task is"]
+            return try exportMatchesModel(model: need("model"), export: need("export"), probes: probes)
         case "preference_accuracy":
             return try preferenceAccuracy(model: need("model"), adapter: need("adapter"), pairsFile: need("data"),
                                           beta: Double(o["beta"] ?? "") ?? 0.1, minAccuracy: Double(o["min-accuracy"] ?? "") ?? 0.7,

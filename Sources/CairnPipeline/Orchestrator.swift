@@ -283,6 +283,11 @@ public final class Orchestrator {
                     outcome = try trainingStage(stage, kind: "dpo", used: [(modelRole, model), ("data", input("dataset:preference")!), ("config", input("config:dpo")!)]
                                                 + (input("dataset:preference_eval").map { [("eval", $0)] } ?? []))
                     final = ("model", outcome.outputs["model"]!)
+                case .export:
+                    // The whole model the stages before made (the base model when none did); the
+                    // alias is still promoted to that model, the file is an artifact made from it.
+                    let source = final.flatMap { $0.role == "model" ? $0.id : nil } ?? model
+                    outcome = try exportStage(stage, model: (final?.role == "model" ? "model" : modelRole, source))
                 }
             } catch is StageInterrupted {
                 say("stopped on request during \(stage.name.rawValue): the run is interrupted; `cairn resume \(runID)` continues it")
@@ -633,6 +638,10 @@ public final class Orchestrator {
             if let p = try dataset("eval_prompts") { a += ["--data", p] }
             check("merge_logits_match", blocking: true, a)
             check("size_as_expected", blocking: false, ["--model", base, "--merged", merged])
+        case .export:
+            var a = ["--model", try materialize(used[0].1), "--export", try materialize(outputs["export"]!)]
+            if let p = try dataset("eval_prompts") { a += ["--data", p] }
+            check("export_matches_model", blocking: true, a)
         case .dpo:
             let base = try materialize(used[0].1), adapter = try materialize(outputs["adapter"]!), aligned = try materialize(outputs["model"]!)
             // Held-out pairs: datasets.preference_eval, else what the DPO stage held out

@@ -3,7 +3,7 @@ import Foundation
 
 /// One entry of `stages:` (the reference's StageConfig).
 public struct StageConfig: Sendable, Equatable {
-    public enum Name: String, CaseIterable, Sendable { case pretrain, sft, merge, dpo }
+    public enum Name: String, CaseIterable, Sendable { case pretrain, sft, merge, dpo, export }
     public var name: Name
     public var enabled = true
     /// The stage config file (sft_config.yaml, …), resolved and checked to stay inside the repository.
@@ -12,8 +12,12 @@ public struct StageConfig: Sendable, Equatable {
     public var retryCount = 1
     /// Line of the entry in pipeline.yaml, for errors.
     public var line: Int
+    /// The export stage's file format (gguf) and tensor type (f32, f16, q8_0).
+    public var format = "gguf"
+    public var exportType = "f16"
 
-    public static let keys = ["name", "enabled", "config_path", "timeout_minutes", "retry_count"]
+    public static let keys = ["name", "enabled", "config_path", "timeout_minutes", "retry_count", "format", "type"]
+    public static let exportTypes = ["f32", "f16", "q8_0"]
 }
 
 /// A gate check named in `validation.custom_checks` (or one of the built-ins every gate runs).
@@ -165,6 +169,19 @@ public struct PipelineConfig: Sendable {
                 st.timeoutMinutes = v
             }
             if let v = try s.int("retry_count", min: 0) { st.retryCount = v }
+            for key in ["format", "type"] where name != .export && s.node(key) != nil {
+                throw ConfigError(file: file, line: s.node(key)!.line, "key '\(key)' belongs to the export stage, not '\(n)'")
+            }
+            if let v = try s.string("format") {
+                guard v == "gguf" else { throw ConfigError(file: file, line: s.node("format")!.line, "key 'format': Cairn exports gguf, not '\(v)'") }
+                st.format = v
+            }
+            if let v = try s.string("type") {
+                guard StageConfig.exportTypes.contains(v) else {
+                    throw ConfigError(file: file, line: s.node("type")!.line, "key 'type' must be one of \(StageConfig.exportTypes.joined(separator: ", ")), not '\(v)'")
+                }
+                st.exportType = v
+            }
             if [.pretrain, .sft, .dpo].contains(name), st.enabled, st.configPath == nil {
                 throw ConfigError(file: file, line: item.line, "stage '\(n)' needs 'config_path' (its training config)")
             }
@@ -173,10 +190,13 @@ public struct PipelineConfig: Sendable {
         let order = StageConfig.Name.allCases
         let enabled = stages.filter(\.enabled).map(\.name)
         if enabled != enabled.sorted(by: { order.firstIndex(of: $0)! < order.firstIndex(of: $1)! }) {
-            throw ConfigError(file: file, line: stageNodes.line, "stages run in the order pretrain, sft, merge, dpo; list them so")
+            throw ConfigError(file: file, line: stageNodes.line, "stages run in the order pretrain, sft, merge, dpo, export; list them so")
         }
         if enabled.contains(.merge) && !enabled.contains(.sft) {
             throw ConfigError(file: file, line: stageNodes.line, "stage 'merge' needs stage 'sft' (it merges the SFT adapter)")
+        }
+        if let e = stages.first(where: { $0.name == .export && $0.enabled }), enabled.last(where: { $0 != .export }) == .sft {
+            throw ConfigError(file: file, line: e.line, "stage 'export' needs a whole model: enable merge (or dpo) after sft")
         }
 
         if let v = m.node("validation") {

@@ -86,6 +86,10 @@ struct PipelineConfigTests {
         ("pipeline_id: x\nbase_model: m\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\ndatasets:\n  sft: data/missing.jsonl\n", 7, "no such file 'data/missing.jsonl'"),
         ("pipeline_id: x\nbase_model: m\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\ndatasets:\n  sft: ../data/missing.jsonl\n", 7, "no such file '../data/missing.jsonl'"),
         ("pipeline_id: x\nbase_model: m\nstages:\n  - name: dpo\n    config_path: ./sft_config.yaml\n  - name: sft\n    config_path: ./sft_config.yaml\n", 4, "stages run in the order"),
+        ("pipeline_id: x\nbase_model: m\nstages:\n  - name: merge\n  - name: export\n    type: q4_k\n", 6, "key 'type' must be one of f32, f16, q8_0, not 'q4_k'"),
+        ("pipeline_id: x\nbase_model: m\nstages:\n  - name: export\n    format: onnx\n", 5, "key 'format': Cairn exports gguf, not 'onnx'"),
+        ("pipeline_id: x\nbase_model: m\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\n    type: f16\n", 6, "key 'type' belongs to the export stage, not 'sft'"),
+        ("pipeline_id: x\nbase_model: m\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\n  - name: export\n", 6, "stage 'export' needs a whole model"),
     ])
     func badConfigsNameFileLineAndKey(text: String, line: Int, message: String) throws {
         let (_, file) = try repo(text)

@@ -77,6 +77,39 @@ struct PipelineRunTests {
         #expect(finalArtifact(third) != final)
     }
 
+    /// SFT → merge → export: the GGUF is an artifact made from the merged model, its gate reads it
+    /// back, and the alias still moves to the model.
+    @Test func anExportStageStoresAGGUFMadeFromTheModel() throws {
+        let ws = try Workspace(quick: true) { yaml in
+            yaml.replacingOccurrences(of: "  - name: dpo\n    enabled: true\n    config_path: ./dpo_config.yaml",
+                                      with: "  - name: dpo\n    enabled: false\n    config_path: ./dpo_config.yaml\n  - name: export\n    format: gguf\n    type: q8_0")
+                .replacingOccurrences(of: "threshold: 0.9", with: "threshold: 0.0")
+        }
+        let r = try ws.run()
+        #expect(r.status == 0, "\(r.out)\n\(r.err)")
+        let run = try #require(runNumber(r))
+        let ex = try stages(ws, run: run)
+        #expect(ex.map(\.stage) == ["sft", "merge", "export"] && ex.allSatisfy { $0.status == .succeeded })
+        guard case .array(let checks)? = ex.last?.gateReport?["checks"] else { Issue.record("no export gate"); return }
+        #expect(checks.map { $0["name"]?.stringValue } == ["export_reads_back", "export_logits_match"])
+        #expect(checks.allSatisfy { $0["status"]?.stringValue == "passed" }, "\(checks)")
+        let store = try ws.openStore()
+        let exports = try store.artifacts(kind: .export)
+        try #require(exports.count == 1)
+        #expect(exports[0].name.hasSuffix("task-api-v1.0-q8_0.gguf"))
+        let lineage = try cairn(["lineage", exports[0].id.description], store: ws.store)
+        #expect(lineage.out.contains("merged") && lineage.out.contains("sft.jsonl"), "\(lineage.out)")
+        // The alias is the model; the GGUF is what it exported to.
+        let model = try store.resolve("task-api@production")
+        #expect(try store.artifact(model)?.kind == "merged-model")
+        let file = ws.root + "/exported"
+        #expect(try cairn(["checkout", exports[0].id.description, file], store: ws.store).status == 0)
+        let names = try FileManager.default.contentsOfDirectory(atPath: file)
+        #expect(names == ["task-api-v1.0-q8_0.gguf"])
+        let back = try cairn(["model", "import", file + "/" + names[0], "--out", ws.root + "/back"], store: ws.store)
+        #expect(back.status == 0 && back.out.contains("Q8_0"), "\(back.err)")
+    }
+
     @Test func aFailedGateRejectsTheRunWithoutRetryOrPromotionAndReportsEveryCheck() throws {
         let ws = try Workspace(quick: true) { $0.replacingOccurrences(of: "max_loss: 2.0", with: "max_loss: 0.01") }
         let r = try ws.run()
