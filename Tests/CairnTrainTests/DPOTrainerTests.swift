@@ -21,7 +21,9 @@ struct DPOTrainerTests {
         // Step 0: the policy is the reference: loss ln 2, rewards 0.
         let first = try trainer.trainStep()
         #expect(abs(first.values["loss"]! - log(2)) < 1e-6)
-        #expect(abs(first.values["rewards/chosen"]!) < 1e-9 && abs(first.values["rewards/margins"]!) < 1e-9)
+        // Exactly 0 in real arithmetic; the policy and reference passes may round differently in fp32
+        // on some OpenBLAS kernels (Haswell: 4.7e-8). A mask or padding bug gives 1e-3 and more.
+        #expect(abs(first.values["rewards/chosen"]!) < 1e-6 && abs(first.values["rewards/margins"]!) < 1e-6)
         while !trainer.isFinished { try trainer.trainStep() }
         let after = try DPOTrainer.evaluate(model: model, pairs: held.pairs, beta: dc.beta, padID: pad)
         print("DPO: held-out accuracy \(before.accuracy) -> \(after.accuracy), margin \(after.margin), \(trainer.step) steps")

@@ -146,8 +146,11 @@ struct DataParallelTests {
         m.zeroGradients()
         let one = try m.shardForwardBackward(tinyBatch, T: 8, firstRow: 0, scale: 1 / Float(n),
                                              dropout: DropoutStream(base: RandomGenerator(seed: 77), firstRow: 0), grads: m.gradients)
-        #expect(abs(one.reduce(0, +) - sum) < 1e-9 * max(1, abs(sum)))
-        for (a, b) in zip(split, m.namedGradients().map(\.tensor)) { #expect(a.maxAbsDifference(b) < 1e-6) }
+        // Equal up to fp32 rounding: GEMMs over other row counts may sum in another order on some
+        // OpenBLAS kernels (Haswell: 4e-8 relative on the loss, 1.1e-6 on a gradient); a dropout
+        // mask drawn for the wrong row changes them by orders of magnitude more.
+        #expect(abs(one.reduce(0, +) - sum) < 1e-6 * max(1, abs(sum)))
+        for (a, b) in zip(split, m.namedGradients().map(\.tensor)) { #expect(a.maxAbsDifference(b) < 1e-5) }
         // Dropout is on: another seed gives another loss.
         var other: RandomGenerator? = RandomGenerator(seed: 78)
         #expect(try m.forwardBackward(tinyBatch, rng: &other).lossSum != sum)
