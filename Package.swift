@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// Cairn: GitOps for fine-tuning small language models. See ../shared/DESIGN.md.
+// Cairn: GitOps for fine-tuning small language models. See ARCHITECTURE.md.
 // Dependencies are the toolchain and Debian's C libraries only.
 import PackageDescription
 

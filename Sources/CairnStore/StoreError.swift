@@ -1,5 +1,5 @@
 /// Every error CairnStore raises: what failed, on which input, and what to do.
-/// `exitCode` follows DESIGN.md: 2 for bad usage or bad input, 1 when the operation failed.
+/// `exitCode` follows ARCHITECTURE.md: 2 for bad usage or bad input, 1 when the operation failed.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
     public enum Kind: String, Sendable {
         /// The input is wrong: unknown kind, bad path, bad name, unknown reference.

@@ -56,7 +56,7 @@ func main() -> Int32 {
     }
 }
 
-/// DESIGN.md's exit codes: 2 for bad usage or bad input (files, configs, data, references),
+/// ARCHITECTURE.md's exit codes: 2 for bad usage or bad input (files, configs, data, references),
 /// 1 when the operation failed.
 func exitCode(for error: Error) -> Int32 {
     switch error {
