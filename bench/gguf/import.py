@@ -6,7 +6,8 @@ a fresh Hugging Face directory, in a fresh process, alternating the two sides:
   cairn        `cairn model import FILE --out DIR` (release build): dequantise, write config.json,
                model.safetensors (f32), tokenizer files, generation_config.json
   transformers AutoTokenizer + AutoModelForCausalLM.from_pretrained(dir, gguf_file=...) (fp32), then
-               save_pretrained of both into DIR: the same files
+               config, weights (safetensors' save_model: transformers refuses save_pretrained
+               of a model it loaded from GGUF) and tokenizer into DIR: the same files
 Wall time of the whole process (its start-up included) and its peak RSS (wait4), medians.
 
 Run from the repository root (needs the release build and a venv with torch transformers gguf):
@@ -30,11 +31,15 @@ CAIRN = os.environ.get("CAIRN", os.path.join(ROOT, ".build/release/cairn"))
 TRANSFORMERS = r"""
 import os, sys, torch
 torch.set_num_threads(2)
+from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 d, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
 tok = AutoTokenizer.from_pretrained(d, gguf_file=name)
 model = AutoModelForCausalLM.from_pretrained(d, gguf_file=name, dtype=torch.float32)
-model.save_pretrained(out)
+os.makedirs(out, exist_ok=True)
+model.config.save_pretrained(out)
+model.generation_config.save_pretrained(out)
+save_model(model, os.path.join(out, "model.safetensors"))
 tok.save_pretrained(out)
 """
 
