@@ -47,6 +47,15 @@ final class MappedFile {
         if let base { munmap(base, size) }
     }
 
+    /// Maps a model file (safetensors, GGUF); failures as the `FormatError` the formats throw.
+    convenience init(modelFile path: String) throws {
+        do {
+            try self.init(path: path)
+        } catch let e as FileSystemError {
+            throw FormatError(file: path, e.isNotFound ? "no such file" : "cannot open: \(e)")
+        }
+    }
+
     /// The mapped bytes, read-only.
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
 }

@@ -36,11 +36,7 @@ public final class SafeTensorsFile {
     /// overlaps. Throws `FormatError` naming the file and the tensor.
     public init(path: String) throws {
         self.path = path
-        do {
-            file = try MappedFile(path: path)
-        } catch let e as FileSystemError {
-            throw FormatError(file: path, e.isNotFound ? "no such file" : "cannot open: \(e)")
-        }
+        file = try MappedFile(modelFile: path)
         let bytes = file.bytes
         guard bytes.count >= 8 else {
             throw FormatError(file: path, "the file has \(bytes.count) bytes; a safetensors file starts with an 8-byte header length (truncated file?)")

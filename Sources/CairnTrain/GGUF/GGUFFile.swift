@@ -43,11 +43,7 @@ public final class GGUFFile {
 
     public init(path: String) throws {
         self.path = path
-        do {
-            file = try MappedFile(path: path)
-        } catch let e as FileSystemError {
-            throw FormatError(file: path, e.isNotFound ? "no such file" : "cannot open: \(e)")
-        }
+        file = try MappedFile(modelFile: path)
         var r = ByteReader(bytes: file.bytes, path: path)
         guard file.size >= 24 else {
             throw FormatError(file: path, "has \(file.size) bytes; a GGUF header has at least 24 (truncated, or not a GGUF file)")

@@ -54,27 +54,18 @@ public enum GGUFValue: Equatable, Sendable {
     /// The elements of an array (nil for a scalar).
     public var array: [GGUFValue]? { if case .array(_, let a) = self { return a } else { return nil } }
     /// An array of strings (nil when not an array or an element is not a string).
-    public var strings: [String]? {
-        guard let a = array else { return nil }
-        var out: [String] = []
-        out.reserveCapacity(a.count)
-        for v in a { guard let s = v.string else { return nil }; out.append(s) }
-        return out
-    }
+    public var strings: [String]? { elements(\.string) }
     /// An array of integers (nil when not an array or an element is not an integer).
-    public var ints: [Int]? {
-        guard let a = array else { return nil }
-        var out: [Int] = []
-        out.reserveCapacity(a.count)
-        for v in a { guard let i = v.int else { return nil }; out.append(i) }
-        return out
-    }
+    public var ints: [Int]? { elements(\.int) }
     /// An array of numbers (nil when not an array or an element is not a number).
-    public var doubles: [Double]? {
+    public var doubles: [Double]? { elements(\.double) }
+
+    /// Every element of an array converted by `convert`; nil when any conversion fails.
+    private func elements<T>(_ convert: (GGUFValue) -> T?) -> [T]? {
         guard let a = array else { return nil }
-        var out: [Double] = []
+        var out: [T] = []
         out.reserveCapacity(a.count)
-        for v in a { guard let d = v.double else { return nil }; out.append(d) }
+        for v in a { guard let x = convert(v) else { return nil }; out.append(x) }
         return out
     }
 
