@@ -214,6 +214,22 @@ struct ChatTemplateTests {
         #expect(e.kind == .runtime && e.line == 2 && e.message == "UndefinedError: 'dict object' has no attribute 'nope'")
     }
 
+    /// Runaway recursion and absurd nesting are errors (Python raises RecursionError), not crashes.
+    @Test func recursionAndNestingAreBounded() throws {
+        let countdown = "{% macro r(n) %}{% if n > 0 %}{{ n % 10 }}{{ r(n - 1) }}{% endif %}{% endmacro %}{{ r(depth) }}"
+        #expect(try ChatTemplate(countdown).render(messages: [], extra: ["depth": 50]).count == 50)
+        let deep = try #require(Result { try ChatTemplate(countdown).render(messages: [], extra: ["depth": 100_000]) }.failureError as? ChatTemplateError)
+        #expect(deep.kind == .runtime && deep.message.contains("RecursionError"))
+        let parens = String(repeating: "(", count: 500) + "1" + String(repeating: ")", count: 500)
+        #expect((Result { try ChatTemplate("{{ \(parens) }}") }.failureError as? ChatTemplateError)?.kind == .syntax)
+        let blocks = String(repeating: "{% if true %}", count: 500) + String(repeating: "{% endif %}", count: 500)
+        #expect((Result { try ChatTemplate(blocks) }.failureError as? ChatTemplateError)?.kind == .syntax)
+        let nest = "{% set ns = namespace(v=[]) %}{% for i in range(1000) %}{% set ns.v = [ns.v] %}{% endfor %}{{ ns.v }}"
+        #expect((Result { try ChatTemplate(nest).render(messages: []) }.failureError as? ChatTemplateError)?.kind == .runtime)
+        let json = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        #expect((Result { try JinjaValue(json: json) }.failureError as? ChatTemplateError)?.kind == .input)
+    }
+
     // MARK: Values and globals
 
     @Test func jsonKeepsKeyOrderAndNumberKinds() throws {

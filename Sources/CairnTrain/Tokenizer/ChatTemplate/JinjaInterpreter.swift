@@ -31,6 +31,20 @@ final class JinjaInterpreter {
     private(set) var generationSpans: [Range<Int>] = []
     /// The time `strftime_now` formats (the current time unless a test fixes it).
     var now: () -> Date = { Date() }
+    /// Macro calls and recursive loops in progress; Python stops runaway recursion with a
+    /// RecursionError, Cairn at `maxCallDepth`.
+    private var callDepth = 0
+    static let maxCallDepth = 100
+
+    func enterCall() throws {
+        callDepth += 1
+        if callDepth > Self.maxCallDepth {
+            callDepth -= 1
+            throw JinjaRuntimeError.value("RecursionError: macros or recursive loops nested more than \(Self.maxCallDepth) deep")
+        }
+    }
+
+    func leaveCall() { callDepth -= 1 }
 
     static func implemented(_ kind: String, _ name: String) -> Bool {
         kind == "filter" ? implementedFilters.contains(name) : implementedTests.contains(name)
@@ -155,7 +169,9 @@ final class JinjaInterpreter {
         let context = LoopContext(items: items, accept: accept, depth0: depth0)
         if loop.recursive {
             context.recurse = { interp, inner in
-                .string(try interp.capture { _ = try interp.execFor(loop, scope, line: line, iterable: inner, depth0: depth0 + 1) })
+                try interp.enterCall()
+                defer { interp.leaveCall() }
+                return .string(try interp.capture { _ = try interp.execFor(loop, scope, line: line, iterable: inner, depth0: depth0 + 1) })
             }
         }
         var iterated = false
@@ -214,6 +230,8 @@ final class JinjaInterpreter {
     /// A macro (or a call block's `caller`) as a callable closing over the scope it was defined in.
     func makeMacro(_ def: MacroDef, definedIn scope: Scope) -> Function {
         Function(def.name, isMacro: true) { interp, args in
+            try interp.enterCall()
+            defer { interp.leaveCall() }
             let frame = Scope(parent: scope)
             var positional = args.positional
             var extra: [Value] = []

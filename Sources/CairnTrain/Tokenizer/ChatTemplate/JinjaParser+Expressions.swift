@@ -42,6 +42,9 @@ extension JinjaParser {
     }
 
     mutating func parseNot() throws -> Expr {
+        nesting += 1
+        defer { nesting -= 1 }
+        if nesting > Self.maxNesting { throw fail("expression nested more than \(Self.maxNesting) deep") }
         if current.isName("not") {
             let line = current.line
             advance()
@@ -109,6 +112,9 @@ extension JinjaParser {
     }
 
     mutating func parseUnary(withFilter: Bool = true) throws -> Expr {
+        nesting += 1
+        defer { nesting -= 1 }
+        if nesting > Self.maxNesting { throw fail("expression nested more than \(Self.maxNesting) deep") }
         let line = current.line
         var node: Expr
         if current.isOp("-") {

@@ -13,6 +13,10 @@ struct JinjaParser {
     /// Valid constructs Cairn cannot render, with their lines.
     var unsupported: [(line: Int, what: String)] = []
     var hasGeneration = false
+    /// How deeply expressions nest (parentheses, unary operators); bounded so that a pathological
+    /// template is an error, not a stack overflow.
+    var nesting = 0
+    static let maxNesting = 100
     private var tagStack: [String] = []
 
     init(tokens: [JinjaToken]) {
@@ -119,6 +123,7 @@ struct JinjaParser {
         let token = current
         guard case .name(let tag) = token.kind else { throw fail("tag name expected") }
         let line = token.line
+        if tagStack.count >= Self.maxNesting { throw fail("blocks nested more than \(Self.maxNesting) deep", line: line) }
         tagStack.append(tag)
         defer { tagStack.removeLast() }
         switch tag {

@@ -123,7 +123,12 @@ private struct JSONReader {
         return value
     }
 
+    var depth = 0
+
     mutating func readValue() throws -> JinjaValue {
+        depth += 1
+        defer { depth -= 1 }
+        if depth > 500 { throw fail("nested more than 500 deep") }
         skipSpace()
         guard pos < scalars.count else { throw fail("unexpected end") }
         switch scalars[pos] {

@@ -40,8 +40,13 @@ enum PyFormat {
         }
     }
 
+    /// Containers nested deeper than this are refused when printed (Python raises RecursionError).
+    static let maxDepth = 200
+
     /// Python's `repr(value)` (how lists and dicts print their items).
-    static func repr(_ v: Value) throws -> String {
+    static func repr(_ v: Value, depth: Int = 0) throws -> String {
+        if depth > maxDepth { throw JinjaRuntimeError.value("RecursionError: values nested more than \(maxDepth) deep") }
+        let repr = { (item: Value) in try Self.repr(item, depth: depth + 1) }
         switch v {
         case .undefined: return "Undefined"
         case .none: return "None"
@@ -54,21 +59,21 @@ enum PyFormat {
         case .tuple(let items):
             if items.count == 1 { return "(" + (try repr(items[0])) + ",)" }
             return "(" + (try items.map(repr)).joined(separator: ", ") + ")"
-        case .dict(let d): return try dictRepr(d)
+        case .dict(let d): return try dictRepr(d, depth: depth)
         case .view(let kind, let items):
             switch kind {
             case .range(let a, let b, let s): return s == 1 ? "range(\(a), \(b))" : "range(\(a), \(b), \(s))"
-            default: return kind.typeName + "(" + (try repr(.list(items))) + ")"
+            default: return kind.typeName + "(" + (try Self.repr(.list(items), depth: depth + 1)) + ")"
             }
-        case .namespace(let ns): return "<Namespace " + (try dictRepr(ns.attrs)) + ">"
+        case .namespace(let ns): return "<Namespace " + (try dictRepr(ns.attrs, depth: depth)) + ">"
         case .loop(let loop): return "<LoopContext \(loop.index0 + 1)/\(try loop.length())>"
         case .iterator: throw JinjaRuntimeError.unsupported("printing a generator (jinja2 prints its memory address); apply |list first")
         case .function(let f): throw JinjaRuntimeError.unsupported("printing the function '\(f.name)' (jinja2 prints its memory address)")
         }
     }
 
-    static func dictRepr(_ d: PyDict) throws -> String {
-        "{" + (try d.pairs.map { try repr($0) + ": " + repr($1) }).joined(separator: ", ") + "}"
+    static func dictRepr(_ d: PyDict, depth: Int) throws -> String {
+        "{" + (try d.pairs.map { try repr($0, depth: depth + 1) + ": " + repr($1, depth: depth + 1) }).joined(separator: ", ") + "}"
     }
 
     /// `json.dumps(value, ensure_ascii=…, indent=…, separators=…, sort_keys=…)`.
@@ -77,6 +82,7 @@ enum PyFormat {
         let (itemSep, keySep) = separators ?? (indent == nil ? (", ", ": ") : (",", ": "))
         var out = ""
         func encode(_ v: Value, level: Int) throws {
+            if level > maxDepth { throw JinjaRuntimeError.value("RecursionError: values nested more than \(maxDepth) deep") }
             switch v {
             case .none: out += "null"
             case .bool(let b): out += b ? "true" : "false"
