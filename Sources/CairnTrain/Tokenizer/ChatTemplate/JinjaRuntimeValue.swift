@@ -21,8 +21,6 @@ enum Value {
     case function(Function)
     case loop(LoopContext)
 
-    static func str(_ s: String) -> Value { .string(s) }
-
     /// Python's type name, as error messages give it.
     var typeName: String {
         switch self {
@@ -108,6 +106,8 @@ enum ViewKind {
 }
 
 struct Undefined {
+    /// Every Undefined is the same dict key (jinja2 hashes them by type).
+    enum Marker {}
     var message: String
     /// A sandbox refusal (`access to attribute 'append' of 'list' object is unsafe.`).
     var security = false
@@ -137,7 +137,7 @@ struct PyDict {
     }
 
     mutating func setString(_ key: String, _ value: Value) {
-        let h = HashKey.string(key)
+        let h = HashKey.string(Array(key.unicodeScalars))
         if let i = index[h] { values[i] = value; return }
         index[h] = keys.count
         keys.append(.string(key))
@@ -148,15 +148,16 @@ struct PyDict {
         try index[HashKey(key)].map { values[$0] }
     }
 
-    func get(string key: String) -> Value? { index[.string(key)].map { values[$0] } }
+    func get(string key: String) -> Value? { index[.string(Array(key.unicodeScalars))].map { values[$0] } }
 }
 
-/// What Python hashes a dict key by.
+/// What Python hashes a dict key by (strings by code points: Swift's `String` equality would merge
+/// canonically equivalent keys that Python keeps apart).
 enum HashKey: Hashable {
     case none
     case int(Int)
     case float(UInt64)
-    case string(String)
+    case string([Unicode.Scalar])
     case tuple([HashKey])
     case object(ObjectIdentifier)
 
@@ -167,11 +168,11 @@ enum HashKey: Hashable {
         case .int(let i): self = .int(i)
         case .float(let d):
             if d == d.rounded(), abs(d) < 9.2e18 { self = .int(Int(d)) } else { self = .float(d.bitPattern) }
-        case .string(let s), .markup(let s): self = .string(PyString.string(s.unicodeScalars))
+        case .string(let s), .markup(let s): self = .string(Array(s.unicodeScalars))
         case .tuple(let items): self = .tuple(try items.map(HashKey.init))
         case .namespace(let n): self = .object(ObjectIdentifier(n))
         case .function(let f): self = .object(ObjectIdentifier(f))
-        case .undefined: self = .string("\u{0}Undefined")
+        case .undefined: self = .object(ObjectIdentifier(Undefined.Marker.self))
         default: throw JinjaRuntimeError.type("unhashable type: '\(v.typeName)'")
         }
     }

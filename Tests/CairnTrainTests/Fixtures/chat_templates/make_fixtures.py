@@ -380,6 +380,7 @@ case("ns_list_grow", "{% set ns = namespace(items=[]) %}{% for m in messages %}{
 case("system_split_pattern", "{% if messages[0]['role'] == 'system' %}{% set sys = messages[0]['content'] %}{% set rest = messages[1:] %}{% else %}{% set rest = messages %}{% endif %}[{{ sys }}]{% for m in rest %}{{ loop.index0 }}{{ m['role'][0]|upper }}{% endfor %}")
 case("content_strip_chain", "{% for m in messages %}{{ m.content.split('!')[0].strip()|lower }};{% endfor %}")
 case("if_tuple_test", "{% if 1, 2 %}tuple{% endif %}")
+case("lit_unicode_keys", "{{ {'e\u0301': 1, '\u00e9': 2} }}|{{ {'e\u0301': 1}['\u00e9'] }}|{{ '\u00e9' == 'e\u0301' }}|{{ ['\u00e9', 'e\u0301']|unique|list|length }}|{{ 'e\u0301' in ['\u00e9'] }}|{{ {nope: 1, other: 2} }}")
 case("keyword_names", "{{ {'if': 1}['if'] }}{% set in_ = 2 %}{{ in_ }}")
 
 CONVERSATIONS = {
