@@ -164,6 +164,7 @@ extension JinjaInterpreter {
             var indent: String? = nil
             switch a[1] {
             case .int(let n)?: indent = String(repeating: " ", count: max(0, n))
+            case .bool(let b)?: indent = b ? " " : ""
             case .string(let s)?, .markup(let s)?: indent = s
             case nil, .none?: indent = nil
             default: throw JinjaRuntimeError.type("indent must be an int or a string")

@@ -190,7 +190,10 @@ private struct JSONReader {
         }
         let text = String(String.UnicodeScalarView(scalars[start..<pos]))
         if text.isEmpty || text == "-" { throw fail("unexpected character") }
-        if !isFloat, let i = Int(text) { return .int(i) }
+        if !isFloat {
+            guard let i = Int(text) else { throw fail("the integer \(text) is beyond 64 bits (Cairn has no big integers)") }
+            return .int(i)
+        }
         guard let d = Double(text) else { throw fail("malformed number \(text)") }
         return .double(d)
     }

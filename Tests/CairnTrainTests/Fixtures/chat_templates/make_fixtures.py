@@ -290,6 +290,7 @@ case("generation_in_macro", "{% macro m(c) %}<{% generation %}{{ c }}{% endgener
 # filters
 case("f_trim", "[{{ '  a b \\n'|trim }}][{{ 'xxaxx'|trim('x') }}][{{ nope|trim }}][{{ 12|trim }}]")
 case("f_tojson", "{{ tools|tojson }}\n{{ tools|tojson(indent=2) }}\n{{ {'a': 'é\"\\n', 'b': none, 'c': [1.0, true, 1e20]}|tojson }}\n{{ {'b': 1, 'a': 2}|tojson(sort_keys=true) }}\n{{ 'é'|tojson(true) }}\n{{ [1, [2, []], {}]|tojson(indent=4) }}\n{{ [1,2]|tojson(separators=(',', ':')) }}\n{{ 'x'|tojson(indent='\\t') }}{{ {'k': [1]}|tojson(indent='--') }}\n{{ {1: 2, none: 3, true: 4, 1.5: 5}|tojson }}")
+case("f_tojson_bool_indent", "{{ [1, {'a': 2}]|tojson(indent=true) }}|{{ [1]|tojson(indent=false) }}|{{ {'a': 1}|tojson(indent=0) }}")
 case("f_tojson_undefined", "{{ nope|tojson }}")
 case("f_tojson_emoji_ascii", "{{ '😀<>&\\u007f'|tojson(ensure_ascii=true) }}{{ '<>&\\'\\u2028'|tojson }}")
 case("f_length", "{{ messages|length }}{{ 'héllo😀'|length }}{{ {'a': 1}|count }}{{ nope|length }}{{ (1, 2)|length }}{{ range(5)|length }}")
