@@ -10,7 +10,7 @@ import Foundation
 ///
 /// ```swift
 /// let tok = try Tokenizer(directory: "models/qwen2-0.5b")
-/// let ids = tok.encode(tok.applyChatTemplate(messages, addGenerationPrompt: true))
+/// let ids = tok.encode(try tok.renderChat(messages, addGenerationPrompt: true))
 /// ```
 /// Safe to use from several threads.
 public final class Tokenizer: @unchecked Sendable {
@@ -29,6 +29,13 @@ public final class Tokenizer: @unchecked Sendable {
     /// The token names `eosTokenID`, `bosTokenID` and `padTokenID` refer to.
     var eosToken: String?, bosToken: String?, padToken: String?
 
+    /// The chat templates by name as transformers loads them (see `chatTemplateSources`).
+    var chatTemplateTexts: [String: String] = [:]
+    /// The templates read from chat_template.jinja files, which `write(to:)` writes back.
+    var chatTemplateFiles: [String: String]? = nil
+    /// Parsed chat templates, by text.
+    let chatTemplateCache = ChatTemplateCache()
+
     /// Reads `directory/tokenizer.json`, and `directory/tokenizer_config.json` when present for the
     /// names of the eos, bos and pad tokens, whether BOS/EOS are added and whether a chat template is declared.
     public convenience init(directory: String) throws {
@@ -44,6 +51,7 @@ public final class Tokenizer: @unchecked Sendable {
             }
             try useConfig(object, file: configPath)
         }
+        try readChatTemplateFiles(directory: directory)
     }
 
     /// The contents of a tokenizer.json and of its tokenizer_config.json (as `GGUFTokenizer` makes them),
@@ -66,6 +74,7 @@ public final class Tokenizer: @unchecked Sendable {
 
     private func useConfig(_ object: [String: Any], file configPath: String) throws {
         config = object
+        chatTemplateTexts = try Self.chatTemplates(inConfig: object, file: configPath)
         eosToken = try Self.tokenName(object["eos_token"], key: "eos_token", file: configPath)
         bosToken = try Self.tokenName(object["bos_token"], key: "bos_token", file: configPath)
         padToken = try Self.tokenName(object["pad_token"], key: "pad_token", file: configPath)
@@ -211,13 +220,9 @@ public final class Tokenizer: @unchecked Sendable {
     public var padTokenID: Int? { padToken.flatMap { id(of: $0) } }
     /// The id of `<|im_end|>`, which ends an assistant turn of the ChatML template, if the vocabulary has it.
     public var chatEndTokenID: Int? { id(of: "<|im_end|>") }
-    /// Whether tokenizer_config.json declares a `chat_template` (always true for tokenizers Cairn writes).
-    public var hasChatTemplate: Bool {
-        guard let config else { return false }
-        if let template = config["chat_template"] as? String { return !template.isEmpty }
-        if let list = config["chat_template"] as? [Any] { return !list.isEmpty }
-        return false
-    }
+    /// Whether tokenizer_config.json (or a chat_template.jinja beside it) declares a non-empty chat
+    /// template (always true for tokenizers Cairn writes).
+    public var hasChatTemplate: Bool { chatTemplateTexts.values.contains { !$0.isEmpty } }
 
     // MARK: Chat
 
@@ -239,7 +244,7 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Writes `directory/tokenizer.json` and `directory/tokenizer_config.json` (creating the directory),
     /// loadable by transformers' `AutoTokenizer` as a `PreTrainedTokenizerFast`. A tokenizer read from
-    /// files is written back as read; otherwise the config names the eos/bos/pad tokens, lists the added
+    /// files is written back as read (with its chat_template.jinja files); otherwise the config names the eos/bos/pad tokens, lists the added
     /// tokens and declares the ChatML template.
     public func write(to directory: String) throws {
         let fm = FileManager.default
@@ -257,7 +262,18 @@ public final class Tokenizer: @unchecked Sendable {
         } catch {
             throw TokenizerError(file: configPath, "cannot encode the config (\(error.localizedDescription))")
         }
-        for (path, data) in [(jsonPath, jsonData), (configPath, configData)] {
+        var files = [(jsonPath, jsonData), (configPath, configData)]
+        if let templateFiles = chatTemplateFiles {
+            for (name, text) in templateFiles {
+                let path = name == "default" ? (directory as NSString).appendingPathComponent("chat_template.jinja")
+                    : (directory as NSString).appendingPathComponent("additional_chat_templates/\(name).jinja")
+                if name != "default" {
+                    try? fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                }
+                files.append((path, Data(text.utf8)))
+            }
+        }
+        for (path, data) in files {
             do {
                 try data.write(to: URL(fileURLWithPath: path), options: .atomic)
             } catch {
@@ -291,7 +307,7 @@ public final class Tokenizer: @unchecked Sendable {
         ]
     }
 
-    private static func tokenName(_ value: Any?, key: String, file: String) throws -> String? {
+    static func tokenName(_ value: Any?, key: String, file: String) throws -> String? {
         guard let value, !(value is NSNull) else { return nil }
         if let s = value as? String { return s }
         if let object = value as? [String: Any], let s = object["content"] as? String { return s }
