@@ -16,7 +16,7 @@ extension GateChecks {
     /// The export gate: the GGUF file reads back (header, every tensor) as the model it was made
     /// from — the same config, the same token ids from its own tokenizer metadata, and logits on
     /// the probe prompts within the rounding of its type.
-    public static func exportMatchesModel(model: String, export: String, probes: [String]) throws -> [CheckResult] {
+    public static func exportMatchesModel(model: String, export: String, probes: [GatePrompt]) throws -> [CheckResult] {
         let source = try TransformerModel.load(directory: model)
         let tok = try Tokenizer(directory: model)
         let file = try GGUFFile(path: export)
@@ -29,8 +29,9 @@ extension GateChecks {
         var idsDiffer = 0
         var worst = 0.0, scale = 0.0
         for p in probes {
-            let ids = tok.encode(p)
-            if exportedTok.encode(p) != ids { idsDiffer += 1 }
+            let text = try p.rendered(with: tok)
+            let ids = tok.encode(text)
+            if try exportedTok.encode(p.rendered(with: exportedTok)) != ids { idsDiffer += 1 }
             guard !ids.isEmpty, sameConfig else { continue }
             let a = try source.logits(inputIDs: [ids]), b = try exported.logits(inputIDs: [ids])
             worst = max(worst, Double(a.maxAbsDifference(b)))

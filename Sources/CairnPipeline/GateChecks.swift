@@ -82,14 +82,14 @@ public enum GateChecks {
     // MARK: Gate 2 (after merge): run in a child process
 
     /// The merged model loads, and its logits equal base + adapter on probe prompts.
-    public static func mergeLogitsMatch(base: String, adapter: String, merged: String, probes: [String], tolerance: Double) throws -> CheckResult {
+    public static func mergeLogitsMatch(base: String, adapter: String, merged: String, probes: [GatePrompt], tolerance: Double) throws -> CheckResult {
         let tok = try Tokenizer(directory: base)
         let withAdapter = try TransformerModel.load(directory: base)
         try withAdapter.loadAdapter(directory: adapter)
         let m = try TransformerModel.load(directory: merged)
         var worst = 0.0
         for p in probes {
-            let ids = tok.encode(p)
+            let ids = tok.encode(try p.rendered(with: tok))
             guard !ids.isEmpty else { continue }
             let a = try withAdapter.logits(inputIDs: [ids], attentionMask: nil)
             let b = try m.logits(inputIDs: [ids], attentionMask: nil)
@@ -132,28 +132,14 @@ public enum GateChecks {
         ]
     }
 
-    /// Prompts of a JSONL file ({"prompt": …} or {"messages": …} lines; plain text lines too).
-    public static func prompts(_ file: String) throws -> [String] {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the prompts file") }
-        var out: [String] = []
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-            if line.hasPrefix("{") {
-                guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let p = o["prompt"] as? String else {
-                    throw ConfigError(file: file, line: i + 1, "expected a JSON object with a string \"prompt\"")
-                }
-                out.append(p)
-            } else {
-                out.append(String(line))
-            }
-        }
-        return out
-    }
+    /// The prompts of a file (`GatePrompt.read`).
+    public static func prompts(_ file: String) throws -> [GatePrompt] { try GatePrompt.read(file) }
 
     /// Greedy completions of each prompt, up to EOS or maxNewTokens.
-    public static func complete(model: TransformerModel, tokenizer tok: Tokenizer, prompts: [String], maxNewTokens: Int) throws -> [String] {
-        let stops = Set([tok.eosTokenID, tok.chatEndTokenID].compactMap { $0 })
+    public static func complete(model: TransformerModel, tokenizer tok: Tokenizer, prompts: [GatePrompt], maxNewTokens: Int) throws -> [String] {
+        let stops = Set([tok.eosTokenID, tok.chatEndTokenID].compactMap { $0 } + model.config.eosTokenIDs)
         return try prompts.map { p in
-            let ids = try model.generate(prompt: tok.encode(p), maxNewTokens: maxNewTokens, stopTokens: stops)
+            let ids = try model.generate(prompt: tok.encode(try p.rendered(with: tok)), maxNewTokens: maxNewTokens, stopTokens: stops)
             return tok.decode(ids.filter { !stops.contains($0) })
         }
     }
@@ -234,13 +220,13 @@ extension GateChecks {
         let maxNew = Int(o["max-new-tokens"] ?? "") ?? 48
         switch name {
         case "merge_logits_match":
-            let probes = try o["data"].map { try prompts($0) }.map { Array($0.prefix(4)) } ?? ["Hello", "The task is"]
+            let probes = try o["data"].map { try prompts($0) }.map { Array($0.prefix(4)) } ?? [.text("Hello"), .text("The task is")]
             return [try mergeLogitsMatch(base: need("model"), adapter: need("adapter"), merged: need("merged"), probes: probes,
                                          tolerance: Double(o["tolerance"] ?? "") ?? 1e-3)]
         case "size_as_expected":
             return [try sizeAsExpected(base: need("model"), merged: need("merged"))]
         case "export_matches_model":
-            let probes = try o["data"].map { try prompts($0) }.map { Array($0.prefix(4)) } ?? ["Hello", "The task is"]
+            let probes = try o["data"].map { try prompts($0) }.map { Array($0.prefix(4)) } ?? [.text("Hello"), .text("The task is")]
             return try exportMatchesModel(model: need("model"), export: need("export"), probes: probes)
         case "preference_accuracy":
             return try preferenceAccuracy(model: need("model"), adapter: need("adapter"), pairsFile: need("data"),

@@ -586,7 +586,7 @@ public final class Orchestrator {
         for role in ["eval", "preference_eval", "preference", "sft"] {
             if let d = try input("dataset:" + role).map({ try materialize($0) }) {
                 let prompts = try GateChecks.prompts(d).prefix(32)
-                return builtinFile("prompts-from-\(role).jsonl", prompts.map { "{\"prompt\": \(jsonQuoted($0))}" })
+                return builtinFile("prompts-from-\(role).jsonl", prompts.map(\.jsonLine))
             }
         }
         return nil

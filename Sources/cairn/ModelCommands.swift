@@ -22,6 +22,10 @@ enum ModelCommands {
         CommandSpec(name: "model export", usage: "cairn model export MODEL --format gguf --type f32|f16|q8_0 --out FILE.gguf [--name NAME]",
                     summary: "a model as a GGUF file for llama.cpp and Ollama", options: ["format", "type", "out", "name"],
                     positionals: 1...1),
+        CommandSpec(name: "model chat-template",
+                    usage: "cairn model chat-template MODEL --messages FILE.json [--add-generation-prompt] [--ids] [--tools FILE.json]",
+                    summary: "a conversation as the model's own chat template renders it (--ids: its token ids)",
+                    flags: ["add-generation-prompt", "ids", "json"], options: ["messages", "tools"], positionals: 1...1),
         CommandSpec(name: "tokenizer train", usage: "cairn tokenizer train --corpus FILE... --vocab-size N --out DIR",
                     summary: "train a byte-level BPE tokenizer (tokenizer.json)", options: ["corpus", "vocab-size", "out"]),
     ]
@@ -45,6 +49,7 @@ enum ModelCommands {
         case "model logprobs": return try logprobs(a)
         case "model generate": return try generate(a)
         case "model import": return try importGGUF(a)
+        case "model chat-template": return try chatTemplate(a)
         case "model export": return try exportGGUF(a)
         case "tokenizer train":
             let corpus = a.all("corpus")
@@ -166,14 +171,14 @@ enum ModelCommands {
         let (model, tok, cleanup) = try loadModel(a)
         defer { cleanup() }
         var prompt = try a.required("prompt")
-        if a.has("chat") { prompt = tok.applyChatTemplate([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true) }
+        if a.has("chat") { prompt = try tok.renderChat([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true) }
         let ids = tok.encode(prompt)
         guard !ids.isEmpty else { throw UsageError(message: "--prompt is empty") }
         let temperature = Float(try a.option("temperature") ?? "0") ?? -1
         let topP = Float(try a.option("top-p") ?? "1") ?? -1
         guard temperature >= 0 else { throw UsageError(message: "--temperature wants a number ≥ 0") }
         guard topP > 0 && topP <= 1 else { throw UsageError(message: "--top-p wants a number in (0, 1]") }
-        var stops = Set(model.config.eosTokenIDs)
+        var stops = Set(model.config.eosTokenIDs)  // SmolLM2's is <|im_end|>, which ends its turns
         for t in [tok.eosTokenID, tok.chatEndTokenID] { if let t = t { stops.insert(t) } }
         let out = try model.generate(prompt: ids, maxNewTokens: try a.int("max-tokens", default: 64),
                                      sampling: SamplingOptions(temperature: temperature, topP: topP, seed: UInt64(try a.int("seed", default: 0))),

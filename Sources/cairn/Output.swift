@@ -4,6 +4,8 @@ import Foundation
 /// Printing helpers: data to stdout, notes and errors to stderr.
 enum Output {
     static func out(_ s: String) { FileHandle.standardOutput.write(Data((s.hasSuffix("\n") ? s : s + "\n").utf8)) }
+    /// Exactly `s`, no newline added (rendered templates, where every byte matters).
+    static func raw(_ s: String) { FileHandle.standardOutput.write(Data(s.utf8)) }
     static func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
     static func json<T: Encodable>(_ value: T) throws {

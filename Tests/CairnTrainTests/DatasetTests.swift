@@ -27,11 +27,15 @@ struct DatasetTests {
         #expect(pc.ids.last == tok.eosTokenID)
         #expect(pc.labels.prefix(promptLen).allSatisfy { $0 == -100 })
         #expect(Array(pc.labels.dropFirst(promptLen)) == Array(pc.ids.dropFirst(promptLen)))
+        // A conversation: rendered by the template (ChatML here), loss on the assistant's turn as the
+        // template writes it — the content, <|im_end|> and the newline after it — and nowhere else.
         let chat = d.examples[1]
-        #expect(chat.ids.last == tok.chatEndTokenID)
         let rendered = tok.applyChatTemplate([ChatMessage(role: "user", content: "Create a task")], addGenerationPrompt: true)
-        #expect(chat.labels.prefix(tok.encode(rendered).count).allSatisfy { $0 == -100 })
-        #expect(tok.decode(chat.ids.filter { _ in true }).hasPrefix("<|im_start|>user\nCreate a task<|im_end|>\n<|im_start|>assistant\n"))
+        let promptLength = tok.encode(rendered).count
+        #expect(tok.decode(chat.ids) == rendered + "{\"action\": \"create\"}<|im_end|>\n")
+        #expect(chat.labels.prefix(promptLength).allSatisfy { $0 == -100 })
+        #expect(Array(chat.labels.dropFirst(promptLength)) == Array(chat.ids.dropFirst(promptLength)))
+        #expect(chat.ids.suffix(2) == [tok.chatEndTokenID!, tok.encode("\n")[0]])
         #expect(d.examples[2].labels == d.examples[2].ids)  // text: every token
         let all = try SFTDataset(file: file, tokenizer: tok, maxSeqLength: 512, completionOnlyLoss: false)
         #expect(all.examples[0].labels == all.examples[0].ids)
@@ -92,8 +96,48 @@ struct DatasetTests {
         let n = tok.encode("Create a task").count
         #expect(Array(p.chosen.ids.prefix(n)) == Array(p.rejected.ids.prefix(n)))
         #expect(p.chosen.labels.prefix(n).allSatisfy { $0 == -100 } && p.chosen.ids.last == tok.eosTokenID)
-        #expect(d.pairs[1].chosen.ids.last == tok.chatEndTokenID)
+        // Conversational: as TRL's DPOTrainer, each side is the whole conversation rendered by the
+        // template, its completion starting where the prompt's ids end.
+        let conv = d.pairs[1]
+        let prompt = tok.applyChatTemplate([ChatMessage(role: "user", content: "Create a task")], addGenerationPrompt: true)
+        #expect(tok.decode(conv.chosen.ids) == prompt + "{}<|im_end|>\n" && tok.decode(conv.rejected.ids) == prompt + "no<|im_end|>\n")
+        let m = tok.encode(prompt).count
+        #expect(conv.chosen.labels.prefix(m).allSatisfy { $0 == -100 } && !conv.chosen.labels.dropFirst(m).contains(-100))
         let bad = s.write("bad.jsonl", "{\"prompt\": \"x\", \"chosen\": \"y\"}\n")
         #expect(throws: DatasetError.self) { try PreferenceDataset(file: bad, tokenizer: tok, maxSeqLength: 64) }
+    }
+}
+
+extension DatasetTests {
+    /// A conversation the model's template refuses (Mistral-style alternation check) fails with the
+    /// template's own message and the dataset line; a template Cairn cannot render names its line.
+    @Test func templateErrorsNameTheDatasetLineAndTheTemplateLine() throws {
+        let tok = try chatTokenizer()
+        tok.chatTemplateTexts = ["default": """
+            {%- for message in messages %}
+            {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}
+            {{- raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}
+            {%- endif %}
+            {{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}
+            {%- endfor %}
+            """]
+        let s = Scratch()
+        let file = s.write("chat.jsonl", """
+            {"messages": [{"role": "user", "content": "Create a task"}, {"role": "assistant", "content": "{}"}]}
+            {"messages": [{"role": "assistant", "content": "hello"}, {"role": "assistant", "content": "{}"}]}
+            """)
+        do {
+            _ = try SFTDataset(file: file, tokenizer: tok, maxSeqLength: 128)
+            Issue.record("roles out of order were accepted")
+        } catch let e as DatasetError {
+            #expect(e.line == 2 && e.description.contains("Conversation roles must alternate user/assistant"), "\(e)")
+        }
+        tok.chatTemplateTexts = ["default": "{% for m in messages %}{{ m.content | wordwrap(5) }}\n{% endfor %}"]
+        do {
+            _ = try SFTDataset(file: file, tokenizer: tok, maxSeqLength: 128)
+            Issue.record("an unsupported filter was rendered")
+        } catch {
+            #expect("\(error)".contains("wordwrap") && "\(error)".contains("line 1"), "\(error)")
+        }
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 
-/// One preference pair, tokenized: the prompt and the two completions (each ending with EOS,
-/// or `<|im_end|>` for conversations) as SFT-style examples whose labels cover the completion.
+/// One preference pair, tokenized: the prompt and the two completions (each ending with EOS, or
+/// for conversations as the model's chat template ends a turn) as SFT-style examples whose labels
+/// cover the completion.
 public struct PreferenceExample: Sendable, Equatable {
     public var chosen: SFTExample
     public var rejected: SFTExample
@@ -11,8 +12,8 @@ public struct PreferenceExample: Sendable, Equatable {
 }
 
 /// A DPO dataset from JSONL: `{"prompt", "chosen", "rejected"}` with strings, or conversational
-/// (prompt a list of messages, chosen and rejected lists ending with one assistant message or
-/// plain strings). Pairs longer than `maxSeqLength` are cut at the end; a pair where either side
+/// (prompt a list of messages, chosen and rejected one assistant message each, or plain strings),
+/// rendered with the model's chat template as TRL's DPOTrainer renders them. Pairs longer than `maxSeqLength` are cut at the end; a pair where either side
 /// has no completion token left is skipped and counted in `skippedTooLong`.
 public struct PreferenceDataset: Sendable {
     public let file: String
@@ -25,20 +26,9 @@ public struct PreferenceDataset: Sendable {
         guard let eos = tokenizer.eosTokenID else { throw DatasetError(file: file, "the tokenizer has no EOS token to end completions with") }
         var out: [PreferenceExample] = []
         var skipped = 0
+        var conversationTemplate: ChatTemplate?  // the model's (ChatML when it declares none), parsed once
         for (line, obj) in jl.records {
-            var prompt: String
-            var end = eos
-            if obj["prompt"] is [Any] {
-                let messages = try jl.messages(obj["prompt"], key: "prompt", line: line)
-                prompt = tokenizer.applyChatTemplate(messages, addGenerationPrompt: true)
-                guard let imEnd = tokenizer.chatEndTokenID else {
-                    throw DatasetError(file: file, line: line, key: "prompt", "the tokenizer has no <|im_end|> token for the chat template")
-                }
-                end = imEnd
-            } else {
-                prompt = try jl.string(obj, "prompt", line: line, allowEmpty: true)
-            }
-            func completion(_ key: String) throws -> String {
+            func completion(_ key: String) throws -> ChatMessage {
                 if obj[key] is [Any] {
                     let m = try jl.messages(obj[key], key: key, line: line)
                     guard m.count == 1, m[0].role == "assistant" else {
@@ -47,21 +37,47 @@ public struct PreferenceDataset: Sendable {
                     guard !m[0].content.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
                         throw DatasetError(file: file, line: line, key: key, "key \"\(key)\" is empty")
                     }
-                    return m[0].content
+                    return m[0]
                 }
-                return try jl.string(obj, key, line: line)
+                return ChatMessage(role: "assistant", content: try jl.string(obj, key, line: line))
             }
             let chosen = try completion("chosen"), rejected = try completion("rejected")
-            let promptIDs = prompt.isEmpty ? [] : tokenizer.encode(prompt)
-            func example(_ text: String) -> SFTExample? {
-                var ids = tokenizer.encode(prompt + text) + [end]
-                var labels = ids
-                for i in 0..<min(promptIDs.count, labels.count) { labels[i] = CrossEntropyOp.ignoreIndex }
+            // (ids, number of leading prompt tokens) of prompt + chosen and prompt + rejected.
+            var sides: [(ids: [Int], promptLength: Int)]
+            if obj["prompt"] is [Any] {
+                // TRL's DPOTrainer: the prompt rendered with the generation prompt, each side rendered
+                // as the whole conversation; the completion starts where the ids first differ.
+                let messages = try jl.messages(obj["prompt"], key: "prompt", line: line)
+                if conversationTemplate == nil {
+                    conversationTemplate = try tokenizer.chatTemplate ?? ChatTemplate(Tokenizer.chatMLTemplate)
+                }
+                let template = conversationTemplate!
+                func render(_ m: [ChatMessage], _ generation: Bool) throws -> [Int] {
+                    do {
+                        return tokenizer.encode(try template.render(messages: JinjaValue.messages(m), addGenerationPrompt: generation,
+                                                                    specialTokens: tokenizer.specialTokensMap))
+                    } catch let e as ChatTemplateError {
+                        throw DatasetError(file: file, line: line, key: "prompt", "the chat template cannot render this conversation: \(e)")
+                    }
+                }
+                let promptIDs = try render(messages, true)
+                let c = try render(messages + [chosen], false), r = try render(messages + [rejected], false)
+                func common(_ a: [Int], _ b: [Int]) -> Int { zip(a, b).prefix { $0 == $1 }.count }
+                let n = min(common(promptIDs, c), common(promptIDs, r))
+                sides = [(c, n), (r, n)]
+            } else {
+                let prompt = try jl.string(obj, "prompt", line: line, allowEmpty: true)
+                let n = prompt.isEmpty ? 0 : tokenizer.encode(prompt).count
+                sides = [chosen, rejected].map { (tokenizer.encode(prompt + $0.content) + [eos], n) }
+            }
+            func example(_ side: (ids: [Int], promptLength: Int)) -> SFTExample? {
+                var ids = side.ids, labels = side.ids
+                for i in 0..<min(side.promptLength, labels.count) { labels[i] = CrossEntropyOp.ignoreIndex }
                 if ids.count > maxSeqLength { ids = Array(ids.prefix(maxSeqLength)); labels = Array(labels.prefix(maxSeqLength)) }
                 if labels.dropFirst().allSatisfy({ $0 == CrossEntropyOp.ignoreIndex }) { return nil }
                 return SFTExample(ids: ids, labels: labels, line: line)
             }
-            guard let c = example(chosen), let r = example(rejected) else { skipped += 1; continue }
+            guard let c = example(sides[0]), let r = example(sides[1]) else { skipped += 1; continue }
             out.append(PreferenceExample(chosen: c, rejected: r, line: line))
         }
         guard !out.isEmpty else {

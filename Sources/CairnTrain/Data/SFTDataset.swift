@@ -13,8 +13,10 @@ public struct SFTExample: Sendable, Equatable {
 
 /// A supervised fine-tuning dataset from JSONL, one example per line, in one of three shapes:
 /// - `{"prompt": …, "completion": …}`: loss on the completion (and the EOS appended to it);
-/// - `{"messages": [{"role", "content"}, …]}`: the conversation rendered with the ChatML
-///   template; loss on the last assistant message and its `<|im_end|>`;
+/// - `{"messages": [{"role", "content"}, …]}`: the conversation rendered with the model's own chat
+///   template (ChatML when the tokenizer declares none), as transformers' `apply_chat_template`
+///   renders it; loss on every assistant turn — its content and what the template writes after it
+///   to end the turn (`<|im_end|>\n`, `<|eot_id|>`) — as TRL's `assistant_only_loss`;
 /// - `{"text": …}`: loss on every token (and EOS).
 /// `completionOnlyLoss: false` takes the loss on the prompt too. Examples longer than
 /// `maxSeqLength` are cut at the end; one with no loss token left is skipped and counted in
@@ -33,8 +35,9 @@ public struct SFTDataset: Sendable {
         guard let eos = tokenizer.eosTokenID else { throw DatasetError(file: file, "the tokenizer has no EOS token to end examples with") }
         var out: [SFTExample] = []
         var skipped = 0, mismatches = 0
+        let chatML = try ChatTemplate(Tokenizer.chatMLTemplate)
         for (line, obj) in jl.records {
-            var prompt = "", completion: String, endID: Int? = eos
+            var ids: [Int], labels: [Int]
             if obj["messages"] != nil {
                 let messages = try jl.messages(obj["messages"], key: "messages", line: line)
                 guard let last = messages.last, last.role == "assistant" else {
@@ -43,26 +46,31 @@ public struct SFTDataset: Sendable {
                 guard !last.content.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
                     throw DatasetError(file: file, line: line, key: "messages", "the last assistant message is empty")
                 }
-                guard let imEnd = tokenizer.chatEndTokenID else {
-                    throw DatasetError(file: file, line: line, key: "messages", "the tokenizer has no <|im_end|> token for the chat template")
+                let mask: [Bool]
+                do {
+                    (ids, mask) = try tokenizer.encodeChatWithAssistantMask(JinjaValue.messages(messages),
+                                                                            template: tokenizer.hasChatTemplate ? nil : chatML)
+                } catch let e as ChatTemplateError {
+                    throw DatasetError(file: file, line: line, key: "messages", "the chat template cannot render this conversation: \(e)")
                 }
-                prompt = tokenizer.applyChatTemplate(Array(messages.dropLast()), addGenerationPrompt: true)
-                completion = last.content
-                endID = imEnd
-            } else if obj["prompt"] != nil || obj["completion"] != nil {
-                prompt = try jl.string(obj, "prompt", line: line, allowEmpty: true)
-                completion = try jl.string(obj, "completion", line: line)
-            } else if obj["text"] != nil {
-                completion = try jl.string(obj, "text", line: line)
+                labels = completionOnlyLoss ? zip(ids, mask).map { $1 ? $0 : CrossEntropyOp.ignoreIndex } : ids
             } else {
-                throw DatasetError(file: file, line: line, key: "completion", "missing key \"completion\" (an example has \"prompt\" and \"completion\", \"messages\", or \"text\")")
+                var prompt = "", completion: String
+                if obj["prompt"] != nil || obj["completion"] != nil {
+                    prompt = try jl.string(obj, "prompt", line: line, allowEmpty: true)
+                    completion = try jl.string(obj, "completion", line: line)
+                } else if obj["text"] != nil {
+                    completion = try jl.string(obj, "text", line: line)
+                } else {
+                    throw DatasetError(file: file, line: line, key: "completion", "missing key \"completion\" (an example has \"prompt\" and \"completion\", \"messages\", or \"text\")")
+                }
+                let promptIDs = prompt.isEmpty ? [] : tokenizer.encode(prompt)
+                ids = tokenizer.encode(prompt + completion)
+                if Array(ids.prefix(promptIDs.count)) != promptIDs { mismatches += 1 }
+                ids.append(eos)
+                labels = ids
+                if completionOnlyLoss { for i in 0..<min(promptIDs.count, labels.count) { labels[i] = CrossEntropyOp.ignoreIndex } }
             }
-            let promptIDs = prompt.isEmpty ? [] : tokenizer.encode(prompt)
-            var ids = tokenizer.encode(prompt + completion)
-            if Array(ids.prefix(promptIDs.count)) != promptIDs { mismatches += 1 }
-            if let e = endID { ids.append(e) }
-            var labels = ids
-            if completionOnlyLoss { for i in 0..<min(promptIDs.count, labels.count) { labels[i] = CrossEntropyOp.ignoreIndex } }
             if ids.count > maxSeqLength { ids = Array(ids.prefix(maxSeqLength)); labels = Array(labels.prefix(maxSeqLength)) }
             // Position t learns labels[t + 1]: a loss token needs a position before it.
             if labels.dropFirst().allSatisfy({ $0 == CrossEntropyOp.ignoreIndex }) { skipped += 1; continue }
