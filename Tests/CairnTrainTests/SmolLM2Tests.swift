@@ -58,6 +58,21 @@ struct SmolLM2Tests {
         #expect(out == e.chat.greedy_ids, "\(tok.decode(out).debugDescription)")
     }
 
+    /// `cairn model chat-template` prints what transformers' apply_chat_template renders for the
+    /// imported model (its default system prompt included), and --ids its token ids.
+    @Test func chatTemplateCommandRendersAsTransformers() throws {
+        let e = try Self.expected()
+        let messages = NSTemporaryDirectory() + "cairn-smollm2-messages-\(getpid()).json"
+        try #"[{"role": "user", "content": "What is the capital of France?"}]"#.write(toFile: messages, atomically: true, encoding: .utf8)
+        let cairn = TestProcess.cairn(release: true)
+        let text = try TestProcess.run(cairn, ["model", "chat-template", Self.imported, "--messages", messages, "--add-generation-prompt"])
+        #expect(text.status == 0 && text.stdout == e.chat.rendered, "\(text.stdout.debugDescription) \(text.stderr)")
+        let ids = try TestProcess.run(cairn, ["model", "chat-template", Self.imported, "--messages", messages, "--add-generation-prompt", "--ids"])
+        #expect(ids.stdout.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } == e.chat.prompt_ids)
+        let generated = try TestProcess.run(cairn, ["model", "generate", Self.imported, "--chat", "--prompt", "What is the capital of France?", "--max-tokens", "24"])
+        #expect(generated.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "The capital of France is Paris.", "\(generated.stdout)")
+    }
+
     @Test func tokenizerGivesTheIdsOfItsOriginalTokenizer() throws {
         struct E: Decodable { var lines: [String]; var ids: [[Int]]; var corpus_ids: [Int] }
         let url = URL(fileURLWithPath: fixturePath("gguf/tokenizer/smollm2_expected.json"))
