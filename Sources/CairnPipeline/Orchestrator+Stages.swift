@@ -1,0 +1,232 @@
+import CairnStore
+import CairnTrain
+import Foundation
+
+/// The stages: cache keys and reuse, attempts with retries and timeouts, training and merge stages.
+extension Orchestrator {
+    // MARK: Stages
+
+    struct StageFailure: Error { let message: String }
+    struct StageInterrupted: Error {}
+
+    /// The cache key of a stage: its name, every input artifact with its role, the parts of the
+    /// pipeline that change its outputs, and the training code's version.
+    func cacheKey(_ stage: String, _ used: [(String, ArtifactID)]) -> String {
+        var text = "cairn-stage 1\nstage \(stage)\ncode \(Self.trainingCodeVersion)\n"
+        for (role, id) in used.sorted(by: { $0.0 < $1.0 }) { text += "used \(role) \(id)\n" }
+        return SHA256Hex.of(text)
+    }
+
+    /// The gate's own key: the stage's key plus the validation settings.
+    func gateKey(_ stageKey: String) -> String {
+        let v = config.validation
+        var text = "gate 1\n\(stageKey)\nmax_loss \(v.maxLoss)\nmin_accuracy \(v.minAccuracy)\ncheck_nan \(v.checkNaN)\ntol \(v.mergeTolerance)\n"
+        for c in v.customChecks { text += "check \(c.name) \(c.blocking) \(c.timeoutSeconds) \(c.threshold ?? -1) \(c.maxNewTokens ?? -1) \(c.command ?? "")\n" }
+        for role in ["eval_prompts", "red_team", "schema", "blocklist", "preference_eval"] { text += "\(role) \(input("dataset:" + role)?.description ?? "-")\n" }
+        return SHA256Hex.of(text)
+    }
+
+    /// Looks the stage up in the cache; on a hit records a `cached` execution in this run with
+    /// the same inputs and outputs, and reuses the gate report when the gate is the same.
+    func fromCache(_ stage: StageConfig, key: String, used: [(String, ArtifactID)]) throws -> StageOutcome? {
+        guard let hit = try store.cachedStage(key: key) else { return nil }
+        let exe = try store.beginStage(run: runID, stage: stage.name.rawValue, attempt: 1, cacheKey: key)
+        for (role, id) in used { try store.record(execution: exe, .used, id, role: role) }
+        var outputs: [String: ArtifactID] = [:]
+        for o in hit.outputs { try store.record(execution: exe, .generated, o.artifact, role: o.role); outputs[o.role] = o.artifact }
+        var gate: GateReport?
+        var report = hit.execution.gateReport
+        if let r = report, r["key"]?.stringValue == gateKey(key), case .array(let checks)? = r["checks"] {
+            gate = GateReport(stage: stage.name.rawValue, results: checks.map { c in
+                CheckResult(name: c["name"]?.stringValue ?? "?", status: CheckResult.Status(rawValue: c["status"]?.stringValue ?? "") ?? .error,
+                            blocking: c["blocking"] == .bool(true), details: (c["details"]?.stringValue ?? "") + " (cached)", value: c["value"]?.numberValue, seconds: 0)
+            }, seconds: 0)
+        } else {
+            gate = try runGate(stage, outputs: outputs, used: used)
+            report = gateJSON(gate!, key: gateKey(key))
+        }
+        try store.finishStage(execution: exe, status: .cached, metrics: hit.execution.metrics, gateReport: report)
+        recordResult(stage, metrics: hit.execution.metrics, cached: true, seconds: 0, artifact: outputs["adapter"] ?? outputs["model"])
+        say("▶ \(stage.name.rawValue): cached (execution \(hit.execution.id) of run \(hit.execution.run) had the same inputs)")
+        return StageOutcome(outputs: outputs, gate: gate, cached: true)
+    }
+
+    /// The gate report with the gate's key, so a cached stage can reuse it when the gate is the same.
+    func gateJSON(_ g: GateReport, key: String) -> JSONValue {
+        guard case .object(var m) = g.json else { return g.json }
+        m["key"] = .string(key)
+        return .object(m)
+    }
+
+    func recordResult(_ stage: StageConfig, metrics: JSONValue, cached: Bool, seconds: Double, artifact: ArtifactID?) {
+        var r: [String: JSONValue] = ["success": .bool(true), "cached": .bool(cached), "time_seconds": .number(seconds)]
+        if let l = metrics["final_loss"]?.numberValue { r["loss"] = .number(l) }
+        if let a = artifact { r["artifact"] = .string(a.description) }
+        if case .object(let m) = metrics { for (k, v) in m where ["eval_loss", "eval_accuracy", "size_gb", "total_steps"].contains(k) { r[k] = v } }
+        stageResults[stage.name.rawValue] = r
+    }
+
+    /// Runs `arguments` as the stage's process (attempts, backoff, deadline); returns when one
+    /// attempt succeeded, throws StageFailure when every attempt failed.
+    func attempts(_ stage: StageConfig, key: String, used: [(String, ArtifactID)], processes: @escaping (Int) throws -> [[String]],
+                  collect: (Int64) throws -> ([String: ArtifactID], JSONValue)) throws -> (outputs: [String: ArtifactID], execution: Int64, metrics: JSONValue, seconds: Double) {
+        let dir = workDir + "/" + stage.name.rawValue
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let earlier = try store.stages(run: runID).filter { $0.stage == stage.name.rawValue }.map(\.attempt).max() ?? 0
+        let total = stage.retryCount + 1
+        var lastError = ""
+        for attempt in 1...total {
+            let n = earlier + attempt
+            let exe = try store.beginStage(run: runID, stage: stage.name.rawValue, attempt: n, cacheKey: key)
+            for (role, id) in used { try store.record(execution: exe, .used, id, role: role) }
+            journal["stage"] = .object(["name": .string(stage.name.rawValue), "execution": .number(Double(exe))])
+            try store.setRunMetadata(runID, .object(journal))
+            let log = dir + "/attempt-\(n).log"
+            say("▶ \(stage.name.rawValue): attempt \(attempt) of \(total) (timeout \(String(format: "%g", stage.timeoutMinutes)) min, log \(log))")
+            let started = Date()
+            let deadline = started.addingTimeInterval(stage.timeoutMinutes * 60)
+            var outcome: Subprocess.Outcome?
+            var journaledStep = -1
+            let checkpoints = dir + "/train/checkpoints"
+            // The journal follows the stage's training checkpoints (the newest complete one).
+            let tick = { [self] in
+                let steps = ((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? [])
+                    .filter { $0.hasPrefix("checkpoint-") && FileManager.default.fileExists(atPath: checkpoints + "/" + $0 + "/trainer_state.json") }
+                    .compactMap { Int($0.dropFirst("checkpoint-".count)) }
+                guard let newest = steps.max(), newest != journaledStep else { return }
+                journaledStep = newest
+                journal["checkpoint"] = .object(["stage": .string(stage.name.rawValue), "execution": .number(Double(exe)), "step": .number(Double(newest)),
+                                                 "path": .string(checkpoints + "/checkpoint-\(newest)")])
+                try? store.setRunMetadata(runID, .object(journal))
+            }
+            for args in try processes(n) {
+                let p = try Subprocess(args, environment: childEnvironment(), logPath: log, echo: options.echo)
+                // Asked to stop, the stage gets SIGTERM: it finishes its step, writes a checkpoint, exits.
+                let o = p.wait(deadline: deadline, tick: tick, stopRequested: options.stopRequested)
+                outcome = o
+                if !o.succeeded || options.stopRequested() { break }
+            }
+            if options.stopRequested() {
+                tick()
+                try store.finishStage(execution: exe, status: .interrupted, error: "stopped on request (\(outcome?.description ?? "not started"))")
+                throw StageInterrupted()
+            }
+            let seconds = Date().timeIntervalSince(started)
+            trainingSeconds += seconds
+            if let logID = try? store.add(path: log, kind: .log, name: "\(config.pipelineID)/run-\(runID)/\(stage.name.rawValue)-attempt-\(n).log").artifact.id {
+                try? store.record(execution: exe, .generated, logID, role: "log")
+            }
+            tick()
+            if let o = outcome, o.succeeded {
+                let (outputs, metrics) = try collect(exe)
+                return (outputs, exe, metrics, seconds)
+            }
+            let tail = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(3).joined(separator: " | ")
+            lastError = "\(outcome?.description ?? "did not start")\(tail.isEmpty ? "" : ": " + tail)"
+            try store.finishStage(execution: exe, status: .failed, error: lastError)
+            say("✗ \(stage.name.rawValue) attempt \(attempt) failed: \(lastError)")
+            if outcome?.exitCode == 2 {
+                lastError += " (bad input: not retried, it would fail the same way)"
+                break
+            }
+            if attempt < total {
+                let wait = options.retryBackoffSeconds * pow(2, Double(attempt - 1))
+                say("  retrying in \(String(format: "%g", wait)) s")
+                Thread.sleep(forTimeInterval: wait)
+            }
+        }
+        throw StageFailure(message: lastError)
+    }
+
+    func childEnvironment() -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["CAIRN_DIE_WITH_PARENT"] = String(getpid())
+        return env
+    }
+
+    /// pretrain, sft or dpo: `cairn train KIND` in WORK/STAGE/train (resuming from its checkpoints),
+    /// then the outputs stored: adapter or model, metrics, and for DPO the aligned (merged) model.
+    func trainingStage(_ stage: StageConfig, kind: String, used: [(String, ArtifactID)]) throws -> StageOutcome {
+        let key = cacheKey(stage.name.rawValue, used)
+        if let hit = try fromCache(stage, key: key, used: used) { return hit }
+        let modelID = used[0].1, dataID = used[1].1, configID = used[2].1
+        let evalID = used.first { $0.0 == "eval" }?.1
+        let dir = workDir + "/" + stage.name.rawValue
+        let train = dir + "/train"
+        let r = try attempts(stage, key: key, used: used, processes: { _ in
+            let modelPath = try self.materialize(modelID)
+            var a = [self.options.executable, "train", kind, "--model", modelPath, "--data", try self.materialize(dataID),
+                     "--config", try self.materialize(configID), "--out", train, "--save-steps", String(self.config.checkpointEveryNSteps), "--resume",
+                     // The adapter names its base by artifact id, not by this run's work path, so the
+                     // same training gives the same adapter wherever it ran.
+                     "--base-name", modelID.description]
+            if let e = evalID { a += ["--eval", try self.materialize(e)] }
+            var list = [a]
+            if kind == "dpo" {
+                // A merge killed half-way leaves files (and hidden temp files) behind: start clean.
+                try? FileManager.default.removeItem(atPath: dir + "/aligned")
+                list.append([self.options.executable, "merge", "--model", modelPath, "--adapter", train, "--out", dir + "/aligned"])
+            }
+            return list
+        }, collect: { exe in
+            var outputs: [String: ArtifactID] = [:]
+            let name = "\(self.config.pipelineID)/run-\(self.runID)/\(stage.name.rawValue)"
+            let files = try FileManager.default.contentsOfDirectory(atPath: train)
+            let metricsDir = dir + "/metrics"
+            try? FileManager.default.removeItem(atPath: metricsDir)
+            try FileManager.default.createDirectory(atPath: metricsDir, withIntermediateDirectories: true)
+            let productDir = dir + (kind == "pretrain" ? "/model" : "/adapter")
+            try? FileManager.default.removeItem(atPath: productDir)
+            try FileManager.default.createDirectory(atPath: productDir, withIntermediateDirectories: true)
+            // Hidden files are temp files of writes a killed attempt never finished.
+            for f in files where f != "checkpoints" && !f.hasPrefix(".") {
+                let target = (f.hasPrefix("metrics") ? metricsDir : productDir) + "/" + f
+                try FileManager.default.copyItem(atPath: train + "/" + f, toPath: target)
+            }
+            // Each output stored, and remembered as the files it already is here (no checkout later).
+            func add(_ path: String, _ kind: ArtifactKind, _ suffix: String, role: String) throws {
+                let id = try self.store.addGenerated(path: path, kind: kind, name: name + suffix, execution: exe, role: role).artifact.id
+                outputs[role] = id
+                self.materialized[id] = path
+            }
+            if kind == "pretrain" { try add(productDir, .baseModel, "/model", role: "model") } else { try add(productDir, .adapter, "/adapter", role: "adapter") }
+            if kind == "dpo" { try add(dir + "/aligned", .alignedModel, "/aligned", role: "model") }
+            try add(metricsDir, .metrics, "/metrics", role: "metrics")
+            let summary = GateChecks.readSummary(metricsDir) ?? [:]
+            return (outputs, .object(summary.mapValues { $0.isFinite ? .number($0) : .string("\($0)") }))
+        })
+        let gate = try runGate(stage, outputs: r.outputs, used: used)
+        try finishWithGate(stage, execution: r.execution, key: key, metrics: r.metrics, gate: gate)
+        recordResult(stage, metrics: r.metrics, cached: false, seconds: r.seconds, artifact: r.outputs["adapter"] ?? r.outputs["model"])
+        return StageOutcome(outputs: r.outputs, gate: gate, cached: false)
+    }
+
+    func mergeStage(_ stage: StageConfig, model: (String, ArtifactID), adapter: ArtifactID) throws -> StageOutcome {
+        let used = [model, ("adapter", adapter)]
+        let key = cacheKey("merge", used)
+        if let hit = try fromCache(stage, key: key, used: used) { return hit }
+        let out = workDir + "/merge/model"
+        let r = try attempts(stage, key: key, used: used, processes: { _ in
+            try? FileManager.default.removeItem(atPath: out)
+            return [[self.options.executable, "merge", "--model", try self.materialize(model.1), "--adapter", try self.materialize(adapter), "--out", out]]
+        }, collect: { exe in
+            let id = try self.store.addGenerated(path: out, kind: .mergedModel, name: "\(self.config.pipelineID)/run-\(self.runID)/merged", execution: exe, role: "model").artifact.id
+            let size = Double(try self.store.artifact(id)?.size ?? 0)
+            return (["model": id], .object(["size_gb": .number(size / 1_073_741_824), "size_bytes": .number(size)]))
+        })
+        materialized[r.outputs["model"]!] = out
+        let gate = try runGate(stage, outputs: r.outputs, used: used)
+        try finishWithGate(stage, execution: r.execution, key: key, metrics: r.metrics, gate: gate)
+        recordResult(stage, metrics: r.metrics, cached: false, seconds: r.seconds, artifact: r.outputs["model"])
+        return StageOutcome(outputs: r.outputs, gate: gate, cached: false)
+    }
+
+    /// Stores the gate report (JSON artifact + the execution's gate_report) and ends the execution.
+    func finishWithGate(_ stage: StageConfig, execution: Int64, key: String, metrics: JSONValue, gate: GateReport) throws {
+        let report = gateJSON(gate, key: gateKey(key))
+        let path = workDir + "/\(stage.name.rawValue)/gate.json"
+        try Data(report.description.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        _ = try store.addGenerated(path: path, kind: .report, name: "\(config.pipelineID)/run-\(runID)/\(stage.name.rawValue)-gate.json", execution: execution, role: "gate_report")
+        try store.finishStage(execution: execution, status: .succeeded, metrics: metrics, gateReport: report)
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+
+/// One decoder layer, forward beside backward: the activations the backward needs, the forward
+/// over the residual stream and the backward through it.
+extension TransformerModel {
+    /// What one layer's backward needs. Shapes with N = B·T rows.
+    final class LayerActivations {
+        let xIn: Tensor          // (N, C) residual stream entering the layer
+        let h1: Tensor, rstd1: Tensor   // (N, C), (N)
+        let q: Tensor, k: Tensor, v: Tensor  // (N, H·D), (N, KV·D) ×2, after RoPE
+        let attn: Tensor, lse: Tensor   // (N, H·D), (B, H, T)
+        let x2: Tensor           // (N, C) after the attention residual
+        let h2: Tensor, rstd2: Tensor
+        let gate: Tensor, up: Tensor, act: Tensor  // (N, I)
+        var saved: [String: Projection.Saved] = [:]
+
+        init(xIn: Tensor, h1: Tensor, rstd1: Tensor, q: Tensor, k: Tensor, v: Tensor, attn: Tensor, lse: Tensor,
+             x2: Tensor, h2: Tensor, rstd2: Tensor, gate: Tensor, up: Tensor, act: Tensor) {
+            self.xIn = xIn; self.h1 = h1; self.rstd1 = rstd1; self.q = q; self.k = k; self.v = v; self.attn = attn
+            self.lse = lse; self.x2 = x2; self.h2 = h2; self.rstd2 = rstd2; self.gate = gate; self.up = up; self.act = act
+        }
+    }
+
+    /// One decoder layer over x (N = B·T rows, in place). Returns the activations when `save`.
+    /// With a KV cache (B = 1), the T new tokens sit after the cached ones; their keys and
+    /// values are appended to the cache of layer `index` and attention reads the whole cache.
+    func layerForward(_ layer: DecoderLayer, x: Tensor, B: Int, T: Int, mask: [[Int]]?, save: Bool,
+                      dropout: DropoutStream?, cache: KVCache? = nil, index: Int = 0) -> LayerActivations {
+        let c = config, N = B * T, C = c.hiddenSize, I = c.intermediateSize
+        let H = c.numHeads, KV = c.numKVHeads, D = c.headDim
+        let past = cache?.length ?? 0
+        let positions = (0..<N).map { past + $0 % T }
+        let xIn = save ? x.copy() : x
+        let h1 = Tensor(shape: [N, C]), rstd1 = Tensor(shape: [N])
+        RMSNormOp.forward(out: h1.data, rstd: rstd1.data, inp: x.data, weight: layer.inputNorm.data, N: N, C: C, eps: Float(c.rmsNormEps))
+        let q = Tensor(shape: [N, H * D]), k = Tensor(shape: [N, KV * D]), v = Tensor(shape: [N, KV * D])
+        var saved: [String: Projection.Saved] = [:]
+        saved[layer.q.name] = layer.q.forward(h1.data, N: N, out: q.data, dropout: dropout)
+        saved[layer.k.name] = layer.k.forward(h1.data, N: N, out: k.data, dropout: dropout)
+        saved[layer.v.name] = layer.v.forward(h1.data, N: N, out: v.data, dropout: dropout)
+        RoPEOp.forward(q.data, positions: positions, nh: H, D: D, table: rope)
+        RoPEOp.forward(k.data, positions: positions, nh: KV, D: D, table: rope)
+        let attn = Tensor(shape: [N, H * D]), lse = Tensor(shape: [B, H, T])
+        if let cache = cache {
+            let kc = cache.keys[index], vc = cache.values[index]
+            (kc.data + past * KV * D).update(from: k.data, count: T * KV * D)
+            (vc.data + past * KV * D).update(from: v.data, count: T * KV * D)
+            AttentionOp.forward(out: attn.data, lse: nil, q: q.data, k: kc.data, v: vc.data,
+                                shape: AttentionShape(B: 1, Tq: T, Tk: past + T, qOffset: past, H: H, KV: KV, D: D,
+                                                      kvBatchStride: cache.capacity * KV * D), keyMask: nil)
+        } else {
+            AttentionOp.forward(out: attn.data, lse: lse.data, q: q.data, k: k.data, v: v.data,
+                                shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D), keyMask: mask)
+        }
+        let o = Tensor(shape: [N, C])
+        saved[layer.o.name] = layer.o.forward(attn.data, N: N, out: o.data, dropout: dropout)
+        for i in 0..<x.count { x[i] += o[i] }
+        let x2 = save ? x.copy() : x
+        let h2 = Tensor(shape: [N, C]), rstd2 = Tensor(shape: [N])
+        RMSNormOp.forward(out: h2.data, rstd: rstd2.data, inp: x.data, weight: layer.postNorm.data, N: N, C: C, eps: Float(c.rmsNormEps))
+        let gate = Tensor(shape: [N, I]), up = Tensor(shape: [N, I]), act = Tensor(shape: [N, I])
+        saved[layer.gate.name] = layer.gate.forward(h2.data, N: N, out: gate.data, dropout: dropout)
+        saved[layer.up.name] = layer.up.forward(h2.data, N: N, out: up.data, dropout: dropout)
+        SwiGLUOp.forward(out: act.data, gate: gate.data, up: up.data, count: N * I)
+        let d = Tensor(shape: [N, C])
+        saved[layer.down.name] = layer.down.forward(act.data, N: N, out: d.data, dropout: dropout)
+        for i in 0..<x.count { x[i] += d[i] }
+        let a = LayerActivations(xIn: xIn, h1: h1, rstd1: rstd1, q: q, k: k, v: v, attn: attn, lse: lse, x2: x2, h2: h2,
+                                 rstd2: rstd2, gate: gate, up: up, act: act)
+        a.saved = saved
+        return a
+    }
+
+    /// Backward through one layer: dx (N, C) holds ∂loss/∂(layer output) and becomes
+    /// ∂loss/∂(layer input).
+    func layerBackward(_ layer: DecoderLayer, _ a: LayerActivations, dx: Tensor, B: Int, T: Int, mask: [[Int]]?, grads: GradientBuffers) {
+        let c = config, N = B * T, C = c.hiddenSize, I = c.intermediateSize
+        let H = c.numHeads, KV = c.numKVHeads, D = c.headDim
+        // MLP: x_out = x2 + down(silu(gate(h2)) ⊙ up(h2)), h2 = norm(x2)
+        let dact = Tensor(shape: [N, I])
+        layer.down.backward(dout: dx.data, x: a.act.data, N: N, dx: dact.data, saved: a.saved[layer.down.name], grads: grads)
+        let dgate = Tensor(shape: [N, I]), dup = Tensor(shape: [N, I])
+        SwiGLUOp.backward(dgate: dgate.data, dup: dup.data, dout: dact.data, gate: a.gate.data, up: a.up.data, count: N * I)
+        let dh2 = Tensor(shape: [N, C])
+        layer.gate.backward(dout: dgate.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.gate.name], grads: grads)
+        layer.up.backward(dout: dup.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.up.name], grads: grads)
+        RMSNormOp.backward(dinp: dx.data, dweight: grads.of(layer.postNorm)?.data, dout: dh2.data, inp: a.x2.data,
+                           weight: layer.postNorm.data, rstd: a.rstd2.data, N: N, C: C)
+        // Attention: x2 = xIn + o(attn(rope(q(h1)), rope(k(h1)), v(h1))), h1 = norm(xIn)
+        let dattn = Tensor(shape: [N, H * D])
+        layer.o.backward(dout: dx.data, x: a.attn.data, N: N, dx: dattn.data, saved: a.saved[layer.o.name], grads: grads)
+        let dq = Tensor(shape: [N, H * D]), dk = Tensor(shape: [N, KV * D]), dv = Tensor(shape: [N, KV * D])
+        AttentionOp.backward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dattn.data, out: a.attn.data, lse: a.lse.data,
+                             q: a.q.data, k: a.k.data, v: a.v.data, shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D),
+                             keyMask: mask)
+        let positions = (0..<N).map { $0 % T }
+        RoPEOp.backward(dq.data, positions: positions, nh: H, D: D, table: rope)
+        RoPEOp.backward(dk.data, positions: positions, nh: KV, D: D, table: rope)
+        let dh1 = Tensor(shape: [N, C])
+        layer.q.backward(dout: dq.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.q.name], grads: grads)
+        layer.k.backward(dout: dk.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.k.name], grads: grads)
+        layer.v.backward(dout: dv.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.v.name], grads: grads)
+        RMSNormOp.backward(dinp: dx.data, dweight: grads.of(layer.inputNorm)?.data, dout: dh1.data, inp: a.xIn.data,
+                           weight: layer.inputNorm.data, rstd: a.rstd1.data, N: N, C: C)
+    }
+}
