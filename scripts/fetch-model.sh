@@ -17,7 +17,7 @@ GGUF=$CACHE/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 GGUF_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 ALIAS=smollm2-135m-instruct@upstream
 
-sha() { python3 -c 'import hashlib,sys; h=hashlib.sha256(); f=open(sys.argv[1],"rb"); [h.update(b) for b in iter(lambda: f.read(1<<20), b"")]; print(h.hexdigest())' "$1"; }
+. scripts/sha256.sh
 
 if [ ! -f "$GGUF" ] || [ "$(sha "$GGUF")" != "$GGUF_SHA256" ]; then
   mkdir -p "$CACHE/smollm2"

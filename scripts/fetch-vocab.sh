@@ -9,7 +9,7 @@ SDIST=llama_cpp_python-0.3.36.tar.gz
 SDIST_URL=https://files.pythonhosted.org/packages/ec/e9/e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/$SDIST
 SDIST_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 declare -A FILES=([ggml-vocab-qwen2.gguf]=44c2f46b715f585c6ab513970e8a006bfa5badd6108560054921cf598d154d8c [ggml-vocab-llama-bpe.gguf]=97272e430d53bc7688f52d5e0ad8ea8f163ede9f1bbd1694feaa504797d5d96e)
-sha() { python3 -c 'import hashlib,sys; h=hashlib.sha256(); f=open(sys.argv[1],"rb"); [h.update(b) for b in iter(lambda: f.read(1<<20), b"")]; print(h.hexdigest())' "$1"; }
+. "$(dirname "$0")/sha256.sh"
 
 ok=1
 for f in "${!FILES[@]}"; do [ -f "$DIR/$f" ] && [ "$(sha "$DIR/$f")" = "${FILES[$f]}" ] || ok=0; done

@@ -31,7 +31,7 @@ public enum GGUFImport {
         let tmp = NSTemporaryDirectory() + "cairn-import-\(gguf.id.hex.prefix(12))-\(getpid())"
         try? FileManager.default.removeItem(atPath: tmp)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        let summary = try GGUFModel.importModel(from: path, to: tmp, dtype: dtype)
+        let summary = try GGUFModel.importModel(file, to: tmp, dtype: dtype)
         let metadata: JSONValue = .object([
             "imported_from": .string(gguf.id.description), "gguf_file": .string(URL(fileURLWithPath: path).lastPathComponent),
             "architecture": .string(summary.architecture), "parameters": .number(Double(summary.parameters)),

@@ -17,8 +17,7 @@ extension GateChecks {
     /// from — the same config, the same token ids from its own tokenizer metadata, and logits on
     /// the probe prompts within the rounding of its type.
     public static func exportMatchesModel(model: String, export: String, probes: [GatePrompt]) throws -> [CheckResult] {
-        let source = try TransformerModel.load(directory: model)
-        let tok = try Tokenizer(directory: model)
+        let (source, tok) = try loadModel(model, adapter: nil)
         let file = try GGUFFile(path: export)
         let exported = try GGUFModel.load(file)
         let exportedTok = try Tokenizer(gguf: file.metadata)

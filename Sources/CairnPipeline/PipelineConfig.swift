@@ -17,7 +17,8 @@ public struct StageConfig: Sendable, Equatable {
     public var exportType = "f16"
 
     public static let keys = ["name", "enabled", "config_path", "timeout_minutes", "retry_count", "format", "type"]
-    public static let exportTypes = ["f32", "f16", "q8_0"]
+    /// What `cairn model export` writes (GGMLType.writable), as the config spells it.
+    public static let exportTypes = GGMLType.writable.map { $0.description.lowercased() }
 }
 
 /// A gate check named in `validation.custom_checks` (or one of the built-ins every gate runs).

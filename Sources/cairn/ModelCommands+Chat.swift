@@ -18,13 +18,8 @@ extension ModelCommands {
         }
         let tools = try read("tools")?.arrayValue
         let generation = a.has("add-generation-prompt")
-        let text: String
-        if tok.hasChatTemplate {
-            text = try tok.renderChat(messages: messages, addGenerationPrompt: generation, tools: tools)
-        } else {
-            Output.note("note: \(dir) declares no chat template; rendering ChatML")
-            text = try ChatTemplate(Tokenizer.chatMLTemplate).render(messages: messages, addGenerationPrompt: generation, specialTokens: tok.specialTokensMap)
-        }
+        if !tok.hasChatTemplate { Output.note("note: \(dir) declares no chat template; rendering ChatML") }
+        let text = try tok.renderChat(messages: messages, addGenerationPrompt: generation, tools: tools)
         if a.has("json") {
             struct Out: Encodable { let text: String; let ids: [Int] }
             try Output.json(Out(text: text, ids: tok.encode(text)))

@@ -26,7 +26,6 @@ public struct PreferenceDataset: Sendable {
         guard let eos = tokenizer.eosTokenID else { throw DatasetError(file: file, "the tokenizer has no EOS token to end completions with") }
         var out: [PreferenceExample] = []
         var skipped = 0
-        var conversationTemplate: ChatTemplate?  // the model's (ChatML when it declares none), parsed once
         for (line, obj) in jl.records {
             func completion(_ key: String) throws -> ChatMessage {
                 if obj[key] is [Any] {
@@ -48,14 +47,9 @@ public struct PreferenceDataset: Sendable {
                 // TRL's DPOTrainer: the prompt rendered with the generation prompt, each side rendered
                 // as the whole conversation; the completion starts where the ids first differ.
                 let messages = try jl.messages(obj["prompt"], key: "prompt", line: line)
-                if conversationTemplate == nil {
-                    conversationTemplate = try tokenizer.chatTemplate ?? ChatTemplate(Tokenizer.chatMLTemplate)
-                }
-                let template = conversationTemplate!
                 func render(_ m: [ChatMessage], _ generation: Bool) throws -> [Int] {
                     do {
-                        return tokenizer.encode(try template.render(messages: JinjaValue.messages(m), addGenerationPrompt: generation,
-                                                                    specialTokens: tokenizer.specialTokensMap))
+                        return tokenizer.encode(try tokenizer.renderChat(m, addGenerationPrompt: generation))
                     } catch let e as ChatTemplateError {
                         throw DatasetError(file: file, line: line, key: "prompt", "the chat template cannot render this conversation: \(e)")
                     }

@@ -35,7 +35,6 @@ public struct SFTDataset: Sendable {
         guard let eos = tokenizer.eosTokenID else { throw DatasetError(file: file, "the tokenizer has no EOS token to end examples with") }
         var out: [SFTExample] = []
         var skipped = 0, mismatches = 0
-        let chatML = try ChatTemplate(Tokenizer.chatMLTemplate)
         for (line, obj) in jl.records {
             var ids: [Int], labels: [Int]
             if obj["messages"] != nil {
@@ -48,8 +47,7 @@ public struct SFTDataset: Sendable {
                 }
                 let mask: [Bool]
                 do {
-                    (ids, mask) = try tokenizer.encodeChatWithAssistantMask(JinjaValue.messages(messages),
-                                                                            template: tokenizer.hasChatTemplate ? nil : chatML)
+                    (ids, mask) = try tokenizer.encodeChatWithAssistantMask(JinjaValue.messages(messages))
                 } catch let e as ChatTemplateError {
                     throw DatasetError(file: file, line: line, key: "messages", "the chat template cannot render this conversation: \(e)")
                 }

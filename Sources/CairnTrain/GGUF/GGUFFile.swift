@@ -211,8 +211,13 @@ private struct ByteReader {
         guard n <= UInt64(remaining) else {
             throw FormatError(file: path, "\(what) has length \(n), past the end of the file (\(remaining) bytes left): truncated file?")
         }
-        let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<position + Int(n)]), as: UTF8.self)
-        position += Int(n)
+        return text(Int(n))
+    }
+
+    /// The next `n` bytes (checked by the caller) as UTF-8.
+    private mutating func text(_ n: Int) -> String {
+        let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<position + n]), as: UTF8.self)
+        position += n
         return s
     }
 
@@ -241,9 +246,7 @@ private struct ByteReader {
             guard n <= UInt64(remaining) else {
                 throw FormatError(file: path, key: key, "is a string of length \(n), past the end of the file (\(remaining) bytes left): truncated file?")
             }
-            let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<position + Int(n)]), as: UTF8.self)
-            position += Int(n)
-            return .string(s)
+            return .string(text(Int(n)))
         case .array:
             guard depth < 4 else { throw FormatError(file: path, key: key, "nests arrays more than 4 deep") }
             let rawType = try take(UInt32.self, key)

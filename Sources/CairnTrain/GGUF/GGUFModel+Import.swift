@@ -17,7 +17,13 @@ extension GGUFModel {
     /// before any weight is read, so an unsupported tokenizer fails fast.
     @discardableResult
     public static func importModel(from path: String, to directory: String, dtype: DType = .f32) throws -> ImportSummary {
-        let file = try GGUFFile(path: path)
+        try importModel(try GGUFFile(path: path), to: directory, dtype: dtype)
+    }
+
+    /// As `importModel(from:to:dtype:)`, from a file already opened.
+    @discardableResult
+    public static func importModel(_ file: GGUFFile, to directory: String, dtype: DType = .f32) throws -> ImportSummary {
+        let path = file.path
         let config = try config(of: file)
         let (tokenizerJSON, tokenizerConfig) = try GGUFTokenizer.huggingFaceFiles(from: file.metadata)
         let tokenizer = try Tokenizer(json: tokenizerJSON, config: tokenizerConfig, file: path + " (tokenizer.json from tokenizer.ggml.*)",

@@ -59,21 +59,21 @@ extension Tokenizer {
     /// `apply_chat_template(messages, tokenize=False, add_generation_prompt:)` renders them, or with
     /// ChatML (`applyChatTemplate`) when the tokenizer declares no template.
     public func renderChat(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
-        guard let template = try chatTemplate else {
-            return applyChatTemplate(messages, addGenerationPrompt: addGenerationPrompt)
-        }
-        return try template.render(messages: JinjaValue.messages(messages), addGenerationPrompt: addGenerationPrompt,
-                                   specialTokens: specialTokensMap)
+        try conversationTemplate(withTools: false).render(messages: JinjaValue.messages(messages), addGenerationPrompt: addGenerationPrompt,
+                                                          specialTokens: specialTokensMap)
+    }
+
+    /// The template conversations are rendered with: the model's own, or ChatML (`chatMLTemplate`)
+    /// when the tokenizer declares none — the one place that fallback is decided.
+    public func conversationTemplate(withTools: Bool = false) throws -> ChatTemplate {
+        try chatTemplate(withTools: withTools) ?? chatTemplateCache.template(Self.chatMLTemplate)
     }
 
     /// As `renderChat(_:addGenerationPrompt:)` for messages with other keys (`tool_calls`, content
-    /// parts), tools and extra template variables. Throws when the tokenizer declares no template.
+    /// parts), tools and extra template variables.
     public func renderChat(messages: [JinjaValue], addGenerationPrompt: Bool, tools: [JinjaValue]? = nil,
                            extra: [String: JinjaValue] = [:]) throws -> String {
-        guard let template = try chatTemplate(withTools: tools != nil) else {
-            throw TokenizerError(file: "tokenizer_config.json", "the tokenizer declares no chat template")
-        }
-        return try template.render(messages: messages, addGenerationPrompt: addGenerationPrompt, specialTokens: specialTokensMap,
+        try conversationTemplate(withTools: tools != nil).render(messages: messages, addGenerationPrompt: addGenerationPrompt, specialTokens: specialTokensMap,
                                    tools: tools, extra: extra)
     }
 
@@ -81,14 +81,11 @@ extension Tokenizer {
     /// it, as `apply_chat_template` tokenizes), and for each id whether it overlaps an assistant span
     /// of `ChatTemplate.assistantSpans` — transformers' `assistant_masks` for templates with
     /// `{% generation %}` blocks. `template` replaces the tokenizer's own (as TRL swaps in a training
-    /// template with `{% generation %}` blocks). Throws when there is no template or the spans cannot
-    /// be derived.
+    /// template with `{% generation %}` blocks). Throws when the spans cannot be derived.
     public func encodeChatWithAssistantMask(_ messages: [JinjaValue], tools: [JinjaValue]? = nil,
                                             extra: [String: JinjaValue] = [:],
                                             template given: ChatTemplate? = nil) throws -> (ids: [Int], assistantMask: [Bool]) {
-        guard let template = try given ?? chatTemplate(withTools: tools != nil) else {
-            throw TokenizerError(file: "tokenizer_config.json", "the tokenizer declares no chat template")
-        }
+        let template = try given ?? conversationTemplate(withTools: tools != nil)
         let rendering = try template.assistantSpans(messages: messages, specialTokens: specialTokensMap, tools: tools, extra: extra)
         let ids = encode(rendering.text)
         var mask: [Bool] = []
