@@ -135,13 +135,12 @@ public enum GateChecks {
     /// The prompts of a file (`GatePrompt.read`).
     public static func prompts(_ file: String) throws -> [GatePrompt] { try GatePrompt.read(file) }
 
-    /// Greedy completions of each prompt, up to EOS or maxNewTokens.
+    /// Greedy completions of each prompt, up to EOS or maxNewTokens, generated as one batch
+    /// (the same tokens as one prompt at a time).
     public static func complete(model: TransformerModel, tokenizer tok: Tokenizer, prompts: [GatePrompt], maxNewTokens: Int) throws -> [String] {
         let stops = Set([tok.eosTokenID, tok.chatEndTokenID].compactMap { $0 } + model.config.eosTokenIDs)
-        return try prompts.map { p in
-            let ids = try model.generate(prompt: tok.encode(try p.rendered(with: tok)), maxNewTokens: maxNewTokens, stopTokens: stops)
-            return tok.decode(ids.filter { !stops.contains($0) })
-        }
+        let ids = try prompts.map { tok.encode(try $0.rendered(with: tok)) }
+        return try model.generate(prompts: ids, maxNewTokens: maxNewTokens, stopTokens: stops).map { tok.decode($0.filter { !stops.contains($0) }) }
     }
 
     static func loadModel(_ dir: String, adapter: String?) throws -> (TransformerModel, Tokenizer) {

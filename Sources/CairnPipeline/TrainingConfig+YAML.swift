@@ -7,7 +7,7 @@ extension TrainingConfig {
         "epochs", "num_train_epochs", "max_steps", "batch_size", "per_device_train_batch_size", "gradient_accumulation",
         "gradient_accumulation_steps", "learning_rate", "warmup_ratio", "warmup_steps", "lr_scheduler_type", "weight_decay",
         "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "seed", "logging_steps", "save_steps", "save_total_limit",
-        "max_seq_length", "max_length", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "completion_only_loss",
+        "max_seq_length", "max_length", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "completion_only_loss", "padding_free",
         "beta", "loss_type", "label_smoothing", "eval_split",
     ]
 
@@ -67,6 +67,7 @@ extension TrainingConfig {
         }
         if let v = try m.bool("use_rslora") { useRslora = v }
         if let v = try m.bool("completion_only_loss") { completionOnlyLoss = v }
+        if let v = try m.bool("padding_free") { paddingFree = v }
         if let v = try m.double("beta") {
             guard v > 0 else { throw ConfigError(file: file, line: m.node("beta")!.line, "key 'beta' must be positive") }
             beta = v

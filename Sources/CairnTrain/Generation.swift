@@ -36,17 +36,25 @@ extension TransformerModel {
         guard cache.length + T <= cache.capacity else {
             throw ModelError("the KV cache holds \(cache.capacity) positions; \(cache.length + T) needed")
         }
-        ensureRope(cache.length + T)
+        return try forward(appending: ids, caches: [cache])
+    }
+
+    /// Runs row b's T new tokens (ids is (B·T)) on top of `caches[b]`, every row in one product
+    /// per weight, and returns their logits (B·T, V).
+    func forward(appending ids: [Int], caches: [KVCache]) throws -> Tensor {
+        let N = ids.count, T = N / caches.count
+        ensureRope(caches.map(\.length).max()! + T)
         let x = try embedTokens(ids)
+        let layout = RowLayout(caches: caches, T: T)
         for (l, layer) in layers.enumerated() {
-            _ = layerForward(layer, x: x, B: 1, T: T, mask: nil, save: false, dropout: nil, cache: cache, index: l)
+            _ = layerForward(layer, x: x, layout: layout, save: false, dropout: nil, index: l)
         }
-        cache.length += T
+        for c in caches { c.length += T }
         let C = config.hiddenSize, V = config.vocabSize
-        let xf = Tensor(shape: [T, C])
-        RMSNormOp.forward(out: xf.data, rstd: nil, inp: x.data, weight: finalNorm.data, N: T, C: C, eps: Float(config.rmsNormEps))
-        let out = Tensor(shape: [T, V])
-        LinearOp.forward(out: out.data, inp: xf.data, weight: lmHead.data, bias: nil, N: T, C: C, OC: V)
+        let xf = Tensor(shape: [N, C])
+        RMSNormOp.forward(out: xf.data, rstd: nil, inp: x.data, weight: finalNorm.data, N: N, C: C, eps: Float(config.rmsNormEps))
+        let out = Tensor(shape: [N, V])
+        LinearOp.forward(out: out.data, inp: xf.data, weight: lmHead.data, bias: nil, N: N, C: C, OC: V)
         return out
     }
 
@@ -68,6 +76,39 @@ extension TransformerModel {
             row = 0
         }
         return out
+    }
+
+    /// `generate` for several prompts at once, each continued as `generate` would continue it
+    /// alone. Each prompt is run alone into its own KV cache; then every step runs the newest
+    /// token of each unfinished sequence as one batch — one product per weight for all of them,
+    /// where one sequence at a time reads every weight once per token — and a sequence leaves
+    /// the batch when it produces a stop token or reaches `maxNewTokens`.
+    public func generate(prompts: [[Int]], maxNewTokens: Int, sampling: SamplingOptions = SamplingOptions(),
+                         stopTokens: Set<Int> = []) throws -> [[Int]] {
+        guard !prompts.contains(where: \.isEmpty) else { throw ModelError("generation needs non-empty prompts") }
+        let V = config.vocabSize
+        var rngs = prompts.map { _ in RandomGenerator(seed: sampling.seed) }
+        var outs = prompts.map { _ in [Int]() }
+        let caches = prompts.map { KVCache(config: config, capacity: $0.count + maxNewTokens) }
+        var active: [Int] = []  // sequences still generating, with their newest token
+        var next: [Int] = []
+        for (i, p) in prompts.enumerated() where maxNewTokens > 0 {
+            let logits = try forward(appending: p, cache: caches[i])
+            let t = Self.sample(logits.data + (p.count - 1) * V, V: V, options: sampling, rng: &rngs[i])
+            outs[i].append(t)
+            if !stopTokens.contains(t) && maxNewTokens > 1 { active.append(i); next.append(t) }
+        }
+        while !active.isEmpty {
+            let logits = try forward(appending: next, caches: active.map { caches[$0] })
+            var stillActive: [Int] = [], stillNext: [Int] = []
+            for (row, i) in active.enumerated() {
+                let t = Self.sample(logits.data + row * V, V: V, options: sampling, rng: &rngs[i])
+                outs[i].append(t)
+                if !stopTokens.contains(t) && outs[i].count < maxNewTokens { stillActive.append(i); stillNext.append(t) }
+            }
+            (active, next) = (stillActive, stillNext)
+        }
+        return outs
     }
 
     static func sample(_ logits: UnsafePointer<Float>, V: Int, options: SamplingOptions, rng: inout RandomGenerator) -> Int {

@@ -3,6 +3,35 @@ import Foundation
 /// One decoder layer, forward beside backward: the activations the backward needs, the forward
 /// over the residual stream and the backward through it.
 extension TransformerModel {
+    /// How a layer's N = B·T rows are laid out: each position's RoPE position, and which keys
+    /// each query sees — a causal padded batch (`keyMask`), sequences side by side in a row
+    /// (`spans`, padding-free), or the new tokens of row b continuing `caches[b]` (generation).
+    struct RowLayout {
+        let B: Int, T: Int
+        let positions: [Int]
+        var keyMask: [[Int]]? = nil
+        var spans: [[(start: Int, length: Int)]]? = nil
+        var caches: [KVCache]? = nil
+
+        /// A training or scoring batch: padded rows, or padding-free ones when it has `sequences`.
+        init(batch: TrainingBatch) {
+            B = batch.inputIDs.count; T = batch.inputIDs.first?.count ?? 0
+            positions = batch.positions
+            if batch.sequences != nil { spans = batch.spans } else { keyMask = batch.attentionMask }
+        }
+
+        /// T new tokens per row, row b continuing `caches[b]`.
+        init(caches: [KVCache], T: Int) {
+            B = caches.count; self.T = T; self.caches = caches
+            positions = caches.flatMap { c in (0..<T).map { c.length + $0 } }
+        }
+
+        init(B: Int, T: Int, keyMask: [[Int]]?) {
+            self.B = B; self.T = T; self.keyMask = keyMask
+            positions = (0..<(B * T)).map { $0 % T }
+        }
+    }
+
     /// What one layer's backward needs. Shapes with N = B·T rows.
     final class LayerActivations {
         let xIn: Tensor          // (N, C) residual stream entering the layer
@@ -22,14 +51,13 @@ extension TransformerModel {
     }
 
     /// One decoder layer over x (N = B·T rows, in place). Returns the activations when `save`.
-    /// With a KV cache (B = 1), the T new tokens sit after the cached ones; their keys and
-    /// values are appended to the cache of layer `index` and attention reads the whole cache.
-    func layerForward(_ layer: DecoderLayer, x: Tensor, B: Int, T: Int, mask: [[Int]]?, save: Bool,
-                      dropout: DropoutStream?, cache: KVCache? = nil, index: Int = 0) -> LayerActivations {
-        let c = config, N = B * T, C = c.hiddenSize, I = c.intermediateSize
+    /// With KV caches, row b's T new tokens sit after the ones cached in `caches[b]`; their keys
+    /// and values are appended to its layer `index` and attention reads the whole cache.
+    func layerForward(_ layer: DecoderLayer, x: Tensor, layout: RowLayout, save: Bool,
+                      dropout: DropoutStream?, index: Int = 0) -> LayerActivations {
+        let c = config, B = layout.B, T = layout.T, N = B * T, C = c.hiddenSize, I = c.intermediateSize
         let H = c.numHeads, KV = c.numKVHeads, D = c.headDim
-        let past = cache?.length ?? 0
-        let positions = (0..<N).map { past + $0 % T }
+        let positions = layout.positions
         let xIn = save ? x.copy() : x
         let h1 = Tensor(shape: [N, C]), rstd1 = Tensor(shape: [N])
         RMSNormOp.forward(out: h1.data, rstd: rstd1.data, inp: x.data, weight: layer.inputNorm.data, N: N, C: C, eps: Float(c.rmsNormEps))
@@ -41,16 +69,20 @@ extension TransformerModel {
         RoPEOp.forward(q.data, positions: positions, nh: H, D: D, table: rope)
         RoPEOp.forward(k.data, positions: positions, nh: KV, D: D, table: rope)
         let attn = Tensor(shape: [N, H * D]), lse = Tensor(shape: [B, H, T])
-        if let cache = cache {
-            let kc = cache.keys[index], vc = cache.values[index]
-            (kc.data + past * KV * D).update(from: k.data, count: T * KV * D)
-            (vc.data + past * KV * D).update(from: v.data, count: T * KV * D)
-            AttentionOp.forward(out: attn.data, lse: nil, q: q.data, k: kc.data, v: vc.data,
-                                shape: AttentionShape(B: 1, Tq: T, Tk: past + T, qOffset: past, H: H, KV: KV, D: D,
-                                                      kvBatchStride: cache.capacity * KV * D), keyMask: nil)
+        if let caches = layout.caches {
+            for (b, cache) in caches.enumerated() {
+                let past = cache.length, kc = cache.keys[index], vc = cache.values[index]
+                (kc.data + past * KV * D).update(from: k.data + b * T * KV * D, count: T * KV * D)
+                (vc.data + past * KV * D).update(from: v.data + b * T * KV * D, count: T * KV * D)
+                AttentionOp.forward(out: attn.data + b * T * H * D, lse: nil, q: q.data + b * T * H * D, k: kc.data, v: vc.data,
+                                    shape: AttentionShape(B: 1, Tq: T, Tk: past + T, qOffset: past, H: H, KV: KV, D: D,
+                                                          kvBatchStride: cache.capacity * KV * D), keyMask: nil)
+            }
+        } else if let spans = layout.spans {
+            AttentionOp.forward(out: attn.data, lse: lse.data, q: q.data, k: k.data, v: v.data, B: B, T: T, H: H, KV: KV, D: D, spans: spans)
         } else {
             AttentionOp.forward(out: attn.data, lse: lse.data, q: q.data, k: k.data, v: v.data,
-                                shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D), keyMask: mask)
+                                shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D), keyMask: layout.keyMask)
         }
         let o = Tensor(shape: [N, C])
         saved[layer.o.name] = layer.o.forward(attn.data, N: N, out: o.data, dropout: dropout)
@@ -73,8 +105,8 @@ extension TransformerModel {
 
     /// Backward through one layer: dx (N, C) holds ∂loss/∂(layer output) and becomes
     /// ∂loss/∂(layer input).
-    func layerBackward(_ layer: DecoderLayer, _ a: LayerActivations, dx: Tensor, B: Int, T: Int, mask: [[Int]]?, grads: GradientBuffers) {
-        let c = config, N = B * T, C = c.hiddenSize, I = c.intermediateSize
+    func layerBackward(_ layer: DecoderLayer, _ a: LayerActivations, dx: Tensor, layout: RowLayout, grads: GradientBuffers) {
+        let c = config, B = layout.B, T = layout.T, N = B * T, C = c.hiddenSize, I = c.intermediateSize
         let H = c.numHeads, KV = c.numKVHeads, D = c.headDim
         // MLP: x_out = x2 + down(silu(gate(h2)) ⊙ up(h2)), h2 = norm(x2)
         let dact = Tensor(shape: [N, I])
@@ -90,12 +122,16 @@ extension TransformerModel {
         let dattn = Tensor(shape: [N, H * D])
         layer.o.backward(dout: dx.data, x: a.attn.data, N: N, dx: dattn.data, saved: a.saved[layer.o.name], grads: grads)
         let dq = Tensor(shape: [N, H * D]), dk = Tensor(shape: [N, KV * D]), dv = Tensor(shape: [N, KV * D])
-        AttentionOp.backward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dattn.data, out: a.attn.data, lse: a.lse.data,
-                             q: a.q.data, k: a.k.data, v: a.v.data, shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D),
-                             keyMask: mask)
-        let positions = (0..<N).map { $0 % T }
-        RoPEOp.backward(dq.data, positions: positions, nh: H, D: D, table: rope)
-        RoPEOp.backward(dk.data, positions: positions, nh: KV, D: D, table: rope)
+        if let spans = layout.spans {
+            AttentionOp.backward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dattn.data, out: a.attn.data, lse: a.lse.data,
+                                 q: a.q.data, k: a.k.data, v: a.v.data, B: B, T: T, H: H, KV: KV, D: D, spans: spans)
+        } else {
+            AttentionOp.backward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dattn.data, out: a.attn.data, lse: a.lse.data,
+                                 q: a.q.data, k: a.k.data, v: a.v.data, shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D),
+                                 keyMask: layout.keyMask)
+        }
+        RoPEOp.backward(dq.data, positions: layout.positions, nh: H, D: D, table: rope)
+        RoPEOp.backward(dk.data, positions: layout.positions, nh: KV, D: D, table: rope)
         let dh1 = Tensor(shape: [N, C])
         layer.q.backward(dout: dq.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.q.name], grads: grads)
         layer.k.backward(dout: dk.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.k.name], grads: grads)

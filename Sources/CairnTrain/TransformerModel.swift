@@ -6,18 +6,78 @@ public enum Trainable: Sendable { case none, lora, full }
 /// A batch for training: token ids (B, T), an attention mask (1 = real token, 0 = padding;
 /// nil = all real) and labels (B, T) with −100 where no loss is taken. Labels are not yet
 /// shifted: position t is scored on predicting labels[t + 1], as in transformers.
+///
+/// A row holds one sequence, or with `sequences` several side by side (TRL's padding-free
+/// batches): `sequences[b]` lists the lengths of row b's sequences in order, summing to at most T
+/// (the rest is padding). Positions restart at each sequence, attention stays inside it, and no
+/// loss is taken across a boundary, so each sequence is scored as if it had a row of its own.
+/// Losses and row weights are per sequence, in row order.
 public struct TrainingBatch: Sendable {
     public var inputIDs: [[Int]]
     public var attentionMask: [[Int]]?
     public var labels: [[Int]]
+    public var sequences: [[Int]]?
 
-    public init(inputIDs: [[Int]], attentionMask: [[Int]]? = nil, labels: [[Int]]) {
-        self.inputIDs = inputIDs; self.attentionMask = attentionMask; self.labels = labels
+    public init(inputIDs: [[Int]], attentionMask: [[Int]]? = nil, labels: [[Int]], sequences: [[Int]]? = nil) {
+        self.inputIDs = inputIDs; self.attentionMask = attentionMask; self.labels = labels; self.sequences = sequences
     }
 
-    /// The next-token targets, (B·T): labels shifted left by one, −100 at each row's end.
+    /// Each row's sequences (start, length), padding excluded: one per row without `sequences`.
+    var spans: [[(start: Int, length: Int)]] {
+        guard let seqs = sequences else {
+            return inputIDs.indices.map { b in [(0, attentionMask.map { $0[b].reduce(0, +) } ?? inputIDs[b].count)] }
+        }
+        return seqs.map { lengths in
+            var start = 0
+            return lengths.map { l in defer { start += l }; return (start, l) }
+        }
+    }
+
+    /// The length of every sequence, in row order.
+    public var sequenceLengths: [Int] { spans.flatMap { $0.map(\.length) } }
+
+    /// The number of sequences (losses and row weights come one per sequence).
+    public var sequenceCount: Int { sequences.map { $0.reduce(0) { $0 + $1.count } } ?? inputIDs.count }
+
+    /// The next-token targets, (B·T): labels shifted left by one, −100 at each sequence's end.
     var targets: [Int] {
-        labels.flatMap { row in (0..<row.count).map { $0 + 1 < row.count ? row[$0 + 1] : CrossEntropyOp.ignoreIndex } }
+        guard sequences != nil else {
+            return labels.flatMap { row in (0..<row.count).map { $0 + 1 < row.count ? row[$0 + 1] : CrossEntropyOp.ignoreIndex } }
+        }
+        var out = [Int](repeating: CrossEntropyOp.ignoreIndex, count: inputIDs.count * (inputIDs.first?.count ?? 0))
+        let T = inputIDs.first?.count ?? 0
+        for (b, row) in spans.enumerated() {
+            for s in row where s.length > 1 {
+                for t in s.start..<(s.start + s.length - 1) { out[b * T + t] = labels[b][t + 1] }
+            }
+        }
+        return out
+    }
+
+    /// Each position's sequence index (B·T); padding takes the index of its row's last sequence.
+    var sequenceOfPosition: [Int] {
+        let T = inputIDs.first?.count ?? 0
+        var out = [Int](), k = 0
+        for row in spans {
+            var r = [Int](repeating: k + max(row.count, 1) - 1, count: T)
+            for s in row { for t in s.start..<(s.start + s.length) { r[t] = k }; k += 1 }
+            if row.isEmpty { k += 1 }
+            out += r
+        }
+        return out
+    }
+
+    /// Each position's RoPE position (B·T): its index within its sequence.
+    var positions: [Int] {
+        let T = inputIDs.first?.count ?? 0
+        guard sequences != nil else { return (0..<(inputIDs.count * T)).map { $0 % T } }
+        var out = [Int]()
+        for row in spans {
+            var r = Array(0..<T)
+            for s in row { for t in s.start..<(s.start + s.length) { r[t] = t - s.start } }
+            out += r
+        }
+        return out
     }
 
     /// Number of positions that carry a loss.
@@ -245,7 +305,8 @@ public final class TransformerModel {
         let (B, T) = try checkBatch(inputIDs, attentionMask)
         ensureRope(T)
         let x = try embedTokens(inputIDs.flatMap { $0 })
-        for layer in layers { _ = layerForward(layer, x: x, B: B, T: T, mask: attentionMask, save: false, dropout: nil) }
+        let layout = RowLayout(B: B, T: T, keyMask: attentionMask)
+        for layer in layers { _ = layerForward(layer, x: x, layout: layout, save: false, dropout: nil) }
         let N = B * T, C = config.hiddenSize, V = config.vocabSize
         let xf = Tensor(shape: [N, C])
         RMSNormOp.forward(out: xf.data, rstd: nil, inp: x.data, weight: finalNorm.data, N: N, C: C, eps: Float(config.rmsNormEps))

@@ -144,7 +144,7 @@ struct DataParallelTests {
         let (sum, n) = try m.forwardBackward(tinyBatch, rng: &rng)
         let split = m.namedGradients().map { $0.tensor.copy() }
         m.zeroGradients()
-        let one = try m.shardForwardBackward(tinyBatch, T: 8, firstRow: 0, scale: 1 / Float(n),
+        let one = try m.shardForwardBackward(.init(batch: tinyBatch, firstSequence: 0, firstToken: 0), scale: 1 / Float(n),
                                              dropout: DropoutStream(base: RandomGenerator(seed: 77), firstRow: 0), grads: m.gradients)
         // Equal up to fp32 rounding: GEMMs over other row counts may sum in another order on some
         // OpenBLAS kernels (Haswell: 4e-8 relative on the loss, 1.1e-6 on a gradient); a dropout

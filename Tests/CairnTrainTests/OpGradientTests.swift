@@ -59,6 +59,23 @@ struct OpGradientTests {
         expectFiniteDifferences(b, analytic: db, "db", loss: loss)
     }
 
+    /// One row (a generated token) takes sgemv instead of sgemm: same result, also when accumulating
+    /// (a LoRA branch adds into the base projection's output) and on a shape big enough for threads.
+    @Test func linearOneRowMatchesReference() {
+        for (C, OC) in [(7, 40), (576, 1536)] {
+            let x = randomTensor([1, C], seed: 21), w = randomTensor([OC, C], seed: 22), b = randomTensor([OC], seed: 23)
+            let out = Tensor(shape: [1, OC]), ref = Tensor(shape: [1, OC])
+            LinearOp.forward(out: out.data, inp: x.data, weight: w.data, bias: b.data, N: 1, C: C, OC: OC)
+            LinearOp.forwardReference(out: ref.data, inp: x.data, weight: w.data, bias: b.data, N: 1, C: C, OC: OC)
+            #expect(out.maxAbsDifference(ref) < 1e-4)
+            let acc = randomTensor([1, OC], seed: 24), expected = Tensor(shape: [1, OC])
+            LinearOp.forwardReference(out: expected.data, inp: x.data, weight: w.data, bias: nil, N: 1, C: C, OC: OC)
+            for i in 0..<OC { expected[i] += acc[i] }
+            LinearOp.forward(out: acc.data, inp: x.data, weight: w.data, bias: nil, N: 1, C: C, OC: OC, accumulate: true)
+            #expect(acc.maxAbsDifference(expected) < 1e-4)
+        }
+    }
+
     @Test func rmsnormBackward() {
         let N = 4, C = 16
         let x = randomTensor([N, C], seed: 10), w = randomTensor([C], seed: 11), dout = randomTensor([N, C], seed: 12)
@@ -163,6 +180,48 @@ struct OpGradientTests {
         AttentionOp.forward(out: tail.data, lse: nil, q: q.data + 4 * H * D, k: k.data, v: v.data,
                             shape: AttentionShape(B: 1, Tq: 2, Tk: T, qOffset: 4, H: H, KV: KV, D: D), keyMask: nil)
         for i in 0..<(2 * H * D) { #expect(abs(tail[i] - full[4 * H * D + i]) < 1e-6) }
+    }
+
+    /// A generated token (Tq = 1) takes the plain-loop path: against the naive reference, with a
+    /// KV cache's batch stride, grouped heads, D = 64 (whole SIMD lanes) and D = 6 (a tail), a key mask.
+    @Test func attentionOneQueryMatchesReference() {
+        for (D, mask) in [(64, nil), (6, [[1, 0, 1, 1, 1, 1, 0, 0]])] as [(Int, [[Int]]?)] {
+            let Tk = 6, cap = 8, H = 4, KV = 2
+            let q = randomTensor([1, H * D], seed: 70), k = randomTensor([cap, KV * D], seed: 71), v = randomTensor([cap, KV * D], seed: 72)
+            let s = AttentionShape(B: 1, Tq: 1, Tk: Tk, qOffset: Tk - 1, H: H, KV: KV, D: D, kvBatchStride: cap * KV * D)
+            let out = Tensor(shape: [1, H * D]), ref = Tensor(shape: [1, H * D])
+            AttentionOp.forward(out: out.data, lse: nil, q: q.data, k: k.data, v: v.data, shape: s, keyMask: mask)
+            AttentionOp.forwardReference(out: ref.data, q: q.data, k: k.data, v: v.data, shape: s, keyMask: mask)
+            #expect(out.maxAbsDifference(ref) < 1e-5, "D \(D)")
+        }
+    }
+
+    /// Padding-free rows: sequences side by side in one row give what each gives in a row of its
+    /// own — outputs, lse and all three gradients — and padding after them gets zero output.
+    @Test func attentionOverSequencesSideBySideMatchesSeparateRows() {
+        let lengths = [5, 70, 3], T = 80, H = 4, KV = 2, D = 8
+        let q = randomTensor([T, H * D], seed: 80), k = randomTensor([T, KV * D], seed: 81), v = randomTensor([T, KV * D], seed: 82)
+        let dout = randomTensor([T, H * D], seed: 83)
+        var spans: [(start: Int, length: Int)] = [], start = 0
+        for l in lengths { spans.append((start, l)); start += l }
+        let out = Tensor(shape: [T, H * D]), lse = Tensor(shape: [H, T])
+        AttentionOp.forward(out: out.data, lse: lse.data, q: q.data, k: k.data, v: v.data, B: 1, T: T, H: H, KV: KV, D: D, spans: [spans])
+        let dq = Tensor(shape: [T, H * D]), dk = Tensor(shape: [T, KV * D]), dv = Tensor(shape: [T, KV * D])
+        AttentionOp.backward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dout.data, out: out.data, lse: lse.data, q: q.data, k: k.data,
+                             v: v.data, B: 1, T: T, H: H, KV: KV, D: D, spans: [spans])
+        for (s0, L) in spans {
+            let sh = AttentionShape(B: 1, Tq: L, Tk: L, H: H, KV: KV, D: D)
+            let o = Tensor(shape: [L, H * D]), l = Tensor(shape: [H, L])
+            let (qo, ko) = (s0 * H * D, s0 * KV * D)
+            AttentionOp.forward(out: o.data, lse: l.data, q: q.data + qo, k: k.data + ko, v: v.data + ko, shape: sh, keyMask: nil)
+            let gq = Tensor(shape: [L, H * D]), gk = Tensor(shape: [L, KV * D]), gv = Tensor(shape: [L, KV * D])
+            AttentionOp.backward(dq: gq.data, dk: gk.data, dv: gv.data, dout: dout.data + qo, out: o.data, lse: l.data, q: q.data + qo,
+                                 k: k.data + ko, v: v.data + ko, shape: sh, keyMask: nil)
+            for i in 0..<(L * H * D) { #expect(out[qo + i] == o[i] && dq[qo + i] == gq[i]) }
+            for i in 0..<(L * KV * D) { #expect(dk[ko + i] == gk[i] && dv[ko + i] == gv[i]) }
+            for h in 0..<H { for i in 0..<L { #expect(lse[h * T + s0 + i] == l[h * L + i]) } }
+        }
+        for i in (start * H * D)..<(T * H * D) { #expect(out[i] == 0) }
     }
 
     @Test func crossEntropyGradientAndIgnoredRows() {

@@ -69,15 +69,38 @@ public enum BLAS {
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }
+        run(Shape(m: m, n: n, k: k, tA: transA, tB: transB), threads: threads(m: m, n: n, k: k), overwrites: beta == 0, call)
+    }
+
+    /// y (m or n) = alpha · op(A) · x + beta · y with A (m, n) row-major, op(A) = Aᵀ when `transA`.
+    /// One row of a product (a token being generated): reads A once, where sgemm first copies
+    /// A into panels — for one row, that copy costs more than the product.
+    public static func sgemv(transA: Bool, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                             x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>) {
+        if m == 0 || n == 0 {  // y = beta · y
+            for i in 0..<(transA ? n : m) { y[i] = beta == 0 ? 0 : beta * y[i] }
+            return
+        }
+        func call() {
+            cblas_sgemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
+        }
+        // Always calibrated (a vector is the skinniest shape); k = 0 tells it from sgemm's shapes.
+        run(Shape(m: m, n: n, k: 0, tA: transA, tB: false), threads: 2.0 * Double(m * n) < 1e6 || maxThreads == 1 ? 1 : -1,
+            overwrites: beta == 0, call)
+    }
+
+    /// Runs a product on `threads` (−1: the count calibrated for `shape`, timed both ways on its
+    /// first product when that product overwrites its output; accumulating ones run on one thread
+    /// until a calibrated one has run).
+    private static func run(_ shape: Shape, threads: Int, overwrites: Bool, _ call: () -> Void) {
         if pinned > 0 { call(); return }
-        var t = threads(m: m, n: n, k: k)
+        var t = threads
         if t == -1 {
-            let shape = Shape(m: m, n: n, k: k, tA: transA, tB: transB)
             calibrationLock.lock(); let known = calibrated[shape]; calibrationLock.unlock()
             if let known = known {
                 t = known
-            } else if beta == 0 {
-                // Time the product both ways (same inputs, same output: C is overwritten).
+            } else if overwrites {
+                // Time the product both ways (same inputs, same output: it is overwritten).
                 var best = (threads: 1, seconds: Double.infinity)
                 for candidate in [1, maxThreads] {
                     setThreads(candidate)
@@ -89,7 +112,7 @@ public enum BLAS {
                 calibrationLock.lock(); calibrated[shape] = best.threads; calibrationLock.unlock()
                 return
             } else {
-                t = 1  // accumulating products are not run twice; calibrated by a beta = 0 one
+                t = 1
             }
         }
         setThreads(t)

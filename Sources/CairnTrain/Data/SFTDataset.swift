@@ -90,4 +90,11 @@ public struct SFTDataset: Sendable {
             attentionMask: examples.map { Array(repeating: 1, count: $0.ids.count) + Array(repeating: 0, count: T - $0.ids.count) },
             labels: examples.map { $0.labels + Array(repeating: CrossEntropyOp.ignoreIndex, count: T - $0.labels.count) })
     }
+
+    /// TRL's padding-free batch: the examples one after another in a single row, each a
+    /// sequence of its own (positions restart, attention stays inside it, no loss across).
+    public static func paddingFreeBatch(_ examples: [SFTExample]) -> TrainingBatch {
+        TrainingBatch(inputIDs: [examples.flatMap(\.ids)], labels: [examples.flatMap(\.labels)],
+                      sequences: [examples.map(\.ids.count)])
+    }
 }

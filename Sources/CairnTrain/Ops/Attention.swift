@@ -6,16 +6,19 @@ import Foundation
 /// `kvBatchStride` floats (a KV cache has room for more positions than it holds); query i of a
 /// batch sits at position qOffset + i and sees keys j ≤ qOffset + i whose keyMask is 1. Query
 /// head h reads KV head h / (H / KV). lse is (B, H, Tq): the log-sum-exp of each softmax row,
-/// kept so that backward recomputes the probabilities instead of storing (T, T) per head.
+/// kept so that backward recomputes the probabilities instead of storing (T, T) per head; a head's
+/// row of lse starts `lseStride` floats after the previous one (Tq unless the rows are a slice).
 struct AttentionShape {
     let B: Int, Tq: Int, Tk: Int, qOffset: Int, H: Int, KV: Int, D: Int
     let kvBatchStride: Int
+    let lseStride: Int
     var scale: Float { 1 / Float(D).squareRoot() }
     var group: Int { H / KV }
 
-    init(B: Int, Tq: Int, Tk: Int, qOffset: Int = 0, H: Int, KV: Int, D: Int, kvBatchStride: Int? = nil) {
+    init(B: Int, Tq: Int, Tk: Int, qOffset: Int = 0, H: Int, KV: Int, D: Int, kvBatchStride: Int? = nil, lseStride: Int? = nil) {
         self.B = B; self.Tq = Tq; self.Tk = Tk; self.qOffset = qOffset; self.H = H; self.KV = KV; self.D = D
         self.kvBatchStride = kvBatchStride ?? Tk * KV * D
+        self.lseStride = lseStride ?? Tq
     }
 
     func allowed(_ b: Int, _ i: Int, _ j: Int, _ keyMask: [[Int]]?) -> Bool {
@@ -64,9 +67,12 @@ enum AttentionOp {
         return m + Float(Foundation.log(sum))
     }
 
-    /// out = softmax(q·kᵀ/√D + mask) · v.  (BLAS on causal row blocks, one (block, Tk) scratch)
+    /// out = softmax(q·kᵀ/√D + mask) · v.  (BLAS on causal row blocks, one (block, Tk) scratch;
+    /// one query row — a generated token — in plain loops, where BLAS's cost per call outweighs
+    /// the arithmetic)
     static func forward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, q: UnsafePointer<Float>,
                         k: UnsafePointer<Float>, v: UnsafePointer<Float>, shape s: AttentionShape, keyMask: [[Int]]?) {
+        if s.Tq == 1 { return forwardOneQuery(out: out, lse: lse, q: q, k: k, v: v, shape: s, keyMask: keyMask) }
         let bq = Swift.min(queryBlock, s.Tq)
         let S = UnsafeMutablePointer<Float>.allocate(capacity: bq * s.Tk)
         defer { S.deallocate() }
@@ -84,13 +90,53 @@ enum AttentionOp {
                                b: kh, ldb: kvStride, c: S, ldc: kmax)
                     for i in i0..<i1 {
                         let l = softmaxRow(S + (i - i0) * kmax, limit: Swift.min(s.Tk, s.qOffset + i + 1), kmax: kmax, keys: keys[b])
-                        lse?[(b * s.H + h) * s.Tq + i] = l
+                        lse?[(b * s.H + h) * s.lseStride + i] = l
                     }
                     BLAS.sgemm(transA: false, transB: false, m: rows, n: s.D, k: kmax, a: S, lda: kmax, b: vh, ldb: kvStride,
                                c: out + b * s.Tq * qStride + i0 * qStride + h * s.D, ldc: qStride)
                 }
             }
         }
+    }
+
+    /// `forward` for Tq = 1: per head, the scores of the allowed keys, their softmax (the same
+    /// `softmaxRow`) and the probability-weighted sum of the values.
+    private static func forwardOneQuery(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, q: UnsafePointer<Float>,
+                                        k: UnsafePointer<Float>, v: UnsafePointer<Float>, shape s: AttentionShape, keyMask: [[Int]]?) {
+        let limit = Swift.min(s.Tk, s.qOffset + 1)
+        let P = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(limit, 1))
+        defer { P.deallocate() }
+        let qStride = s.H * s.D, kvStride = s.KV * s.D
+        let keys = keyRows(keyMask, s: s)
+        for b in 0..<s.B {
+            for h in 0..<s.H {
+                let qh = q + b * qStride + h * s.D, o = out + b * qStride + h * s.D
+                let kh = k + b * s.kvBatchStride + (h / s.group) * s.D, vh = v + b * s.kvBatchStride + (h / s.group) * s.D
+                for j in 0..<limit { P[j] = s.scale * dot(qh, kh + j * kvStride, s.D) }
+                let l = softmaxRow(P, limit: limit, kmax: limit, keys: keys[b])  // not inside `lse?[…] =`: skipped when nil
+                lse?[(b * s.H + h) * s.lseStride] = l
+                o.update(repeating: 0, count: s.D)
+                for j in 0..<limit where P[j] != 0 {
+                    let p = P[j], vj = vh + j * kvStride
+                    for d in 0..<s.D { o[d] += p * vj[d] }
+                }
+            }
+        }
+    }
+
+    /// Σ a[i]·b[i] over 16 lanes at a time (lanes summed at the end), then the tail.
+    @inline(__always)
+    private static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        typealias V = SIMD16<Float>
+        var acc = V(repeating: 0), i = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while i + 16 <= n {
+            acc += ra.loadUnaligned(fromByteOffset: i * 4, as: V.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: V.self)
+            i += 16
+        }
+        var sum = acc.sum()
+        while i < n { sum += a[i] * b[i]; i += 1 }
+        return sum
     }
 
     /// Naive reference of `forward` (double accumulation, no BLAS).
@@ -140,7 +186,7 @@ enum AttentionOp {
         for b in 0..<s.B {
             for h in 0..<s.H {
                 let kvOff = b * s.kvBatchStride + (h / s.group) * s.D
-                let rowLSE = lse + (b * s.H + h) * s.Tq
+                let rowLSE = lse + (b * s.H + h) * s.lseStride
                 for i0 in stride(from: 0, to: s.Tq, by: bq) {
                     let i1 = Swift.min(i0 + bq, s.Tq), rows = i1 - i0
                     let kmax = Swift.min(s.Tk, s.qOffset + i1)
@@ -174,6 +220,43 @@ enum AttentionOp {
                     BLAS.sgemm(transA: true, transB: false, m: kmax, n: s.D, k: rows, alpha: s.scale, a: dP, lda: kmax,
                                b: q + off, ldb: qStride, beta: 1, c: dk + kvOff, ldc: kvStride)
                 }
+            }
+        }
+    }
+
+    // MARK: Padding-free rows
+
+    /// Attention over rows that hold several sequences side by side (TRL's padding-free
+    /// batches): q, k, v and out are (B, T, heads, D) and lse (B, H, T) as for a padded batch;
+    /// `spans[b]` gives row b's sequences (start, length). Each sequence attends causally within
+    /// itself, exactly as if it had a row of its own; positions after the last sequence (padding)
+    /// get zero output.
+    static func forward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, q: UnsafePointer<Float>,
+                        k: UnsafePointer<Float>, v: UnsafePointer<Float>, B: Int, T: Int, H: Int, KV: Int, D: Int,
+                        spans: [[(start: Int, length: Int)]]) {
+        for b in 0..<B {
+            var end = 0
+            for sp in spans[b] where sp.length > 0 {
+                let (qo, ko) = ((b * T + sp.start) * H * D, (b * T + sp.start) * KV * D)
+                forward(out: out + qo, lse: lse.map { $0 + b * H * T + sp.start }, q: q + qo, k: k + ko, v: v + ko,
+                        shape: AttentionShape(B: 1, Tq: sp.length, Tk: sp.length, H: H, KV: KV, D: D, lseStride: T), keyMask: nil)
+                end = sp.start + sp.length
+            }
+            if end < T { (out + (b * T + end) * H * D).update(repeating: 0, count: (T - end) * H * D) }
+        }
+    }
+
+    /// Backward of the padding-free `forward`: each sequence's gradients from its own block.
+    static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                         dout: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>,
+                         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, B: Int, T: Int, H: Int, KV: Int, D: Int,
+                         spans: [[(start: Int, length: Int)]]) {
+        for b in 0..<B {
+            for sp in spans[b] where sp.length > 0 {
+                let (qo, ko) = ((b * T + sp.start) * H * D, (b * T + sp.start) * KV * D)
+                backward(dq: dq + qo, dk: dk + ko, dv: dv + ko, dout: dout + qo, out: out + qo, lse: lse + b * H * T + sp.start,
+                         q: q + qo, k: k + ko, v: v + ko,
+                         shape: AttentionShape(B: 1, Tq: sp.length, Tk: sp.length, H: H, KV: KV, D: D, lseStride: T), keyMask: nil)
             }
         }
     }

@@ -4,8 +4,12 @@ enum LinearOp {
     /// out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC).  (BLAS)
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>?, N: Int, C: Int, OC: Int, accumulate: Bool = false) {
-        BLAS.sgemm(transA: false, transB: true, m: N, n: OC, k: C, a: inp, lda: C, b: weight, ldb: C,
-                   beta: accumulate ? 1 : 0, c: out, ldc: OC)
+        if N == 1 {  // one token (generation): weight · inp, reading the weight once
+            BLAS.sgemv(transA: false, m: OC, n: C, a: weight, lda: C, x: inp, beta: accumulate ? 1 : 0, y: out)
+        } else {
+            BLAS.sgemm(transA: false, transB: true, m: N, n: OC, k: C, a: inp, lda: C, b: weight, ldb: C,
+                       beta: accumulate ? 1 : 0, c: out, ldc: OC)
+        }
         if let b = bias {
             for n in 0..<N { let row = out + n * OC; for o in 0..<OC { row[o] += b[o] } }
         }

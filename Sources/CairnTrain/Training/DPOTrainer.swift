@@ -61,7 +61,7 @@ public final class DPOTrainer: ResumableTrainer {
         var sums: [String: Double] = [:]
         for indices in micro {
             let examples = indices.flatMap { [pairs[$0].chosen, pairs[$0].rejected] }
-            let batch = SFTDataset.batch(examples, padID: padID)
+            let batch = config.paddingFree ? SFTDataset.paddingFreeBatch(examples) : SFTDataset.batch(examples, padID: padID)
             // One forward: the policy's log-probabilities set each sequence's gradient weight.
             // The step's loss is the mean over all its pairs: this micro-batch's mean × its share.
             let share = Double(indices.count) / Double(nPairs)

@@ -83,14 +83,21 @@ public final class SFTTrainer: ResumableTrainer {
     public var isFinished: Bool { step >= totalSteps }
     public var stepsTotal: Int { totalSteps }
 
+    /// The micro-batches of optimizer step `step` (0-based), padded or padding-free as configured.
+    public func microBatches(step: Int) -> [TrainingBatch] {
+        let firstMicro = step * config.gradientAccumulation
+        return (0..<config.gradientAccumulation).map { k in
+            let examples = order.microBatch(firstMicro + k).map { train[$0] }
+            return config.paddingFree ? SFTDataset.paddingFreeBatch(examples) : SFTDataset.batch(examples, padID: padID)
+        }
+    }
+
     /// One optimizer step; returns its metrics (loss, learning_rate, grad_norm, tokens).
     @discardableResult
     public func trainStep() throws -> LoggedMetrics {
         let schedule = config.schedule(totalSteps: totalSteps)
         let lr = schedule.rate(at: step)
-        let firstMicro = step * config.gradientAccumulation
-        let micro = (0..<config.gradientAccumulation).map { order.microBatch(firstMicro + $0) }
-        let batches = micro.map { SFTDataset.batch($0.map { train[$0] }, padID: padID) }
+        let batches = microBatches(step: step)
         let tokens = batches.reduce(0) { $0 + $1.lossTokens }
         model.zeroGradients()
         var lossSum = 0.0

@@ -27,6 +27,9 @@ public struct TrainingConfig: Equatable, Sendable {
     public var targetModules: [String] = ["q_proj", "k_proj", "v_proj", "o_proj"]
     public var useRslora: Bool = false
     public var completionOnlyLoss: Bool = true
+    /// TRL's padding-free batches: a micro-batch's examples side by side in one row, attention
+    /// kept inside each example, no padding. Same losses and gradients as padded batches.
+    public var paddingFree: Bool = false
     /// Holds out this fraction of the training file (a seeded choice) for evaluation when no
     /// evaluation file is given; 0 = none.
     public var evalSplit: Double = 0
