@@ -33,24 +33,31 @@ extension TransformerModel {
     public func forward(appending ids: [Int], cache: KVCache) throws -> Tensor {
         let T = ids.count
         guard T > 0 else { throw ModelError("nothing to run: no tokens") }
-        guard cache.length + T <= cache.capacity else {
-            throw ModelError("the KV cache holds \(cache.capacity) positions; \(cache.length + T) needed")
-        }
-        return try forward(appending: ids, caches: [cache])
+        return try forward(appending: ids, caches: [cache], newTokens: [T])
     }
 
-    /// Runs row b's T new tokens (ids is (B·T)) on top of `caches[b]`, every row in one product
-    /// per weight, and returns their logits (B·T, V).
-    func forward(appending ids: [Int], caches: [KVCache]) throws -> Tensor {
-        let N = ids.count, T = N / caches.count
-        ensureRope(caches.map(\.length).max()! + T)
-        let x = try embedTokens(ids)
-        let layout = RowLayout(caches: caches, T: T)
+    /// Runs `newTokens[b]` tokens (ids holds them one sequence after another) on top of
+    /// `caches[b]`, every sequence in one product per weight, and returns the logits (Σ newTokens, V)
+    /// — or with `lastOnly` only each sequence's last ones (B, V).
+    func forward(appending ids: [Int], caches: [KVCache], newTokens: [Int], lastOnly: Bool = false) throws -> Tensor {
+        for (c, n) in zip(caches, newTokens) where c.length + n > c.capacity {
+            throw ModelError("the KV cache holds \(c.capacity) positions; \(c.length + n) needed")
+        }
+        ensureRope(zip(caches, newTokens).map { $0.length + $1 }.max() ?? 0)
+        var x = try embedTokens(ids)
+        let layout = RowLayout(caches: caches, newTokens: newTokens)
         for (l, layer) in layers.enumerated() {
             _ = layerForward(layer, x: x, layout: layout, save: false, dropout: nil, index: l)
         }
-        for c in caches { c.length += T }
+        for (c, n) in zip(caches, newTokens) { c.length += n }
         let C = config.hiddenSize, V = config.vocabSize
+        if lastOnly && newTokens.contains(where: { $0 != 1 }) {
+            let last = Tensor(shape: [caches.count, C])
+            var end = 0
+            for (b, n) in newTokens.enumerated() { end += n; (last.data + b * C).update(from: x.data + (end - 1) * C, count: C) }
+            x = last
+        }
+        let N = x.count / C
         let xf = Tensor(shape: [N, C])
         RMSNormOp.forward(out: xf.data, rstd: nil, inp: x.data, weight: finalNorm.data, N: N, C: C, eps: Float(config.rmsNormEps))
         let out = Tensor(shape: [N, V])
@@ -65,15 +72,13 @@ extension TransformerModel {
         guard !prompt.isEmpty else { throw ModelError("generation needs a non-empty prompt") }
         let cache = KVCache(config: config, capacity: prompt.count + maxNewTokens)
         var rng = RandomGenerator(seed: sampling.seed)
-        var logits = try forward(appending: prompt, cache: cache)
-        var row = prompt.count - 1
+        var logits = try forward(appending: prompt, caches: [cache], newTokens: [prompt.count], lastOnly: true)
         var out: [Int] = []
         while out.count < maxNewTokens {
-            let next = Self.sample(logits.data + row * config.vocabSize, V: config.vocabSize, options: sampling, rng: &rng)
+            let next = Self.sample(logits.data, V: config.vocabSize, options: sampling, rng: &rng)
             out.append(next)
             if stopTokens.contains(next) || out.count == maxNewTokens { break }
             logits = try forward(appending: [next], cache: cache)
-            row = 0
         }
         return out
     }
@@ -86,20 +91,34 @@ extension TransformerModel {
     public func generate(prompts: [[Int]], maxNewTokens: Int, sampling: SamplingOptions = SamplingOptions(),
                          stopTokens: Set<Int> = []) throws -> [[Int]] {
         guard !prompts.contains(where: \.isEmpty) else { throw ModelError("generation needs non-empty prompts") }
+        guard maxNewTokens > 0 else { return prompts.map { _ in [] } }
+        // Groups bound the memory of the caches and of the prompts' pass.
+        var outs: [[Int]] = [], start = 0
+        while start < prompts.count {
+            var end = start + 1, tokens = prompts[start].count
+            while end < prompts.count, end - start < Self.generationGroup, tokens + prompts[end].count <= Self.prefillTokens {
+                tokens += prompts[end].count; end += 1
+            }
+            outs += try generateGroup(Array(prompts[start..<end]), maxNewTokens: maxNewTokens, sampling: sampling, stopTokens: stopTokens)
+            start = end
+        }
+        return outs
+    }
+
+    /// At most this many sequences decode together, and their prompts' pass takes at most
+    /// `prefillTokens` tokens (a longer prompt goes alone).
+    static let generationGroup = 64, prefillTokens = 4096
+
+    private func generateGroup(_ prompts: [[Int]], maxNewTokens: Int, sampling: SamplingOptions, stopTokens: Set<Int>) throws -> [[Int]] {
         let V = config.vocabSize
         var rngs = prompts.map { _ in RandomGenerator(seed: sampling.seed) }
         var outs = prompts.map { _ in [Int]() }
         let caches = prompts.map { KVCache(config: config, capacity: $0.count + maxNewTokens) }
-        var active: [Int] = []  // sequences still generating, with their newest token
-        var next: [Int] = []
-        for (i, p) in prompts.enumerated() where maxNewTokens > 0 {
-            let logits = try forward(appending: p, cache: caches[i])
-            let t = Self.sample(logits.data + (p.count - 1) * V, V: V, options: sampling, rng: &rngs[i])
-            outs[i].append(t)
-            if !stopTokens.contains(t) && maxNewTokens > 1 { active.append(i); next.append(t) }
-        }
+        // The prompts in one pass (each sequence attends within its own cache), then one
+        // batch per step of every sequence still generating, with its newest token.
+        var active = Array(prompts.indices), next: [Int] = []
+        var logits = try forward(appending: prompts.flatMap { $0 }, caches: caches, newTokens: prompts.map(\.count), lastOnly: true)
         while !active.isEmpty {
-            let logits = try forward(appending: next, caches: active.map { caches[$0] })
             var stillActive: [Int] = [], stillNext: [Int] = []
             for (row, i) in active.enumerated() {
                 let t = Self.sample(logits.data + row * V, V: V, options: sampling, rng: &rngs[i])
@@ -107,6 +126,8 @@ extension TransformerModel {
                 if !stopTokens.contains(t) && outs[i].count < maxNewTokens { stillActive.append(i); stillNext.append(t) }
             }
             (active, next) = (stillActive, stillNext)
+            if active.isEmpty { break }
+            logits = try forward(appending: next, caches: active.map { caches[$0] }, newTokens: active.map { _ in 1 })
         }
         return outs
     }

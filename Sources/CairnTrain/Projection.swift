@@ -31,13 +31,14 @@ final class Projection {
     }
 
     /// out (N, out) = x (N, in)·Wᵀ + b (+ LoRA). Dropout only when `dropout` is given (training).
-    func forward(_ x: UnsafePointer<Float>, N: Int, out: UnsafeMutablePointer<Float>, dropout: DropoutStream?) -> Saved? {
+    func forward(_ x: UnsafePointer<Float>, N: Int, out: UnsafeMutablePointer<Float>, dropout: DropoutStream?,
+                 arena: ActivationArena? = nil) -> Saved? {
         LinearOp.forward(out: out, inp: x, weight: weight.data, bias: bias?.data, N: N, C: inFeatures, OC: outFeatures)
         guard let l = lora, loraEnabled else { return nil }
         var input = x
         var dropped: Tensor?, mask: Tensor?
         if l.dropout > 0, let ds = dropout {
-            let d = Tensor(shape: [N, inFeatures]), m = Tensor(shape: [N, inFeatures])
+            let d = arena.take([N, inFeatures]), m = arena.take([N, inFeatures])
             let keep = 1 / (1 - l.dropout)
             for r in 0..<N {
                 var g = ds.base.derived(stream &* 0x1_0000_0001 &+ UInt64(ds.firstRow + r))
@@ -51,7 +52,7 @@ final class Projection {
             input = UnsafePointer(d.data)
         }
         let r = l.A.shape[0]
-        let xa = Tensor(shape: [N, r])
+        let xa = arena.take([N, r])
         LinearOp.forward(out: xa.data, inp: input, weight: l.A.data, bias: nil, N: N, C: inFeatures, OC: r)
         for i in 0..<xa.count { xa[i] *= l.scaling }
         LinearOp.forward(out: out, inp: xa.data, weight: l.B.data, bias: nil, N: N, C: r, OC: outFeatures, accumulate: true)
@@ -60,20 +61,20 @@ final class Projection {
 
     /// dx (N, in) += ∂/∂x; accumulates into `grads` the gradients of whatever trains.
     func backward(dout: UnsafePointer<Float>, x: UnsafePointer<Float>, N: Int, dx: UnsafeMutablePointer<Float>, saved: Saved?,
-                  grads: GradientBuffers) {
+                  grads: GradientBuffers, arena: ActivationArena? = nil) {
         LinearOp.backward(dinp: dx, dweight: grads.of(weight)?.data, dbias: grads.of(bias)?.data, dout: dout, inp: x, weight: weight.data,
                           N: N, C: inFeatures, OC: outFeatures)
         guard let l = lora, let s = saved else { return }
         let r = l.A.shape[0]
         // dB += doutᵀ · xa ; dxa = scaling · dout·B
-        let dxa = Tensor(shape: [N, r])
+        let dxa = arena.takeZeroed([N, r])
         LinearOp.backward(dinp: dxa.data, dweight: grads.of(l.B)?.data, dbias: nil, dout: dout, inp: s.xa.data,
                           weight: l.B.data, N: N, C: r, OC: outFeatures)
         for i in 0..<dxa.count { dxa[i] *= l.scaling }
         // dA += dxaᵀ · dropout(x) ; d dropout(x) = dxa·A
         let input = s.dropped.map { UnsafePointer($0.data) } ?? x
         if let m = s.mask {
-            let dd = Tensor(shape: [N, inFeatures])
+            let dd = arena.takeZeroed([N, inFeatures])
             LinearOp.backward(dinp: dd.data, dweight: grads.of(l.A)?.data, dbias: nil, dout: dxa.data, inp: input,
                               weight: l.A.data, N: N, C: inFeatures, OC: r)
             for i in 0..<dd.count { dx[i] += dd[i] * m[i] }

@@ -3,31 +3,33 @@ import Foundation
 /// One decoder layer, forward beside backward: the activations the backward needs, the forward
 /// over the residual stream and the backward through it.
 extension TransformerModel {
-    /// How a layer's N = B·T rows are laid out: each position's RoPE position, and which keys
-    /// each query sees — a causal padded batch (`keyMask`), sequences side by side in a row
-    /// (`spans`, padding-free), or the new tokens of row b continuing `caches[b]` (generation).
+    /// How a layer's N rows are laid out: each position's RoPE position, and which keys each
+    /// query sees — a causal padded batch of B rows of T (`keyMask`), sequences side by side in a
+    /// row (`spans`, padding-free), or `newTokens[b]` tokens continuing `caches[b]`, one
+    /// sequence after another (generation).
     struct RowLayout {
-        let B: Int, T: Int
+        let B: Int, T: Int, N: Int
         let positions: [Int]
         var keyMask: [[Int]]? = nil
         var spans: [[(start: Int, length: Int)]]? = nil
         var caches: [KVCache]? = nil
+        var newTokens: [Int] = []
 
         /// A training or scoring batch: padded rows, or padding-free ones when it has `sequences`.
         init(batch: TrainingBatch) {
-            B = batch.inputIDs.count; T = batch.inputIDs.first?.count ?? 0
+            B = batch.inputIDs.count; T = batch.inputIDs.first?.count ?? 0; N = B * T
             positions = batch.positions
             if batch.sequences != nil { spans = batch.spans } else { keyMask = batch.attentionMask }
         }
 
-        /// T new tokens per row, row b continuing `caches[b]`.
-        init(caches: [KVCache], T: Int) {
-            B = caches.count; self.T = T; self.caches = caches
-            positions = caches.flatMap { c in (0..<T).map { c.length + $0 } }
+        /// `newTokens[b]` new tokens continuing `caches[b]`, one sequence after another.
+        init(caches: [KVCache], newTokens: [Int]) {
+            B = caches.count; T = newTokens.max() ?? 0; N = newTokens.reduce(0, +); self.caches = caches; self.newTokens = newTokens
+            positions = zip(caches, newTokens).flatMap { c, n in (0..<n).map { c.length + $0 } }
         }
 
         init(B: Int, T: Int, keyMask: [[Int]]?) {
-            self.B = B; self.T = T; self.keyMask = keyMask
+            self.B = B; self.T = T; N = B * T; self.keyMask = keyMask
             positions = (0..<(B * T)).map { $0 % T }
         }
     }
@@ -54,29 +56,31 @@ extension TransformerModel {
     /// With KV caches, row b's T new tokens sit after the ones cached in `caches[b]`; their keys
     /// and values are appended to its layer `index` and attention reads the whole cache.
     func layerForward(_ layer: DecoderLayer, x: Tensor, layout: RowLayout, save: Bool,
-                      dropout: DropoutStream?, index: Int = 0) -> LayerActivations {
-        let c = config, B = layout.B, T = layout.T, N = B * T, C = c.hiddenSize, I = c.intermediateSize
+                      dropout: DropoutStream?, index: Int = 0, arena: ActivationArena? = nil) -> LayerActivations {
+        let c = config, B = layout.B, T = layout.T, N = layout.N, C = c.hiddenSize, I = c.intermediateSize
         let H = c.numHeads, KV = c.numKVHeads, D = c.headDim
         let positions = layout.positions
-        let xIn = save ? x.copy() : x
-        let h1 = Tensor(shape: [N, C]), rstd1 = Tensor(shape: [N])
+        let xIn = save ? arena.copy(x) : x
+        let h1 = arena.take([N, C]), rstd1 = arena.take([N])
         RMSNormOp.forward(out: h1.data, rstd: rstd1.data, inp: x.data, weight: layer.inputNorm.data, N: N, C: C, eps: Float(c.rmsNormEps))
-        let q = Tensor(shape: [N, H * D]), k = Tensor(shape: [N, KV * D]), v = Tensor(shape: [N, KV * D])
+        let q = arena.take([N, H * D]), k = arena.take([N, KV * D]), v = arena.take([N, KV * D])
         var saved: [String: Projection.Saved] = [:]
-        saved[layer.q.name] = layer.q.forward(h1.data, N: N, out: q.data, dropout: dropout)
-        saved[layer.k.name] = layer.k.forward(h1.data, N: N, out: k.data, dropout: dropout)
-        saved[layer.v.name] = layer.v.forward(h1.data, N: N, out: v.data, dropout: dropout)
+        saved[layer.q.name] = layer.q.forward(h1.data, N: N, out: q.data, dropout: dropout, arena: arena)
+        saved[layer.k.name] = layer.k.forward(h1.data, N: N, out: k.data, dropout: dropout, arena: arena)
+        saved[layer.v.name] = layer.v.forward(h1.data, N: N, out: v.data, dropout: dropout, arena: arena)
         RoPEOp.forward(q.data, positions: positions, nh: H, D: D, table: rope)
         RoPEOp.forward(k.data, positions: positions, nh: KV, D: D, table: rope)
-        let attn = Tensor(shape: [N, H * D]), lse = Tensor(shape: [B, H, T])
+        let attn = arena.take([N, H * D]), lse = arena.take([B, H, T])
         if let caches = layout.caches {
-            for (b, cache) in caches.enumerated() {
+            var row = 0
+            for (cache, n) in zip(caches, layout.newTokens) {
                 let past = cache.length, kc = cache.keys[index], vc = cache.values[index]
-                (kc.data + past * KV * D).update(from: k.data + b * T * KV * D, count: T * KV * D)
-                (vc.data + past * KV * D).update(from: v.data + b * T * KV * D, count: T * KV * D)
-                AttentionOp.forward(out: attn.data + b * T * H * D, lse: nil, q: q.data + b * T * H * D, k: kc.data, v: vc.data,
-                                    shape: AttentionShape(B: 1, Tq: T, Tk: past + T, qOffset: past, H: H, KV: KV, D: D,
+                (kc.data + past * KV * D).update(from: k.data + row * KV * D, count: n * KV * D)
+                (vc.data + past * KV * D).update(from: v.data + row * KV * D, count: n * KV * D)
+                AttentionOp.forward(out: attn.data + row * H * D, lse: nil, q: q.data + row * H * D, k: kc.data, v: vc.data,
+                                    shape: AttentionShape(B: 1, Tq: n, Tk: past + n, qOffset: past, H: H, KV: KV, D: D,
                                                           kvBatchStride: cache.capacity * KV * D), keyMask: nil)
+                row += n
             }
         } else if let spans = layout.spans {
             AttentionOp.forward(out: attn.data, lse: lse.data, q: q.data, k: k.data, v: v.data, B: B, T: T, H: H, KV: KV, D: D, spans: spans)
@@ -84,18 +88,18 @@ extension TransformerModel {
             AttentionOp.forward(out: attn.data, lse: lse.data, q: q.data, k: k.data, v: v.data,
                                 shape: AttentionShape(B: B, Tq: T, Tk: T, H: H, KV: KV, D: D), keyMask: layout.keyMask)
         }
-        let o = Tensor(shape: [N, C])
-        saved[layer.o.name] = layer.o.forward(attn.data, N: N, out: o.data, dropout: dropout)
+        let o = arena.take([N, C])
+        saved[layer.o.name] = layer.o.forward(attn.data, N: N, out: o.data, dropout: dropout, arena: arena)
         for i in 0..<x.count { x[i] += o[i] }
-        let x2 = save ? x.copy() : x
-        let h2 = Tensor(shape: [N, C]), rstd2 = Tensor(shape: [N])
+        let x2 = save ? arena.copy(x) : x
+        let h2 = arena.take([N, C]), rstd2 = arena.take([N])
         RMSNormOp.forward(out: h2.data, rstd: rstd2.data, inp: x.data, weight: layer.postNorm.data, N: N, C: C, eps: Float(c.rmsNormEps))
-        let gate = Tensor(shape: [N, I]), up = Tensor(shape: [N, I]), act = Tensor(shape: [N, I])
-        saved[layer.gate.name] = layer.gate.forward(h2.data, N: N, out: gate.data, dropout: dropout)
-        saved[layer.up.name] = layer.up.forward(h2.data, N: N, out: up.data, dropout: dropout)
+        let gate = arena.take([N, I]), up = arena.take([N, I]), act = arena.take([N, I])
+        saved[layer.gate.name] = layer.gate.forward(h2.data, N: N, out: gate.data, dropout: dropout, arena: arena)
+        saved[layer.up.name] = layer.up.forward(h2.data, N: N, out: up.data, dropout: dropout, arena: arena)
         SwiGLUOp.forward(out: act.data, gate: gate.data, up: up.data, count: N * I)
-        let d = Tensor(shape: [N, C])
-        saved[layer.down.name] = layer.down.forward(act.data, N: N, out: d.data, dropout: dropout)
+        let d = arena.take([N, C])
+        saved[layer.down.name] = layer.down.forward(act.data, N: N, out: d.data, dropout: dropout, arena: arena)
         for i in 0..<x.count { x[i] += d[i] }
         let a = LayerActivations(xIn: xIn, h1: h1, rstd1: rstd1, q: q, k: k, v: v, attn: attn, lse: lse, x2: x2, h2: h2,
                                  rstd2: rstd2, gate: gate, up: up, act: act)
@@ -105,23 +109,23 @@ extension TransformerModel {
 
     /// Backward through one layer: dx (N, C) holds ∂loss/∂(layer output) and becomes
     /// ∂loss/∂(layer input).
-    func layerBackward(_ layer: DecoderLayer, _ a: LayerActivations, dx: Tensor, layout: RowLayout, grads: GradientBuffers) {
+    func layerBackward(_ layer: DecoderLayer, _ a: LayerActivations, dx: Tensor, layout: RowLayout, grads: GradientBuffers, arena: ActivationArena? = nil) {
         let c = config, B = layout.B, T = layout.T, N = B * T, C = c.hiddenSize, I = c.intermediateSize
         let H = c.numHeads, KV = c.numKVHeads, D = c.headDim
         // MLP: x_out = x2 + down(silu(gate(h2)) ⊙ up(h2)), h2 = norm(x2)
-        let dact = Tensor(shape: [N, I])
-        layer.down.backward(dout: dx.data, x: a.act.data, N: N, dx: dact.data, saved: a.saved[layer.down.name], grads: grads)
-        let dgate = Tensor(shape: [N, I]), dup = Tensor(shape: [N, I])
+        let dact = arena.takeZeroed([N, I])
+        layer.down.backward(dout: dx.data, x: a.act.data, N: N, dx: dact.data, saved: a.saved[layer.down.name], grads: grads, arena: arena)
+        let dgate = arena.takeZeroed([N, I]), dup = arena.takeZeroed([N, I])
         SwiGLUOp.backward(dgate: dgate.data, dup: dup.data, dout: dact.data, gate: a.gate.data, up: a.up.data, count: N * I)
-        let dh2 = Tensor(shape: [N, C])
-        layer.gate.backward(dout: dgate.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.gate.name], grads: grads)
-        layer.up.backward(dout: dup.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.up.name], grads: grads)
+        let dh2 = arena.takeZeroed([N, C])
+        layer.gate.backward(dout: dgate.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.gate.name], grads: grads, arena: arena)
+        layer.up.backward(dout: dup.data, x: a.h2.data, N: N, dx: dh2.data, saved: a.saved[layer.up.name], grads: grads, arena: arena)
         RMSNormOp.backward(dinp: dx.data, dweight: grads.of(layer.postNorm)?.data, dout: dh2.data, inp: a.x2.data,
                            weight: layer.postNorm.data, rstd: a.rstd2.data, N: N, C: C)
         // Attention: x2 = xIn + o(attn(rope(q(h1)), rope(k(h1)), v(h1))), h1 = norm(xIn)
-        let dattn = Tensor(shape: [N, H * D])
-        layer.o.backward(dout: dx.data, x: a.attn.data, N: N, dx: dattn.data, saved: a.saved[layer.o.name], grads: grads)
-        let dq = Tensor(shape: [N, H * D]), dk = Tensor(shape: [N, KV * D]), dv = Tensor(shape: [N, KV * D])
+        let dattn = arena.takeZeroed([N, H * D])
+        layer.o.backward(dout: dx.data, x: a.attn.data, N: N, dx: dattn.data, saved: a.saved[layer.o.name], grads: grads, arena: arena)
+        let dq = arena.takeZeroed([N, H * D]), dk = arena.takeZeroed([N, KV * D]), dv = arena.takeZeroed([N, KV * D])
         if let spans = layout.spans {
             AttentionOp.backward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dattn.data, out: a.attn.data, lse: a.lse.data,
                                  q: a.q.data, k: a.k.data, v: a.v.data, B: B, T: T, H: H, KV: KV, D: D, spans: spans)
@@ -132,10 +136,10 @@ extension TransformerModel {
         }
         RoPEOp.backward(dq.data, positions: layout.positions, nh: H, D: D, table: rope)
         RoPEOp.backward(dk.data, positions: layout.positions, nh: KV, D: D, table: rope)
-        let dh1 = Tensor(shape: [N, C])
-        layer.q.backward(dout: dq.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.q.name], grads: grads)
-        layer.k.backward(dout: dk.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.k.name], grads: grads)
-        layer.v.backward(dout: dv.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.v.name], grads: grads)
+        let dh1 = arena.takeZeroed([N, C])
+        layer.q.backward(dout: dq.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.q.name], grads: grads, arena: arena)
+        layer.k.backward(dout: dk.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.k.name], grads: grads, arena: arena)
+        layer.v.backward(dout: dv.data, x: a.h1.data, N: N, dx: dh1.data, saved: a.saved[layer.v.name], grads: grads, arena: arena)
         RMSNormOp.backward(dinp: dx.data, dweight: grads.of(layer.inputNorm)?.data, dout: dh1.data, inp: a.xIn.data,
                            weight: layer.inputNorm.data, rstd: a.rstd1.data, N: N, C: C)
     }

@@ -37,9 +37,9 @@ extension TransformerModel {
         }
         let dropout = rng.map { DropoutStream(base: $0, firstRow: 0) }
         if rng != nil { _ = rng!.next() }
-        let sums = try perShard(shards(batch)) { _, shard, grads in
+        let sums = try perShard(shards(batch)) { w, shard, grads in
             let weights = rowWeights.map { Array($0[shard.firstSequence..<(shard.firstSequence + shard.batch.sequenceCount)]) }
-            return try shardForwardBackward(shard, scale: scale, rowWeights: weights, dropout: dropout, grads: grads)
+            return try shardForwardBackward(shard, scale: scale, rowWeights: weights, dropout: dropout, grads: grads, arena: arenas[w])
         }
         return (sums.flatMap { $0 }, tokens)
     }
@@ -107,6 +107,7 @@ extension TransformerModel {
     /// gradient sets in worker order. Rethrows the first error.
     func perShard<R>(_ parts: [Shard], _ body: (Int, Shard, GradientBuffers) throws -> R) throws -> [R] {
         while workerGradients.count < parts.count - 1 { workerGradients.append(GradientBuffers(parameters: gradients.parameters)) }
+        while arenas.count < parts.count { arenas.append(ActivationArena()) }
         for g in workerGradients.prefix(parts.count - 1) { g.zero() }
         if parts.count == 1 { return [try body(0, parts[0], gradients)] }
         var results = [R?](repeating: nil, count: parts.count)
@@ -140,17 +141,20 @@ extension TransformerModel {
         let activeTargets: [Int]
         let activeSequences: [Int]
         let sequenceCount: Int
+        /// Where its activations live (and the backward's).
+        let arena: ActivationArena?
 
         init(layout: RowLayout, ids: [Int], x: Tensor, acts: [LayerActivations], xf: Tensor, rstdF: Tensor,
-             active: [Int], xa: Tensor, activeTargets: [Int], activeSequences: [Int], sequenceCount: Int) {
+             active: [Int], xa: Tensor, activeTargets: [Int], activeSequences: [Int], sequenceCount: Int, arena: ActivationArena?) {
             self.layout = layout; self.ids = ids; self.x = x; self.acts = acts; self.xf = xf; self.rstdF = rstdF
             self.active = active; self.xa = xa; self.activeTargets = activeTargets; self.activeSequences = activeSequences
-            self.sequenceCount = sequenceCount
+            self.sequenceCount = sequenceCount; self.arena = arena
         }
     }
 
-    /// Forward over one shard of a batch, keeping the activations.
-    func shardForward(_ shard: Shard, dropout: DropoutStream?) throws -> ShardPass {
+    /// Forward over one shard of a batch, keeping the activations (in `arena`, reset first).
+    func shardForward(_ shard: Shard, dropout: DropoutStream?, arena: ActivationArena? = nil) throws -> ShardPass {
+        arena?.reset()
         let batch = shard.batch, layout = RowLayout(batch: batch)
         let ids = batch.inputIDs.flatMap { $0 }
         let targets = batch.targets, sequenceOf = batch.sequenceOfPosition
@@ -158,16 +162,16 @@ extension TransformerModel {
         let x = try embedTokens(ids)
         let rowDropout = dropout.map { DropoutStream(base: $0.base, firstRow: shard.firstToken) }
         var acts: [LayerActivations] = []
-        for layer in layers { acts.append(layerForward(layer, x: x, layout: layout, save: true, dropout: rowDropout)) }
-        let xf = Tensor(shape: [N, C]), rstdF = Tensor(shape: [N])
+        for layer in layers { acts.append(layerForward(layer, x: x, layout: layout, save: true, dropout: rowDropout, arena: arena)) }
+        let xf = arena.take([N, C]), rstdF = arena.take([N])
         RMSNormOp.forward(out: xf.data, rstd: rstdF.data, inp: x.data, weight: finalNorm.data, N: N, C: C, eps: Float(config.rmsNormEps))
         // Only positions that carry a loss go through the LM head (a masked prompt's logits are never needed).
         let active = (0..<N).filter { targets[$0] != CrossEntropyOp.ignoreIndex }
-        let xa = Tensor(shape: [max(active.count, 1), C])
+        let xa = arena.take([max(active.count, 1), C])
         for (i, n) in active.enumerated() { (xa.data + i * C).update(from: xf.data + n * C, count: C) }
         return ShardPass(layout: layout, ids: ids, x: x, acts: acts, xf: xf, rstdF: rstdF, active: active, xa: xa,
                          activeTargets: active.map { targets[$0] }, activeSequences: active.map { sequenceOf[$0] },
-                         sequenceCount: batch.sequenceCount)
+                         sequenceCount: batch.sequenceCount, arena: arena)
     }
 
     /// LM head and cross-entropy over the loss positions, chunked so that the (M, V) logits never
@@ -176,8 +180,8 @@ extension TransformerModel {
     func lmHeadPass(_ p: ShardPass, scale: Float, rowWeights: [Float]?, grads: GradientBuffers?) -> (rowLoss: [Double], dxa: Tensor?) {
         let C = config.hiddenSize, V = config.vocabSize, M = p.active.count
         let chunk = max(1, min(max(M, 1), (1 << 22) / V))
-        let logits = Tensor(shape: [chunk, V])
-        let dxa = grads.map { _ in Tensor(shape: [max(M, 1), C]) }
+        let logits = p.arena.take([chunk, V])
+        let dxa = grads.map { _ in p.arena.takeZeroed([max(M, 1), C]) }
         let lmGrad = grads?.of(lmHead)
         var rowLoss = [Double](repeating: 0, count: p.sequenceCount)
         p.activeTargets.withUnsafeBufferPointer { tp in
@@ -203,13 +207,13 @@ extension TransformerModel {
     /// The rest of the backward, from ∂/∂(loss positions' states) down to the embeddings.
     func shardBackward(_ p: ShardPass, dxa: Tensor, grads: GradientBuffers) {
         let C = config.hiddenSize, N = p.layout.B * p.layout.T
-        let dxf = Tensor(shape: [N, C])
+        let dxf = p.arena.takeZeroed([N, C])
         for (i, n) in p.active.enumerated() { (dxf.data + n * C).update(from: dxa.data + i * C, count: C) }
-        let dx = Tensor(shape: [N, C])
+        let dx = p.arena.takeZeroed([N, C])
         RMSNormOp.backward(dinp: dx.data, dweight: grads.of(finalNorm)?.data, dout: dxf.data, inp: p.x.data, weight: finalNorm.data,
                            rstd: p.rstdF.data, N: N, C: C)
         for (layer, a) in zip(layers, p.acts).reversed() {
-            layerBackward(layer, a, dx: dx, layout: p.layout, grads: grads)
+            layerBackward(layer, a, dx: dx, layout: p.layout, grads: grads, arena: p.arena)
         }
         if let eg = grads.of(embed) {
             for (n, id) in p.ids.enumerated() {
@@ -221,8 +225,8 @@ extension TransformerModel {
 
     /// Forward and backward over one shard into one gradient set; each sequence's summed loss.
     func shardForwardBackward(_ shard: Shard, scale: Float, rowWeights: [Float]? = nil,
-                              dropout: DropoutStream?, grads: GradientBuffers) throws -> [Double] {
-        let p = try shardForward(shard, dropout: dropout)
+                              dropout: DropoutStream?, grads: GradientBuffers, arena: ActivationArena? = nil) throws -> [Double] {
+        let p = try shardForward(shard, dropout: dropout, arena: arena)
         let (rowLoss, dxa) = lmHeadPass(p, scale: scale, rowWeights: rowWeights, grads: grads)
         shardBackward(p, dxa: dxa!, grads: grads)
         return rowLoss
@@ -236,8 +240,8 @@ extension TransformerModel {
         gradients = GradientBuffers(parameters: [])
         workerGradients = []
         defer { (gradients, workerGradients) = saved }
-        return try perShard(shards(batch)) { _, shard, _ in
-            lmHeadPass(try shardForward(shard, dropout: nil), scale: 0, rowWeights: nil, grads: nil).rowLoss
+        return try perShard(shards(batch)) { w, shard, _ in
+            lmHeadPass(try shardForward(shard, dropout: nil, arena: arenas[w]), scale: 0, rowWeights: nil, grads: nil).rowLoss
         }.flatMap { $0 }
     }
 
@@ -253,8 +257,8 @@ extension TransformerModel {
         let saved = (gradients, workerGradients)
         gradients = GradientBuffers(parameters: [])
         workerGradients = []
-        let passes = try perShard(parts) { _, shard, _ in
-            let p = try shardForward(shard, dropout: dropout)
+        let passes = try perShard(parts) { w, shard, _ in
+            let p = try shardForward(shard, dropout: dropout, arena: arenas[w])
             return (p, lmHeadPass(p, scale: 0, rowWeights: nil, grads: nil).rowLoss)
         }
         (gradients, workerGradients) = saved

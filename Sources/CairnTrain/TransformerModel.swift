@@ -98,6 +98,8 @@ public final class TransformerModel {
     var gradients = GradientBuffers(parameters: [])
     /// One more set per extra worker of a data-parallel step, made on first use.
     var workerGradients: [GradientBuffers] = []
+    /// Each worker's activations of a training step (worker w uses arenas[w]).
+    var arenas: [ActivationArena] = []
     /// The trainable parameters under their names (transformers' or PEFT's).
     private var trainableNames: [(name: String, tensor: Tensor)] = []
     public private(set) var trainable: Trainable = .none

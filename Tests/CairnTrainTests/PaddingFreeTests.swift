@@ -104,3 +104,35 @@ struct BatchedGenerationTests {
         #expect(throws: ModelError.self) { try m.generate(prompts: [[1], []], maxNewTokens: 3) }
     }
 }
+
+@Suite("Activation arena")
+struct ActivationArenaTests {
+    /// Steps through the arena give bit-for-bit the heap path's loss and gradients, and from the
+    /// second step of a shape on take nothing from the heap (a bigger shape grows the block once).
+    @Test func arenaStepsEqualHeapStepsAndStopAllocating() throws {
+        let m = try tinyModel(.qwen2, tied: true, kv: 2)
+        m.addLoRA(try LoRASpec(rank: 2, alpha: 4, dropout: 0.2, targets: LoRASpec.allTargets), seed: 9)
+        m.setTrainable(.lora)
+        let arena = ActivationArena()
+        let shard = TransformerModel.Shard(batch: tinyBatch, firstSequence: 0, firstToken: 0)
+        func step(_ a: ActivationArena?, _ s: TransformerModel.Shard = shard) throws -> ([Double], [[Float]]) {
+            m.zeroGradients()
+            let loss = try m.shardForwardBackward(s, scale: 0.1, dropout: DropoutStream(base: RandomGenerator(seed: 5), firstRow: 0),
+                                                  grads: m.gradients, arena: a)
+            return (loss, m.namedGradients().map { $0.tensor.toArray() })
+        }
+        let heap = try step(nil)
+        let first = try step(arena)
+        #expect(arena.heapTensors > 0 && arena.capacity == 0)  // the first step sized the block
+        let second = try step(arena)
+        #expect(arena.heapTensors == 0 && arena.capacity > 0)
+        #expect(first.0 == heap.0 && second.0 == heap.0 && first.1 == heap.1 && second.1 == heap.1)
+        // A longer batch needs a bigger block: heap once, then none again.
+        let longer = TransformerModel.Shard(batch: SFTDataset.paddingFreeBatch(tinyExamples + tinyExamples), firstSequence: 0, firstToken: 0)
+        _ = try step(arena, longer)
+        #expect(arena.heapTensors > 0)
+        let again = try step(arena, longer)
+        #expect(arena.heapTensors == 0)
+        #expect(again.0 == (try step(nil, longer)).0)
+    }
+}

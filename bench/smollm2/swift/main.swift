@@ -91,6 +91,9 @@ case "generate", "generate-batch":
         let batched = try model.generate(prompts: prompts, maxNewTokens: n, stopTokens: stops)
         let t2 = now()
         out["one_at_a_time_s"] = t1 - t0; out["batched_s"] = t2 - t1; out["identical"] = one == batched
+        let t3 = now()
+        for p in prompts { _ = try model.forward(appending: p, cache: KVCache(config: c, capacity: p.count)) }
+        out["prefill_s"] = now() - t3; out["prompt_tokens"] = prompts.reduce(0) { $0 + $1.count }
         out["prompts"] = prompts.count; out["new_tokens"] = one.reduce(0) { $0 + $1.count }
     }
 default: fatalError("--what sft|dpo|generate|generate-batch")
