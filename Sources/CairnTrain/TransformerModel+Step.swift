@@ -162,7 +162,10 @@ extension TransformerModel {
         let x = try embedTokens(ids)
         let rowDropout = dropout.map { DropoutStream(base: $0.base, firstRow: shard.firstToken) }
         var acts: [LayerActivations] = []
-        for layer in layers { acts.append(layerForward(layer, x: x, layout: layout, save: true, dropout: rowDropout, arena: arena)) }
+        let scratch = LayerScratch(N: N, config: config, arena: arena)
+        for layer in layers {
+            acts.append(layerForward(layer, x: x, layout: layout, save: true, dropout: rowDropout, arena: arena, scratch: scratch))
+        }
         let xf = arena.take([N, C]), rstdF = arena.take([N])
         RMSNormOp.forward(out: xf.data, rstd: rstdF.data, inp: x.data, weight: finalNorm.data, N: N, C: C, eps: Float(config.rmsNormEps))
         // Only positions that carry a loss go through the LM head (a masked prompt's logits are never needed).

@@ -147,19 +147,13 @@ public enum PeakMemory {
     }
 }
 
-/// glibc's allocator returns big blocks (≥ 128 KiB) to the kernel on free and maps fresh,
-/// zero-filled pages on the next allocation: a training step that allocates its activations
-/// anew would page-fault through all of them every step. Raising the thresholds keeps freed
-/// blocks in the heap for reuse. Called once by the trainers.
-public enum AllocatorTuning {
-    nonisolated(unsafe) private static var done = false
-    public static func keepLargeBlocks() {
-        if done { return }
-        done = true
-        // mallopt is not in Glibc's module map.
-        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-        let mallopt = unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
-        _ = mallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
-        _ = mallopt(-1 /* M_TRIM_THRESHOLD */, Int32.max)
+/// glibc's heap.
+enum Allocator {
+    /// Gives the heap's free pages back to the kernel (malloc_trim): the tensors of an arena's
+    /// first step of a shape, freed when its block takes over, would otherwise stay resident.
+    static func returnFreeMemory() {
+        // malloc_trim is not in Glibc's module map.
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+        _ = unsafeBitCast(sym, to: (@convention(c) (Int) -> Int32).self)(0)
     }
 }

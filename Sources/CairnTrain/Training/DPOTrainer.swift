@@ -20,7 +20,6 @@ public final class DPOTrainer: ResumableTrainer {
     var dropoutRNG: RandomGenerator?
 
     public init(model: TransformerModel, pairs: [PreferenceExample], config: TrainingConfig, padID: Int) throws {
-        AllocatorTuning.keepLargeBlocks()
         guard !pairs.isEmpty else { throw TrainingError(step: nil, "no preference pairs") }
         loss = try DPOLoss(kind: config.lossType, beta: config.beta, labelSmoothing: config.labelSmoothing)
         if model.loraSpec == nil { model.addLoRA(try config.loraSpec(), seed: config.seed) }

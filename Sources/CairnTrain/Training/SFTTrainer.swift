@@ -58,7 +58,6 @@ public final class SFTTrainer: ResumableTrainer {
     /// `.lora` adds fresh LoRA factors (seeded) to `model` unless it has some, and trains them;
     /// `.full` trains every weight.
     public init(model: TransformerModel, train: [SFTExample], config: TrainingConfig, padID: Int, mode: Trainable = .lora) throws {
-        AllocatorTuning.keepLargeBlocks()
         guard !train.isEmpty else { throw TrainingError(step: nil, "no training examples") }
         guard config.batchSize > 0, config.gradientAccumulation > 0 else {
             throw TrainingError(step: nil, "batch_size and gradient_accumulation must be positive")
