@@ -152,8 +152,10 @@ extension TransformerModel {
         }
     }
 
-    /// Forward over one shard of a batch, keeping the activations (in `arena`, reset first).
-    func shardForward(_ shard: Shard, dropout: DropoutStream?, arena: ActivationArena? = nil) throws -> ShardPass {
+    /// Forward over one shard of a batch, keeping the activations (in `arena`, reset first) —
+    /// or with `keep: false` (scoring only: no backward will follow) only the last layer's output,
+    /// each layer's buffers released for the next.
+    func shardForward(_ shard: Shard, dropout: DropoutStream?, arena: ActivationArena? = nil, keep: Bool = true) throws -> ShardPass {
         arena?.reset()
         let batch = shard.batch, layout = RowLayout(batch: batch)
         let ids = batch.inputIDs.flatMap { $0 }
@@ -164,7 +166,9 @@ extension TransformerModel {
         var acts: [LayerActivations] = []
         let scratch = LayerScratch(N: N, config: config, arena: arena)
         for layer in layers {
-            acts.append(layerForward(layer, x: x, layout: layout, save: true, dropout: rowDropout, arena: arena, scratch: scratch))
+            let mark = arena?.mark()
+            let a = layerForward(layer, x: x, layout: layout, save: keep, dropout: rowDropout, arena: arena, scratch: scratch)
+            if keep { acts.append(a) } else if let m = mark { arena?.release(to: m) }
         }
         let xf = arena.take([N, C]), rstdF = arena.take([N])
         RMSNormOp.forward(out: xf.data, rstd: rstdF.data, inp: x.data, weight: finalNorm.data, N: N, C: C, eps: Float(config.rmsNormEps))
@@ -244,7 +248,7 @@ extension TransformerModel {
         workerGradients = []
         defer { (gradients, workerGradients) = saved }
         return try perShard(shards(batch)) { w, shard, _ in
-            lmHeadPass(try shardForward(shard, dropout: nil, arena: arenas[w]), scale: 0, rowWeights: nil, grads: nil).rowLoss
+            lmHeadPass(try shardForward(shard, dropout: nil, arena: arenas[w], keep: false), scale: 0, rowWeights: nil, grads: nil).rowLoss
         }.flatMap { $0 }
     }
 

@@ -76,6 +76,22 @@ struct OpGradientTests {
         }
     }
 
+    /// A few rows against a wide weight (a decode step of several sequences) take the split
+    /// between workers: same result as the reference, with and without accumulating, bias added.
+    @Test func linearFewRowsMatchesReference() {
+        let N = 5, C = 9, OC = 3 * LinearOp.splitBlock + 7
+        let x = randomTensor([N, C], seed: 31), w = randomTensor([OC, C], seed: 32), b = randomTensor([OC], seed: 33)
+        let out = Tensor(shape: [N, OC]), ref = Tensor(shape: [N, OC])
+        LinearOp.forward(out: out.data, inp: x.data, weight: w.data, bias: b.data, N: N, C: C, OC: OC)
+        LinearOp.forwardReference(out: ref.data, inp: x.data, weight: w.data, bias: b.data, N: N, C: C, OC: OC)
+        #expect(out.maxAbsDifference(ref) < 1e-4)
+        let acc = randomTensor([N, OC], seed: 34), expected = Tensor(shape: [N, OC])
+        LinearOp.forwardReference(out: expected.data, inp: x.data, weight: w.data, bias: nil, N: N, C: C, OC: OC)
+        for i in 0..<expected.count { expected[i] += acc[i] }
+        LinearOp.forward(out: acc.data, inp: x.data, weight: w.data, bias: nil, N: N, C: C, OC: OC, accumulate: true)
+        #expect(acc.maxAbsDifference(expected) < 1e-4)
+    }
+
     @Test func rmsnormBackward() {
         let N = 4, C = 16
         let x = randomTensor([N, C], seed: 10), w = randomTensor([C], seed: 11), dout = randomTensor([N, C], seed: 12)

@@ -35,6 +35,9 @@ public enum BLAS {
 
     nonisolated(unsafe) private static var pinned = 0
 
+    /// True inside `singleThreaded` / `withThreads` (e.g. inside a training step's workers).
+    public static var isPinned: Bool { pinned > 0 }
+
     /// Runs `body` with OpenBLAS on one thread for every product (the caller runs its own
     /// workers). Call from one thread; nests.
     public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T { try withThreads(1, body) }

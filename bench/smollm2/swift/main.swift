@@ -21,7 +21,8 @@ let model = try TransformerModel.load(directory: dir)
 let tok = try Tokenizer(directory: dir)
 let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
 let c = model.config
-var out: [String: Any] = ["impl": "cairn", "what": what, "packed": pack, "openblas_core": BLAS.coreName, "threads": BLAS.maxThreads]
+let loadedMiB = Double(PeakMemory.residentBytes) / 1048576
+var out: [String: Any] = ["loaded_rss_mib": loadedMiB, "impl": "cairn", "what": what, "packed": pack, "openblas_core": BLAS.coreName, "threads": BLAS.maxThreads]
 
 // Model FLOPs of a LoRA step (frozen base: forward + input gradients, 2× the forward; LoRA's own
 // products are under 1%): 2·(matmul params of the layers)·tokens per pass, attention scores and
@@ -98,6 +99,9 @@ case "generate", "generate-batch":
     }
 default: fatalError("--what sft|dpo|generate|generate-batch")
 }
+
+// Peak RSS of the work above, before the peak measurement's own 48 MiB.
+out["work_peak_rss_mib"] = Double(PeakMemory.residentBytes) / 1048576
 
 // sgemm peak: 2048³ on all threads, best of 3.
 let n = 2048
