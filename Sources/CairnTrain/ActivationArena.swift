@@ -5,8 +5,8 @@
 /// and `release(to:)` give back everything taken since the mark (a layer's backward scratch,
 /// reused by the next layer while it is still in cache). The block is sized by the first step of
 /// a shape: a step that needs more than the block holds gets the rest from the heap and records
-/// how much it needed at most, and the next `reset()` grows the block to that — from the second
-/// step of a shape on, a step allocates nothing. Tensors taken must not be used after the next
+/// how much it needed at most, and the next `reset()` grows the block to that and a quarter more —
+/// from the second step of a shape on, a step allocates nothing. Tensors taken must not be used after the next
 /// `reset()` or a release below them.
 final class ActivationArena {
     private var block: UnsafeMutablePointer<Float>?
@@ -18,10 +18,12 @@ final class ActivationArena {
 
     func reset() {
         if highWater > capacity {
+            // A quarter more than this step needed: batches of examples vary in length, and
+            // each growth costs a step's worth of fresh pages.
             block?.deallocate()
             Allocator.returnFreeMemory()  // the heap tensors of the step that sized the block
-            block = .allocate(capacity: highWater)
-            capacity = highWater
+            capacity = highWater + highWater / 4
+            block = .allocate(capacity: capacity)
         }
         used = 0; highWater = 0; heapTensors = 0
     }

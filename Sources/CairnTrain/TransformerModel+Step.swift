@@ -194,13 +194,20 @@ extension TransformerModel {
         p.activeTargets.withUnsafeBufferPointer { tp in
             var r0 = 0
             while r0 < M {
-                // A chunk never spans two sequences: losses and weights are per sequence.
-                let b = p.activeSequences[r0]
-                var rows = 1
-                while rows < chunk, r0 + rows < M, p.activeSequences[r0 + rows] == b { rows += 1 }
+                // One product for the whole chunk (a sequence has few loss positions: a product
+                // per sequence would be too thin to run well); losses and weights per sequence.
+                let rows = min(chunk, M - r0)
                 LinearOp.forward(out: logits.data, inp: p.xa.data + r0 * C, weight: lmHead.data, bias: nil, N: rows, C: C, OC: V)
-                rowLoss[b] += CrossEntropyOp.forwardBackward(logits: logits.data, targets: tp.baseAddress! + r0, N: rows, V: V,
-                                                             dlogits: dxa == nil ? nil : logits.data, gradScale: scale * (rowWeights?[b] ?? 1))
+                var i = 0
+                while i < rows {
+                    let b = p.activeSequences[r0 + i]
+                    var j = i + 1
+                    while j < rows, p.activeSequences[r0 + j] == b { j += 1 }
+                    rowLoss[b] += CrossEntropyOp.forwardBackward(logits: logits.data + i * V, targets: tp.baseAddress! + r0 + i, N: j - i, V: V,
+                                                                 dlogits: dxa == nil ? nil : logits.data + i * V,
+                                                                 gradScale: scale * (rowWeights?[b] ?? 1))
+                    i = j
+                }
                 if let d = dxa {
                     LinearOp.backward(dinp: d.data + r0 * C, dweight: lmGrad?.data, dbias: nil, dout: logits.data,
                                       inp: p.xa.data + r0 * C, weight: lmHead.data, N: rows, C: C, OC: V)

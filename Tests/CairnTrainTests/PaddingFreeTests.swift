@@ -136,3 +136,22 @@ struct ActivationArenaTests {
         #expect(again.0 == (try step(nil, longer)).0)
     }
 }
+
+@Suite("Passes: a micro-batch cut to bound activation memory")
+struct TrainingPassTests {
+    @Test func splitKeepsOrderBoundAndBalance() {
+        let m = TrainingPass.maxTokens
+        // Under the bound: one pass.
+        #expect(TrainingPass.split([10, 20, 30]) { $0 } == [[10, 20, 30]])
+        // 8 items of 74 tokens (592, SmolLM2's batch): two even passes, not 512 + 80.
+        let eight = Array(repeating: 74, count: 8)
+        #expect(TrainingPass.split(eight) { $0 } == [Array(repeating: 74, count: 4), Array(repeating: 74, count: 4)])
+        // Every pass under the bound unless an item alone is longer; order kept.
+        let items = [m / 2, m / 3, m + 5, 7, m / 2, m / 2, 1, 2, 3]
+        let passes = TrainingPass.split(items) { $0 }
+        #expect(passes.flatMap { $0 } == items)
+        for p in passes { #expect(p.reduce(0, +) <= m || p.count == 1) }
+        #expect(passes.contains([m + 5]))
+        #expect(TrainingPass.split([Int]()) { $0 }.isEmpty)
+    }
+}

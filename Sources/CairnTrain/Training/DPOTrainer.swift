@@ -49,24 +49,6 @@ public final class DPOTrainer: ResumableTrainer {
         return out
     }
 
-    /// A pass holds at most this many tokens (at least one pair): the forward keeps every layer's
-    /// activations for the backward (about 0.7 MB per token on SmolLM2-135M), so a micro-batch of
-    /// long pairs runs as several passes. Each pair's loss depends on that pair alone, so the
-    /// step's loss and gradient are the same (up to fp32 summation order).
-    public static let tokensPerPass = 768
-
-    /// A micro-batch's pairs cut into passes of at most `tokensPerPass` tokens.
-    func passes(_ indices: [Int]) -> [[Int]] {
-        var out: [[Int]] = [], current: [Int] = [], tokens = 0
-        for i in indices {
-            let n = pairs[i].chosen.ids.count + pairs[i].rejected.ids.count
-            if !current.isEmpty && tokens + n > Self.tokensPerPass { out.append(current); current = []; tokens = 0 }
-            current.append(i); tokens += n
-        }
-        if !current.isEmpty { out.append(current) }
-        return out
-    }
-
     /// One optimizer step over `gradientAccumulation` micro-batches of pairs; returns TRL's metrics.
     @discardableResult
     public func trainStep() throws -> LoggedMetrics {
@@ -76,7 +58,7 @@ public final class DPOTrainer: ResumableTrainer {
         let nPairs = micro.reduce(0) { $0 + $1.count }
         model.zeroGradients()
         var sums: [String: Double] = [:]
-        for indices in micro.flatMap({ passes($0) }) {
+        for indices in micro.flatMap({ TrainingPass.split($0) { self.pairs[$0].chosen.ids.count + self.pairs[$0].rejected.ids.count } }) {
             let examples = indices.flatMap { [pairs[$0].chosen, pairs[$0].rejected] }
             let batch = config.paddingFree ? SFTDataset.paddingFreeBatch(examples) : SFTDataset.batch(examples, padID: padID)
             // One forward: the policy's log-probabilities set each sequence's gradient weight.

@@ -40,6 +40,36 @@ struct DataOrder {
     func epoch(ofMicroBatch k: Int) -> Double { Double(k) / Double(microBatchesPerEpoch) }
 }
 
+/// How much one forward and backward takes at once. A pass keeps every layer's activations for
+/// its backward (about 0.6 MB per token on SmolLM2-135M), so a micro-batch with more tokens runs
+/// as several passes whose gradients add up — the same step, up to fp32 summation order (losses
+/// are normalised by the loss tokens of the whole step, and a DPO pair's loss is its own).
+public enum TrainingPass {
+    public static let maxTokens = 512
+
+    /// `items` in order, in as few passes as keep each under `maxTokens` (an item longer than
+    /// that goes alone), the passes as even in tokens as the order allows: two passes of 300
+    /// tokens use the cores better than one of 512 and one of 88.
+    static func split<T>(_ items: [T], tokens: (T) -> Int) -> [[T]] {
+        let sizes = items.map(tokens), total = sizes.reduce(0, +)
+        guard total > maxTokens, items.count > 1 else { return items.isEmpty ? [] : [items] }
+        var passes = (total + maxTokens - 1) / maxTokens
+        while true {
+            // Cut at each share of the total; retry with one pass more while a pass is too long.
+            var out: [[T]] = [], current: [T] = [], n = 0, done = 0
+            for (item, t) in zip(items, sizes) {
+                if !current.isEmpty && (n + t > maxTokens || done + t / 2 > total * (out.count + 1) / passes) {
+                    out.append(current); current = []; n = 0
+                }
+                current.append(item); n += t; done += t
+            }
+            out.append(current)
+            if out.count <= passes || passes >= items.count { return out }
+            passes += 1
+        }
+    }
+}
+
 /// Next-token training on labelled examples: LoRA supervised fine-tuning (`.lora`, the base
 /// frozen) or full-parameter training (`.full`, pretraining). AdamW, warmup then decay, gradient
 /// accumulation normalised by the loss tokens of all accumulated micro-batches, norm clipping.
@@ -82,12 +112,14 @@ public final class SFTTrainer: ResumableTrainer {
     public var isFinished: Bool { step >= totalSteps }
     public var stepsTotal: Int { totalSteps }
 
-    /// The micro-batches of optimizer step `step` (0-based), padded or padding-free as configured.
+    /// The passes of optimizer step `step` (0-based): its micro-batches, each cut into passes of at
+    /// most `TrainingPass.maxTokens` tokens, padded or padding-free as configured.
     public func microBatches(step: Int) -> [TrainingBatch] {
         let firstMicro = step * config.gradientAccumulation
-        return (0..<config.gradientAccumulation).map { k in
-            let examples = order.microBatch(firstMicro + k).map { train[$0] }
-            return config.paddingFree ? SFTDataset.paddingFreeBatch(examples) : SFTDataset.batch(examples, padID: padID)
+        return (0..<config.gradientAccumulation).flatMap { k in
+            TrainingPass.split(order.microBatch(firstMicro + k).map { train[$0] }, tokens: { $0.ids.count }).map { examples in
+                config.paddingFree ? SFTDataset.paddingFreeBatch(examples) : SFTDataset.batch(examples, padID: padID)
+            }
         }
     }
 

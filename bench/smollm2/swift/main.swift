@@ -44,13 +44,15 @@ case "sft":
     let trainer = try SFTTrainer(model: model, train: data.examples, config: config, padID: pad)
     var times: [Double] = [], flops: [Double] = [], padded: [Int] = [], real: [Int] = []
     for s in 0...steps {
-        let batch = trainer.microBatches(step: s)[0]
+        let passes = trainer.microBatches(step: s)
         let t0 = now()
         try trainer.trainStep()
         if s > 0 {
             times.append(now() - t0)
-            flops.append(loraStepFlops(batch.sequenceLengths, lossPositions: batch.lossTokens))
-            padded.append(batch.inputIDs.count * batch.inputIDs[0].count); real.append(batch.sequenceLengths.reduce(0, +))
+            flops.append(passes.reduce(0) { $0 + loraStepFlops($1.sequenceLengths, lossPositions: $1.lossTokens) })
+            padded.append(passes.reduce(0) { $0 + $1.inputIDs.count * $1.inputIDs[0].count })
+            real.append(passes.reduce(0) { $0 + $1.sequenceLengths.reduce(0, +) })
+            out["passes"] = passes.count
         }
     }
     out["step_s"] = median(times); out["gflops"] = median(zip(flops, times).map { $0 / $1 / 1e9 })
