@@ -72,11 +72,11 @@ extension TransformerModel {
         let firstToken: Int
     }
 
-    /// The batch cut into at most `BLAS.maxThreads` shards, in order.
-    func shards(_ batch: TrainingBatch) -> [Shard] {
+    /// The batch cut into at most `maxWorkers` shards, in order.
+    func shards(_ batch: TrainingBatch, maxWorkers: Int = BLAS.maxThreads) -> [Shard] {
         let B = batch.inputIDs.count, T = batch.inputIDs[0].count
         guard batch.sequences != nil else {
-            let workers = max(1, min(BLAS.maxThreads, B))
+            let workers = max(1, min(maxWorkers, B))
             return (0..<workers).map { w in
                 let rows = (w * B / workers)..<((w + 1) * B / workers)
                 return Shard(batch: TrainingBatch(inputIDs: Array(batch.inputIDs[rows]), attentionMask: batch.attentionMask.map { Array($0[rows]) },
@@ -87,12 +87,14 @@ extension TransformerModel {
         // Every sequence with where it starts in the batch.
         var seqs: [(row: Int, start: Int, length: Int)] = []
         for (b, row) in batch.spans.enumerated() { for sp in row { seqs.append((b, sp.start, sp.length)) } }
-        let total = seqs.reduce(0) { $0 + $1.length }, workers = max(1, min(BLAS.maxThreads, seqs.count))
+        let total = seqs.reduce(0) { $0 + $1.length }, workers = max(1, min(maxWorkers, seqs.count))
         var out: [Shard] = [], i = 0, done = 0
         for w in 0..<workers {
             let first = i, firstToken = done
-            // Take sequences until this shard reaches its share of the tokens, leaving one per later shard.
-            repeat { done += seqs[i].length; i += 1 } while i < seqs.count - (workers - 1 - w) && (w == workers - 1 || done < total * (w + 1) / workers)
+            // Take sequences while the next one's middle is within this shard's share of the tokens,
+            // leaving one per later shard.
+            repeat { done += seqs[i].length; i += 1 } while i < seqs.count - (workers - 1 - w)
+                && (w == workers - 1 || done + seqs[i].length / 2 <= total * (w + 1) / workers)
             let part = seqs[first..<i]
             out.append(Shard(batch: TrainingBatch(inputIDs: [part.flatMap { batch.inputIDs[$0.row][$0.start..<($0.start + $0.length)] }],
                                                   labels: [part.flatMap { batch.labels[$0.row][$0.start..<($0.start + $0.length)] }],

@@ -155,3 +155,23 @@ struct TrainingPassTests {
         #expect(TrainingPass.split([Int]()) { $0 }.isEmpty)
     }
 }
+
+@Suite("Shards of a padding-free batch")
+struct PaddingFreeShardTests {
+    /// Workers get whole sequences, in order, as even in tokens as the lengths allow (a shard
+    /// of 3 sequences beside one of 1 left a core idle for half the step).
+    @Test func shardsSplitOnSequenceBoundariesEvenly() throws {
+        let m = try tinyModel(.llama, tied: false, kv: 4)
+        func split(_ lengths: [Int], _ workers: Int) -> [[Int]] {
+            let ex = lengths.enumerated().map { SFTExample(ids: Array(repeating: 1, count: $1), labels: Array(repeating: 1, count: $1), line: $0) }
+            return m.shards(SFTDataset.paddingFreeBatch(ex), maxWorkers: workers).map { $0.batch.sequences![0] }
+        }
+        #expect(split([74, 74, 74, 74], 2) == [[74, 74], [74, 74]])
+        #expect(split([60, 90, 70, 80], 2) == [[60, 90], [70, 80]])
+        #expect(split([200, 10, 10, 10], 2) == [[200], [10, 10, 10]])
+        #expect(split([5, 5, 5], 4) == [[5], [5], [5]])
+        #expect(split([9, 8, 7, 6, 5, 4], 3).flatMap { $0 } == [9, 8, 7, 6, 5, 4])
+        let shards = m.shards(SFTDataset.paddingFreeBatch(tinyExamples), maxWorkers: 2)
+        #expect(shards.map(\.firstSequence) == [0, 1] && shards.map(\.firstToken) == [0, 8])
+    }
+}
