@@ -117,7 +117,7 @@ extension TransformerModel {
         // The prompts in one pass (each sequence attends within its own cache), then one
         // batch per step of every sequence still generating, with its newest token.
         var active = Array(prompts.indices), next: [Int] = []
-        var logits = try forward(appending: prompts.flatMap { $0 }, caches: caches, newTokens: prompts.map(\.count), lastOnly: true)
+        var logits = try prefill(prompts, caches: caches)
         while !active.isEmpty {
             var stillActive: [Int] = [], stillNext: [Int] = []
             for (row, i) in active.enumerated() {
@@ -130,6 +130,41 @@ extension TransformerModel {
             logits = try forward(appending: next, caches: active.map { caches[$0] }, newTokens: active.map { _ in 1 })
         }
         return outs
+    }
+
+    /// The prompts' pass: each prompt into its own cache, the last position's logits (B, V).
+    /// The prompts are split between one worker per core (even in tokens), each with
+    /// single-threaded BLAS — as a training step is: on two cores that beats one pass whose
+    /// products run on two OpenBLAS threads (1.19 s → 0.8 s for the gates' 24 prompts).
+    func prefill(_ prompts: [[Int]], caches: [KVCache]) throws -> Tensor {
+        let total = prompts.reduce(0) { $0 + $1.count }
+        let workers = min(BLAS.maxThreads, prompts.count)
+        guard workers > 1, !BLAS.isPinned else {
+            return try forward(appending: prompts.flatMap { $0 }, caches: caches, newTokens: prompts.map(\.count), lastOnly: true)
+        }
+        // Contiguous groups of prompts, cut where the tokens reach each worker's share.
+        var bounds = [0], done = 0
+        for (i, p) in prompts.enumerated() where bounds.count < workers {
+            done += p.count
+            if done * workers >= total * bounds.count && i + 1 < prompts.count { bounds.append(i + 1) }
+        }
+        bounds.append(prompts.count)
+        ensureRope(zip(caches, prompts).map { $0.length + $1.count }.max() ?? 0)
+        let V = config.vocabSize, out = Tensor(shape: [prompts.count, V])
+        var failure: Error?
+        let lock = NSLock()
+        BLAS.singleThreaded {
+            DispatchQueue.concurrentPerform(iterations: bounds.count - 1) { w in
+                let r = bounds[w]..<bounds[w + 1]
+                do {
+                    let l = try forward(appending: prompts[r].flatMap { $0 }, caches: Array(caches[r]), newTokens: prompts[r].map(\.count),
+                                        lastOnly: true)
+                    (out.data + r.lowerBound * V).update(from: l.data, count: r.count * V)
+                } catch { lock.lock(); failure = failure ?? error; lock.unlock() }
+            }
+        }
+        if let e = failure { throw e }
+        return out
     }
 
     static func sample(_ logits: UnsafePointer<Float>, V: Int, options: SamplingOptions, rng: inout RandomGenerator) -> Int {

@@ -122,6 +122,20 @@ public enum BLAS {
         call()
     }
 
+    /// This machine's fp32 peak as benchmarks quote it: the best of `reps` 2048³ sgemms on all
+    /// threads, in GFLOP/s (the three matrices take 48 MiB while it runs).
+    public static func sgemmPeakGFLOPS(n: Int = 2048, reps: Int = 3) -> Double {
+        let a = Tensor(shape: [n, n]), b = Tensor(shape: [n, n]), c = Tensor(shape: [n, n])
+        for i in 0..<a.count { a[i] = Float(i % 13) * 0.01; b[i] = Float(i % 7) * 0.01 }
+        var best = Double.infinity
+        for _ in 0..<reps {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return 2 * pow(Double(n), 3) / best / 1e9
+    }
+
     /// The naive reference of `sgemm`, for tests.
     public static func sgemmReference(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

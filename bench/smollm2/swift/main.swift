@@ -89,7 +89,8 @@ case "generate", "generate-batch":
         out["seconds"] = median(times); out["tokens_per_s"] = Double(n) / median(times)
     } else {
         let t0 = now()
-        let one = try prompts.map { try model.generate(prompt: $0, maxNewTokens: n, stopTokens: stops) }
+        // --batched-only (for profiling the batch): no one-at-a-time pass.
+        let one = CommandLine.arguments.contains("--batched-only") ? [] : try prompts.map { try model.generate(prompt: $0, maxNewTokens: n, stopTokens: stops) }
         let t1 = now()
         let batched = try model.generate(prompts: prompts, maxNewTokens: n, stopTokens: stops)
         let t2 = now()
@@ -105,15 +106,5 @@ default: fatalError("--what sft|dpo|generate|generate-batch")
 // Peak RSS of the work above, before the peak measurement's own 48 MiB.
 out["work_peak_rss_mib"] = Double(PeakMemory.residentBytes) / 1048576
 
-// sgemm peak: 2048³ on all threads, best of 3.
-let n = 2048
-let a = Tensor(shape: [n, n]), b = Tensor(shape: [n, n]), cc = Tensor(shape: [n, n])
-for i in 0..<a.count { a[i] = Float(i % 13) * 0.01; b[i] = Float(i % 7) * 0.01 }
-var best = Double.infinity
-for _ in 0..<3 {
-    let t0 = now()
-    BLAS.sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: cc.data, ldc: n)
-    best = min(best, now() - t0)
-}
-out["sgemm_peak_gflops"] = 2 * pow(Double(n), 3) / best / 1e9
+out["sgemm_peak_gflops"] = BLAS.sgemmPeakGFLOPS()
 print(String(data: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), encoding: .utf8)!)

@@ -77,17 +77,7 @@ let N = Double(config.parameterCount - (config.tieWordEmbeddings ? 0 : V * C))
 let forwardPerToken = 2 * N + 4 * Double(config.numLayers * T * config.numHeads * config.headDim)
 let modelFlops = (mode == "lora" ? 2 : 3) * forwardPerToken * tokens
 
-// sgemm peak: 2048³ on all threads, best of 3.
-let n = 2048
-let a = Tensor(shape: [n, n]), b = Tensor(shape: [n, n]), c = Tensor(shape: [n, n])
-for i in 0..<a.count { a[i] = Float(i % 13) * 0.01; b[i] = Float(i % 7) * 0.01 }
-var best = Double.infinity
-for _ in 0..<3 {
-    let t0 = now()
-    BLAS.sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n)
-    best = min(best, now() - t0)
-}
-let peak = 2 * pow(Double(n), 3) / best / 1e9
+let peak = BLAS.sgemmPeakGFLOPS()
 print("{\"impl\":\"cairn\",\"size\":\"\(size)\",\"mode\":\"\(mode)\",\"params\":\(config.parameterCount),\"batch\":\(B),\"seq\":\(T),\"steps\":\(steps),"
       + "\"step_s\":\(median),\"tokens_per_s\":\(tokens / median),\"gflops\":\(modelFlops / median / 1e9),\"sgemm_peak_gflops\":\(peak),"
       + "\"openblas_core\":\"\(BLAS.coreName)\",\"threads\":\(BLAS.maxThreads)}")
