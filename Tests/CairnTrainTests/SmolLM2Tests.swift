@@ -58,6 +58,24 @@ struct SmolLM2Tests {
         #expect(out == e.chat.greedy_ids, "\(tok.decode(out).debugDescription)")
     }
 
+    /// The gates' way of generating — all prompts as one batch, a KV cache each — gives the real
+    /// model's greedy tokens of each prompt generated alone (eight of the task-api's held-out
+    /// prompts through its chat template, up to 32 tokens, stopping at <|im_end|>).
+    @Test func batchedGenerationGivesTheTokensOfOnePromptAtATime() throws {
+        let model = try TransformerModel.load(directory: Self.imported)
+        let tok = try Tokenizer(directory: Self.imported)
+        let lines = try String(contentsOfFile: TestProcess.repositoryRoot + "/pipelines/task-api/data/eval_prompts.jsonl", encoding: .utf8)
+            .split(separator: "\n").prefix(8)
+        let prompts: [[Int]] = try lines.map { line in
+            let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            return tok.encode(try tok.renderChat([ChatMessage(role: "user", content: o["prompt"] as! String)], addGenerationPrompt: true))
+        }
+        let stops = Set([tok.eosTokenID, tok.chatEndTokenID].compactMap { $0 })
+        let alone = try prompts.map { try model.generate(prompt: $0, maxNewTokens: 32, stopTokens: stops) }
+        #expect(try model.generate(prompts: prompts, maxNewTokens: 32, stopTokens: stops) == alone)
+        #expect(alone.contains { $0.count == 32 } && Set(alone.map(\.count)).count > 1)  // sequences left the batch at different steps
+    }
+
     /// `cairn model chat-template` prints what transformers' apply_chat_template renders for the
     /// imported model (its default system prompt included), and --ids its token ids.
     @Test func chatTemplateCommandRendersAsTransformers() throws {
