@@ -17,6 +17,9 @@ public struct StageConfig: Sendable, Equatable {
     public var exportType = "f16"
 
     public static let keys = ["name", "enabled", "config_path", "timeout_minutes", "retry_count", "format", "type"]
+    /// timeout_minutes: more than nothing, at most a week.
+    public static let timeoutBounds = Bounds.above(0, atMost: 10_080)
+    public static let maxRetries = 100
     /// What `cairn model export` writes (GGMLType.writable), as the config spells it.
     public static let exportTypes = GGMLType.writable.map { $0.description.lowercased() }
 }
@@ -37,6 +40,9 @@ public struct CheckConfig: Sendable, Equatable {
     public var command: String?
 
     public static let keys = ["name", "blocking", "timeout_seconds", "threshold", "max_new_tokens", "command"]
+    /// timeout_seconds: more than nothing, at most a week; max_new_tokens: at most 65,536.
+    public static let timeoutBounds = Bounds.above(0, atMost: 604_800)
+    public static let maxNewTokensLimit = 65_536
     /// The custom checks Cairn has; anything else in custom_checks is a config error.
     public static let customNames = ["output_format_valid", "no_harmful_content"]
     /// Safety blocks (runs in order, as the reference's prompt asks); format checks run in parallel.
@@ -53,6 +59,11 @@ public struct ValidationConfig: Sendable, Equatable {
     public var mergeTolerance = 1e-3
 
     public static let keys = ["max_loss", "min_accuracy", "check_nan", "custom_checks", "merge_tolerance"]
+    /// A loss gate above zero (a loss never is below it) and at most 1000; an accuracy in [0, 1];
+    /// a logits tolerance above zero and at most 1.
+    public static let maxLossBounds = Bounds.above(0, atMost: 1_000)
+    public static let minAccuracyBounds = Bounds(0, 1)
+    public static let mergeToleranceBounds = Bounds.above(0, atMost: 1)
 }
 
 /// A pipeline.yaml: the reference's PipelineConfig keys, plus `datasets` and `promote_to`.
@@ -165,11 +176,8 @@ public struct PipelineConfig: Sendable {
                 // The stage config is checked now, so a typo stops `cairn run` before anything trains.
                 _ = try TrainingConfig.load(yamlFile: st.configPath!)
             }
-            if let v = try s.double("timeout_minutes") {
-                guard v > 0 else { throw ConfigError(file: file, line: s.node("timeout_minutes")!.line, "key 'timeout_minutes' must be positive") }
-                st.timeoutMinutes = v
-            }
-            if let v = try s.int("retry_count", min: 0) { st.retryCount = v }
+            if let v = try s.double("timeout_minutes", StageConfig.timeoutBounds) { st.timeoutMinutes = v }
+            if let v = try s.int("retry_count", min: 0, max: StageConfig.maxRetries) { st.retryCount = v }
             for key in ["format", "type"] where name != .export && s.node(key) != nil {
                 throw ConfigError(file: file, line: s.node(key)!.line, "key '\(key)' belongs to the export stage, not '\(n)'")
             }
@@ -202,13 +210,10 @@ public struct PipelineConfig: Sendable {
 
         if let v = m.node("validation") {
             let vm = try YAMLMapping(v, file: file, known: ValidationConfig.keys)
-            if let x = try vm.double("max_loss") { validation.maxLoss = x }
-            if let x = try vm.double("min_accuracy") {
-                guard (0...1).contains(x) else { throw ConfigError(file: file, line: vm.node("min_accuracy")!.line, "key 'min_accuracy' must be in [0, 1]") }
-                validation.minAccuracy = x
-            }
+            if let x = try vm.double("max_loss", ValidationConfig.maxLossBounds) { validation.maxLoss = x }
+            if let x = try vm.double("min_accuracy", ValidationConfig.minAccuracyBounds) { validation.minAccuracy = x }
             if let x = try vm.bool("check_nan") { validation.checkNaN = x }
-            if let x = try vm.double("merge_tolerance") { validation.mergeTolerance = x }
+            if let x = try vm.double("merge_tolerance", ValidationConfig.mergeToleranceBounds) { validation.mergeTolerance = x }
             if let list = vm.node("custom_checks"), !list.isNull {
                 guard let items = list.items else { throw ConfigError(file: file, line: list.line, "key 'custom_checks' must be a list") }
                 for item in items {
@@ -218,8 +223,9 @@ public struct PipelineConfig: Sendable {
                     } else {
                         let cm = try YAMLMapping(item, file: file, known: CheckConfig.keys)
                         guard let name = try cm.string("name") else { throw ConfigError(file: file, line: item.line, "missing required key 'name' in a check") }
-                        c = CheckConfig(name: name, blocking: try cm.bool("blocking") ?? CheckConfig.blockingByDefault(name), timeoutSeconds: try cm.double("timeout_seconds") ?? 300,
-                                        threshold: try cm.double("threshold"), maxNewTokens: try cm.int("max_new_tokens", min: 1), command: try cm.string("command"))
+                        c = CheckConfig(name: name, blocking: try cm.bool("blocking") ?? CheckConfig.blockingByDefault(name), timeoutSeconds: try cm.double("timeout_seconds", CheckConfig.timeoutBounds) ?? 300,
+                                        threshold: try cm.double("threshold", Bounds(0, 1)),
+                                        maxNewTokens: try cm.int("max_new_tokens", min: 1, max: CheckConfig.maxNewTokensLimit), command: try cm.string("command"))
                         if let cmd = c.command {
                             guard allowCommands else {
                                 throw ConfigError(file: file, line: cm.node("command")!.line,
@@ -229,8 +235,6 @@ public struct PipelineConfig: Sendable {
                             validation.customChecks.append(c)
                             continue
                         }
-                        if let t = c.threshold, !(0...1).contains(t) { throw ConfigError(file: file, line: cm.node("threshold")!.line, "key 'threshold' must be in [0, 1]") }
-                        guard c.timeoutSeconds > 0 else { throw ConfigError(file: file, line: cm.node("timeout_seconds")!.line, "key 'timeout_seconds' must be positive") }
                     }
                     guard CheckConfig.customNames.contains(c.name) else {
                         let near = CheckConfig.customNames.min { editDistance($0, c.name) < editDistance($1, c.name) }!
@@ -244,11 +248,11 @@ public struct PipelineConfig: Sendable {
                 }
             }
         }
-        if let v = try m.double("gpu_memory_fraction") {
+        if let v = try m.double("gpu_memory_fraction", .above(0, atMost: 1)) {
             gpuMemoryFraction = v
             ignoredKeys.append("gpu_memory_fraction")
         }
-        if let v = try m.int("checkpoint_every_n_steps", min: 1) { checkpointEveryNSteps = v }
+        if let v = try m.int("checkpoint_every_n_steps", min: 1, max: 100_000_000) { checkpointEveryNSteps = v }
         if let v = try m.bool("save_intermediate") { saveIntermediate = v }
         if let v = try m.bool("upload_to_hub") {
             uploadToHub = v

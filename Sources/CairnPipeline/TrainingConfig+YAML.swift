@@ -20,45 +20,61 @@ extension TrainingConfig {
         return try TrainingConfig(yaml: try YAMLNode.parse(text, file: path), file: path)
     }
 
+    /// The range of every whole-number key (an alias takes its key's range). Wide enough for any
+    /// real run on Cairn, narrow enough that the products training forms from them (micro-batch
+    /// index × batch_size, step × gradient_accumulation, steps × epochs) stay far below Int.max.
+    public static let intBounds: [String: ClosedRange<Int>] = [
+        "epochs": 1...10_000, "max_steps": 1...100_000_000, "batch_size": 1...65_536, "gradient_accumulation": 1...65_536,
+        "logging_steps": 1...100_000_000, "save_steps": 1...100_000_000, "save_total_limit": 1...10_000,
+        "max_seq_length": 2...1_048_576, "lora_r": 1...4_096, "seed": 0...4_294_967_295,  // numpy's seed range, as transformers' set_seed
+    ]
+    /// The range of every other numeric key.
+    public static let numberBounds: [String: Bounds] = [
+        "learning_rate": .above(0, atMost: .infinity),  // any finite rate: a divergent one is a NaN stop (exit 1)
+        "warmup_ratio": .from(0, below: 1), "warmup_steps": Bounds(0, 100_000_000),
+        "weight_decay": Bounds(0, 1), "max_grad_norm": .above(0, atMost: 1e6), "adam_beta1": .from(0, below: 1),
+        "adam_beta2": .from(0, below: 1), "adam_epsilon": .above(0, atMost: 1), "lora_alpha": .above(0, atMost: 65_536),
+        "lora_dropout": .from(0, below: 1), "beta": .above(0, atMost: 100), "label_smoothing": Bounds(0, 0.5),
+        "eval_split": .from(0, below: 1),
+    ]
+
     public init(yaml node: YAMLNode, file: String) throws {
         self.init()
         let m = try YAMLMapping(node, file: file, known: Self.yamlKeys)
-        if let v = try m.int("epochs", min: 1) ?? m.int("num_train_epochs", min: 1) { epochs = v }
-        if let v = try m.int("max_steps", min: 1) { maxSteps = v }
-        if let v = try m.int("batch_size", min: 1) ?? m.int("per_device_train_batch_size", min: 1) { batchSize = v }
-        if let v = try m.int("gradient_accumulation", min: 1) ?? m.int("gradient_accumulation_steps", min: 1) { gradientAccumulation = v }
-        if let v = try m.double("learning_rate") {
-            guard v > 0 else { throw ConfigError(file: file, line: m.node("learning_rate")!.line, "key 'learning_rate' must be positive") }
-            learningRate = v
+        // A whole-number key (or its alias) in its range.
+        func int(_ key: String, alias: String? = nil) throws -> Int? {
+            let r = Self.intBounds[key]!
+            return try m.int(key, min: r.lowerBound, max: r.upperBound) ?? alias.flatMap { try m.int($0, min: r.lowerBound, max: r.upperBound) }
         }
-        if let v = try m.double("warmup_ratio") {
-            guard (0..<1).contains(v) else { throw ConfigError(file: file, line: m.node("warmup_ratio")!.line, "key 'warmup_ratio' must be in [0, 1)") }
-            warmupRatio = v
-        }
-        if let v = try m.double("warmup_steps") {
+        func number(_ key: String) throws -> Double? { try m.double(key, Self.numberBounds[key]!) }
+        if let v = try int("epochs", alias: "num_train_epochs") { epochs = v }
+        if let v = try int("max_steps") { maxSteps = v }
+        if let v = try int("batch_size", alias: "per_device_train_batch_size") { batchSize = v }
+        if let v = try int("gradient_accumulation", alias: "gradient_accumulation_steps") { gradientAccumulation = v }
+        if let v = try number("learning_rate") { learningRate = v }
+        if let v = try number("warmup_ratio") { warmupRatio = v }
+        if let v = try number("warmup_steps") {
             // transformers 5: a value in [0, 1) is a ratio, one ≥ 1 a step count.
-            if v < 1 { warmupRatio = max(0, v) } else { warmupSteps = Int(v) }
+            if v < 1 { warmupRatio = v } else { warmupSteps = Int(v) }
         }
         if let v = try m.choice("lr_scheduler_type", LearningRateSchedule.Kind.self, allowed: LearningRateSchedule.Kind.allCases.map(\.rawValue)) {
             lrSchedulerType = v
         }
-        if let v = try m.double("weight_decay") { weightDecay = v }
-        if let v = try m.double("max_grad_norm") { maxGradNorm = v }
-        if let v = try m.double("adam_beta1") { adamBeta1 = v }
-        if let v = try m.double("adam_beta2") { adamBeta2 = v }
-        if let v = try m.double("adam_epsilon") { adamEpsilon = v }
-        if let v = try m.int("seed", min: 0) { seed = UInt64(v) }
-        if let v = try m.int("logging_steps", min: 1) { loggingSteps = v }
-        if let v = try m.int("save_steps", min: 1) { saveSteps = v }
-        if let v = try m.int("save_total_limit", min: 1) { saveTotalLimit = v }
-        if let v = try m.int("max_seq_length", min: 2) ?? m.int("max_length", min: 2) { maxSeqLength = v }
-        if let v = try m.int("lora_r", min: 1) { loraR = v }
-        if let v = try m.double("lora_alpha") { loraAlpha = v }
-        if let v = try m.double("lora_dropout") {
-            guard (0..<1).contains(v) else { throw ConfigError(file: file, line: m.node("lora_dropout")!.line, "key 'lora_dropout' must be in [0, 1)") }
-            loraDropout = v
-        }
+        if let v = try number("weight_decay") { weightDecay = v }
+        if let v = try number("max_grad_norm") { maxGradNorm = v }
+        if let v = try number("adam_beta1") { adamBeta1 = v }
+        if let v = try number("adam_beta2") { adamBeta2 = v }
+        if let v = try number("adam_epsilon") { adamEpsilon = v }
+        if let v = try int("seed") { seed = UInt64(v) }
+        if let v = try int("logging_steps") { loggingSteps = v }
+        if let v = try int("save_steps") { saveSteps = v }
+        if let v = try int("save_total_limit") { saveTotalLimit = v }
+        if let v = try int("max_seq_length", alias: "max_length") { maxSeqLength = v }
+        if let v = try int("lora_r") { loraR = v }
+        if let v = try number("lora_alpha") { loraAlpha = v }
+        if let v = try number("lora_dropout") { loraDropout = v }
         if let v = try m.strings("target_modules") {
+            guard !v.isEmpty else { throw ConfigError(file: file, line: m.node("target_modules")!.line, "key 'target_modules' must name at least one module") }
             for t in v where !LoRASpec.allTargets.contains(t) {
                 throw ConfigError(file: file, line: m.node("target_modules")!.line,
                                   "key 'target_modules': '\(t)' is not one of \(LoRASpec.allTargets.joined(separator: ", "))")
@@ -68,15 +84,9 @@ extension TrainingConfig {
         if let v = try m.bool("use_rslora") { useRslora = v }
         if let v = try m.bool("completion_only_loss") { completionOnlyLoss = v }
         if let v = try m.bool("padding_free") { paddingFree = v }
-        if let v = try m.double("beta") {
-            guard v > 0 else { throw ConfigError(file: file, line: m.node("beta")!.line, "key 'beta' must be positive") }
-            beta = v
-        }
+        if let v = try number("beta") { beta = v }
         if let v = try m.choice("loss_type", DPOLoss.Kind.self, allowed: DPOLoss.Kind.allCases.map(\.rawValue)) { lossType = v }
-        if let v = try m.double("label_smoothing") { labelSmoothing = v }
-        if let v = try m.double("eval_split") {
-            guard (0..<1).contains(v) else { throw ConfigError(file: file, line: m.node("eval_split")!.line, "key 'eval_split' must be in [0, 1)") }
-            evalSplit = v
-        }
+        if let v = try number("label_smoothing") { labelSmoothing = v }
+        if let v = try number("eval_split") { evalSplit = v }
     }
 }

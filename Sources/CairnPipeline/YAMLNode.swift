@@ -71,18 +71,22 @@ public struct YAMLMapping {
         return s
     }
 
-    public func int(_ key: String, min lower: Int? = nil) throws -> Int? {
+    /// A whole number, at least `lower` and at most `upper` when given.
+    public func int(_ key: String, min lower: Int? = nil, max upper: Int? = nil) throws -> Int? {
         guard let n = values[key], !n.isNull else { return nil }
         guard let s = n.scalar, let i = Int(s) ?? Double(s).flatMap({ $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil }) else {
             throw fail(key, n, "a whole number")
         }
         if let l = lower, i < l { throw ConfigError(file: file, line: n.line, "key '\(key)' must be at least \(l), not \(i)") }
+        if let u = upper, i > u { throw ConfigError(file: file, line: n.line, "key '\(key)' must be at most \(u), not \(i)") }
         return i
     }
 
-    public func double(_ key: String) throws -> Double? {
+    /// A finite number, inside `bounds` when given.
+    public func double(_ key: String, _ bounds: Bounds? = nil) throws -> Double? {
         guard let n = values[key], !n.isNull else { return nil }
         guard let s = n.scalar, let d = Double(s), d.isFinite else { throw fail(key, n, "a number") }
+        if let b = bounds, !b.contains(d) { throw ConfigError(file: file, line: n.line, "key '\(key)' must be in \(b), not \(s)") }
         return d
     }
 
@@ -114,6 +118,26 @@ public struct YAMLMapping {
     }
 }
 
+/// An interval of numbers a key accepts, written as in mathematics: (0, 10080] excludes 0.
+public struct Bounds: CustomStringConvertible, Sendable {
+    public var lower: Double, upper: Double
+    public var lowerOpen: Bool, upperOpen: Bool
+    public init(_ lower: Double, _ upper: Double, lowerOpen: Bool = false, upperOpen: Bool = false) {
+        self.lower = lower; self.upper = upper; self.lowerOpen = lowerOpen; self.upperOpen = upperOpen
+    }
+    /// (lower, upper]: a positive quantity with a ceiling.
+    public static func above(_ lower: Double, atMost upper: Double) -> Bounds { Bounds(lower, upper, lowerOpen: true, upperOpen: upper.isInfinite) }
+    /// [lower, upper).
+    public static func from(_ lower: Double, below upper: Double) -> Bounds { Bounds(lower, upper, upperOpen: true) }
+    public func contains(_ x: Double) -> Bool {
+        (lowerOpen ? x > lower : x >= lower) && (upperOpen ? x < upper : x <= upper)
+    }
+    public var description: String {
+        func f(_ x: Double) -> String { x.isInfinite ? (x > 0 ? "∞" : "-∞") : x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : "\(x)" }
+        return "\(lowerOpen ? "(" : "[")\(f(lower)), \(f(upper))\(upperOpen ? ")" : "]")"
+    }
+}
+
 /// Levenshtein distance, for "did you mean".
 func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a), b = Array(b)
@@ -128,4 +152,22 @@ func editDistance(_ a: String, _ b: String) -> Int {
         }
     }
     return row[b.count]
+}
+
+extension YAMLNode {
+    /// The most lists and mappings one value may sit inside (pipeline.yaml needs four).
+    /// Deeper input is refused while it is read, so no node tree is deep enough to overflow
+    /// the stack when it is walked or freed.
+    public static let maxDepth = 64
+    /// The largest YAML config read: 4 MiB (configs are a few KiB; datasets are JSONL files).
+    public static let maxBytes = 4 << 20
+
+    /// "stages.0.config" for the containers being read: each mapping's key in progress, each
+    /// list's index; long paths keep their first six parts.
+    static func keyPath(_ frames: [(isMapping: Bool, items: [YAMLNode])]) -> String {
+        let parts = frames.map { f -> String in
+            f.isMapping ? (f.items.count % 2 == 1 ? f.items.last?.scalar ?? "?" : "?") : String(f.items.count)
+        }
+        return parts.count > 6 ? parts.prefix(6).joined(separator: ".") + ".…" : parts.joined(separator: ".")
+    }
 }

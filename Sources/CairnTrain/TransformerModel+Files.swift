@@ -29,6 +29,16 @@ extension TransformerModel {
     public func loadAdapter(directory: String) throws {
         let adapter = try PEFTAdapter.read(directory: directory)
         let c = adapter.config
+        // PEFTAdapter.read accepts what PEFT writes (a regex or "all-linear" in target_modules);
+        // Cairn attaches LoRA to named projections only, so say which file and key to change.
+        let configPath = (directory as NSString).appendingPathComponent(PEFTAdapter.configFile)
+        for t in c.targetModules where !LoRASpec.allTargets.contains(t) {
+            throw FormatError(file: configPath, key: "target_modules",
+                              "'\(t)' is not one of \(LoRASpec.allTargets.joined(separator: ", ")) (Cairn loads adapters whose target_modules name projections, not a pattern)")
+        }
+        guard (0..<1).contains(c.loraDropout) else {
+            throw FormatError(file: configPath, key: "lora_dropout", "is \(c.loraDropout); it must be in [0, 1)")
+        }
         let spec = try LoRASpec(rank: c.r, alpha: c.loraAlpha, dropout: c.loraDropout, targets: c.targetModules, useRSLoRA: c.useRslora)
         try attachLoRA(spec, weights: adapter.weights)
     }

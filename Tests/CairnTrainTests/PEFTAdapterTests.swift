@@ -225,3 +225,17 @@ struct PEFTAdapterTests {
         try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
     }
 }
+
+extension PEFTAdapterTests {
+    /// PEFT may write a pattern in target_modules; loading such an adapter names the file and key.
+    @Test func aPatternInTargetModulesIsNamedWhenLoaded() throws {
+        try F.withTemporaryDirectory { dir in
+            try Self.makeAdapter().write(to: dir)
+            try Self.editConfig(dir) { $0["target_modules"] = ".*" }
+            let model = try tinyModel(.llama, tied: false, kv: 2)
+            let e = #expect(throws: FormatError.self) { try model.loadAdapter(directory: dir) }
+            #expect(e?.file == dir + "/adapter_config.json" && e?.name == "target_modules", "\(String(describing: e))")
+            #expect(e?.description.contains("'.*' is not one of q_proj") == true, "\(String(describing: e))")
+        }
+    }
+}
