@@ -107,11 +107,17 @@ public struct ModelConfig: Equatable, Sendable {
             }
         }
         let theta = try number("rope_theta", in: ropeParams) ?? number("rope_theta") ?? 10000
-        let eos: [Int]
-        switch json["eos_token_id"] {
-        case let i as Int: eos = [i]
-        case let a as [Int]: eos = a
-        default: eos = []
+        func tokenIDs(_ key: String) throws -> [Int] {
+            guard let v = json[key], !(v is NSNull) else { return [] }
+            switch v {
+            case let i as Int: return [i]
+            case let a as [Int]: return a
+            default: throw ModelError("\(file): key \"\(key)\" must be a token id or a list of them, not \(v)")
+            }
+        }
+        let eos = try tokenIDs("eos_token_id")
+        for key in ["bos_token_id", "pad_token_id"] where try tokenIDs(key).count > 1 {
+            throw ModelError("\(file): key \"\(key)\" must be one token id")
         }
         self.init(architecture: arch, vocabSize: try int("vocab_size"), hiddenSize: try int("hidden_size"),
                   intermediateSize: try int("intermediate_size"), numLayers: try int("num_hidden_layers"),
@@ -119,11 +125,8 @@ public struct ModelConfig: Equatable, Sendable {
                   headDim: try optInt("head_dim"), rmsNormEps: try number("rms_norm_eps") ?? 1e-6, ropeTheta: theta,
                   tieWordEmbeddings: try bool("tie_word_embeddings", false), attentionBias: try bool("attention_bias", false),
                   mlpBias: try bool("mlp_bias", false), maxPositionEmbeddings: try optInt("max_position_embeddings") ?? 2048,
-                  bosTokenID: json["bos_token_id"] as? Int, eosTokenIDs: eos, padTokenID: json["pad_token_id"] as? Int)
-        guard numHeads % numKVHeads == 0 else {
-            throw ModelError("\(file): num_attention_heads (\(numHeads)) must be a multiple of num_key_value_heads (\(numKVHeads))")
-        }
-        guard headDim % 2 == 0 else { throw ModelError("\(file): head_dim (\(headDim)) must be even for rotary embeddings") }
+                  bosTokenID: try tokenIDs("bos_token_id").first, eosTokenIDs: eos, padTokenID: try tokenIDs("pad_token_id").first)
+        try validate(file: file)
     }
 
     /// config.json as transformers writes it (rope_theta at the top level, which 4.x and 5.x both read).

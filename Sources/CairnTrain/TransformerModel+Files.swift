@@ -3,10 +3,12 @@ import Foundation
 /// Reading and writing models and adapters in Hugging Face's formats.
 extension TransformerModel {
     /// Loads DIR/config.json and the weights (model.safetensors or a sharded index). Tensors
-    /// are checked against the config's shapes; F32 weights are used in place from the map.
+    /// are checked against the config's shapes; F32 weights are used in place from the map. The
+    /// config's sizes are checked against the safetensors headers before anything is allocated.
     public static func load(directory: String) throws -> TransformerModel {
         let config = try ModelConfig.load(path: directory)
         let archive = try SafeTensorsArchive(path: directory)
+        try config.check(against: archive, file: (directory as NSString).appendingPathComponent("config.json"))
         return try TransformerModel(config: config) { name, shape in
             guard archive.shape(name) != nil else {
                 throw ModelError("\(directory): the weights have no tensor '\(name)' that config.json implies")

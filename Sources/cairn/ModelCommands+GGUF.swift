@@ -31,7 +31,7 @@ extension ModelCommands {
             throw UsageError(message: "--type must be one of \(GGMLType.writable.map { $0.description.lowercased() }.joined(separator: ", ")), not '\(typeName)'")
         }
         let out = try a.required("out")
-        let (model, tok, cleanup) = try loadModel(a)
+        let (model, tok, _, cleanup) = try loadModel(a)
         defer { cleanup() }
         let name = try a.option("name") ?? URL(fileURLWithPath: out).deletingPathExtension().lastPathComponent
         let start = Date()

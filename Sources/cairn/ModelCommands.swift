@@ -78,7 +78,8 @@ enum ModelCommands {
         return (tmp, { try? FileManager.default.removeItem(atPath: tmp) })
     }
 
-    static func loadModel(_ a: Arguments) throws -> (TransformerModel, Tokenizer, () -> Void) {
+    /// The model, its tokenizer, the config file's path (for messages) and the cleanup of a checkout.
+    static func loadModel(_ a: Arguments) throws -> (TransformerModel, Tokenizer, String, () -> Void) {
         let (dir, cleanup) = try modelDirectory(a.positionals[0], a)
         let model = try TransformerModel.load(directory: dir)
         let tok = try Tokenizer(directory: dir)
@@ -87,7 +88,7 @@ enum ModelCommands {
             defer { acleanup() }
             try model.loadAdapter(directory: adir)
         }
-        return (model, tok, cleanup)
+        return (model, tok, (dir as NSString).appendingPathComponent("config.json"), cleanup)
     }
 
     static func initModel(_ a: Arguments) throws -> Int32 {
@@ -128,33 +129,23 @@ enum ModelCommands {
     }
 
     static func logprobs(_ a: Arguments) throws -> Int32 {
-        let (model, tok, cleanup) = try loadModel(a)
+        let (model, tok, configFile, cleanup) = try loadModel(a)
         defer { cleanup() }
-        var items: [(line: Int?, prompt: String, text: String)] = []
-        if let t = try a.option("text") { items.append((nil, "", t)) }
-        if let input = try a.option("input") {
-            guard let content = try? String(contentsOfFile: input, encoding: .utf8) else { throw ModelError("cannot read '\(input)'") }
-            for (i, raw) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !raw.trimmingCharacters(in: .whitespaces).isEmpty {
-                guard let obj = (try? JSONSerialization.jsonObject(with: Data(raw.utf8))) as? [String: Any] else {
-                    throw ModelError("cannot read '\(input)' at line \(i + 1): not a JSON object")
-                }
-                if let text = obj["text"] as? String { items.append((i + 1, "", text)); continue }
-                guard let p = obj["prompt"] as? String else { throw ModelError("cannot read '\(input)' at line \(i + 1): missing key \"text\" or \"prompt\"") }
-                guard let c = obj["completion"] as? String else { throw ModelError("cannot read '\(input)' at line \(i + 1): missing key \"completion\"") }
-                items.append((i + 1, p, c))
-            }
+        var inputs: [ScoringInput] = []
+        if let t = try a.option("text") { inputs.append(ScoringInput(text: t)) }
+        if let input = try a.option("input") { inputs.append(try ScoringInput(file: input)) }
+        guard !inputs.isEmpty else { throw UsageError(message: "give --text T or --input FILE.jsonl") }
+        // Every item is encoded and checked before the first forward pass.
+        let encoded = try inputs.flatMap { input in
+            try input.items.map { (line: $0.line, try input.encode($0, tokenizer: tok, config: model.config, configFile: configFile)) }
         }
-        guard !items.isEmpty else { throw UsageError(message: "give --text T or --input FILE.jsonl") }
         var results: [LogProbLine] = []
-        for item in items {
-            let promptIDs = item.prompt.isEmpty ? [] : tok.encode(item.prompt)
-            let ids = promptIDs + tok.encode(item.text)
-            guard ids.count >= 1 else { throw ModelError("nothing to score: the text is empty") }
+        for (line, (ids, promptCount)) in encoded {
             let logits = try model.logits(inputIDs: [ids])
             let lp = TransformerModel.tokenLogProbs(logits: logits, ids: ids, vocabSize: model.config.vocabSize)
-            let first = max(promptIDs.count, 1)
+            let first = max(promptCount, 1)
             let scored: [Double?] = ids.indices.map { $0 >= first ? lp[$0] : nil }
-            results.append(LogProbLine(line: item.line, tokens: ids.map { tok.token(of: $0) ?? "?" }, ids: ids, logprobs: scored,
+            results.append(LogProbLine(line: line, tokens: ids.map { tok.token(of: $0) ?? "?" }, ids: ids, logprobs: scored,
                                        sum: scored.compactMap { $0 }.reduce(0, +)))
         }
         if a.has("json") { try Output.json(results) } else {
@@ -168,19 +159,26 @@ enum ModelCommands {
     }
 
     static func generate(_ a: Arguments) throws -> Int32 {
-        let (model, tok, cleanup) = try loadModel(a)
+        let (model, tok, configFile, cleanup) = try loadModel(a)
         defer { cleanup() }
         var prompt = try a.required("prompt")
         if a.has("chat") { prompt = try tok.renderChat([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true) }
         let ids = tok.encode(prompt)
         guard !ids.isEmpty else { throw UsageError(message: "--prompt is empty") }
+        try model.config.checkTokenIDs(ids, source: "--prompt encoded by \((configFile as NSString).deletingLastPathComponent)/tokenizer.json",
+                                       configFile: configFile, token: tok.token(of:))
+        let maxTokens = try a.int("max-tokens", default: 64)
+        guard maxTokens >= 0 && maxTokens <= model.config.maxPositionEmbeddings - ids.count else {
+            throw UsageError(message: "--max-tokens \(maxTokens): the prompt's \(ids.count) tokens and the new ones must fit the model's "
+                             + "max_position_embeddings (\(model.config.maxPositionEmbeddings) in \(configFile))")
+        }
         let temperature = Float(try a.option("temperature") ?? "0") ?? -1
         let topP = Float(try a.option("top-p") ?? "1") ?? -1
         guard temperature >= 0 else { throw UsageError(message: "--temperature wants a number ≥ 0") }
         guard topP > 0 && topP <= 1 else { throw UsageError(message: "--top-p wants a number in (0, 1]") }
         var stops = Set(model.config.eosTokenIDs)  // SmolLM2's is <|im_end|>, which ends its turns
         for t in [tok.eosTokenID, tok.chatEndTokenID] { if let t = t { stops.insert(t) } }
-        let out = try model.generate(prompt: ids, maxNewTokens: try a.int("max-tokens", default: 64),
+        let out = try model.generate(prompt: ids, maxNewTokens: maxTokens,
                                      sampling: SamplingOptions(temperature: temperature, topP: topP, seed: UInt64(try a.int("seed", default: 0))),
                                      stopTokens: stops)
         let text = tok.decode(out.filter { !stops.contains($0) })

@@ -6,20 +6,24 @@ struct JSONLines {
     /// (line number, object) for every non-blank line.
     let records: [(line: Int, object: [String: Any])]
 
-    init(file: String) throws {
+    /// `maxLineBytes`: a longer line is refused before it is parsed (nil: no limit).
+    init(file: String, maxLineBytes: Int? = nil) throws {
         self.file = file
         guard let data = FileManager.default.contents(atPath: file) else { throw DatasetError(file: file, "no such file or it cannot be read") }
         guard let text = String(data: data, encoding: .utf8) else { throw DatasetError(file: file, "it is not UTF-8 text") }
         var out: [(Int, [String: Any])] = []
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
+            if let limit = maxLineBytes, line.utf8.count > limit {
+                throw DatasetError(file: file, line: i + 1, "the line is \(line.utf8.count) bytes, over the limit of \(limit) bytes for one line")
+            }
             if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
             guard let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
                 throw DatasetError(file: file, line: i + 1, "not a JSON object (invalid JSON)")
             }
             out.append((i + 1, obj))
         }
-        guard !out.isEmpty else { throw DatasetError(file: file, "the file has no examples") }
+        guard !out.isEmpty else { throw DatasetError(file: file, data.isEmpty ? "the file is empty" : "the file has no examples") }
         records = out
     }
 

@@ -88,6 +88,11 @@ public struct LoRAAdapterConfig: Codable, Equatable, Sendable {
         taskType = try c.decodeIfPresent(String.self, forKey: .taskType) ?? ""
         fanInFanOut = try c.decodeIfPresent(Bool.self, forKey: .fanInFanOut) ?? false
         inferenceMode = try c.decodeIfPresent(Bool.self, forKey: .inferenceMode) ?? true
+        // Features that change what the weights mean are refused, never silently run as plain LoRA.
+        if try c.decodeIfPresent(Bool.self, forKey: .useDora) == true {
+            throw DecodingError.dataCorruptedError(forKey: .useDora, in: c, debugDescription:
+                "is true: DoRA adapters are not supported (Cairn applies plain LoRA only)")
+        }
     }
 
     /// Writes PEFT 0.21's full key set (unused features at their defaults).

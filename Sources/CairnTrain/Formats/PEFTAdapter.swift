@@ -34,6 +34,8 @@ public struct PEFTAdapter {
             config = try JSONDecoder().decode(LoRAAdapterConfig.self, from: data)
         } catch DecodingError.keyNotFound(let key, _) {
             throw FormatError(file: configPath, key: key.stringValue, "is missing")
+        } catch DecodingError.dataCorrupted(let ctx) where !ctx.codingPath.isEmpty {
+            throw FormatError(file: configPath, key: ctx.codingPath.map(\.stringValue).joined(separator: "."), ctx.debugDescription)
         } catch DecodingError.typeMismatch(_, let ctx) {
             throw FormatError(file: configPath, key: ctx.codingPath.map(\.stringValue).joined(separator: "."), "has the wrong type: \(ctx.debugDescription)")
         } catch {

@@ -99,6 +99,7 @@ struct TokenizerJSON {
             }
         }
         addedTokens = added
+        try Self.checkIDs(vocab: vocab, added: added, file: file)
 
         normalizeNFC = false
         if let normalizer = root["normalizer"], !(normalizer is NSNull) {
@@ -237,6 +238,33 @@ struct TokenizerJSON {
         default:
             throw TokenizerError(file: file, "\(key).type \"\(type)\" is not supported "
                                  + "(only ByteLevel, TemplateProcessing, RobertaProcessing, BertProcessing and Sequence)")
+        }
+    }
+
+    /// Every id names one token and fits a dense numbering: below the count of vocabulary and added
+    /// tokens (an added token may repeat its vocabulary entry's id), so a table by id stays the size of the file.
+    private static func checkIDs(vocab: [String: Int], added: [AddedToken], file: String) throws {
+        let limit = vocab.count + added.count
+        var tokenOfID: [Int: String] = [:]
+        tokenOfID.reserveCapacity(vocab.count)
+        for (token, id) in vocab.sorted(by: { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }) {
+            guard id < limit else {
+                throw TokenizerError(file: file, "model.vocab[\"\(token)\"] has id \(id), beyond the \(limit) tokens the file defines")
+            }
+            if let other = tokenOfID[id] {
+                throw TokenizerError(file: file, "model.vocab: id \(id) is given to both \"\(other)\" and \"\(token)\"")
+            }
+            tokenOfID[id] = token
+        }
+        var addedIndexOfID: [Int: Int] = [:]
+        for (i, t) in added.enumerated() {
+            guard t.id >= 0 && t.id < limit else {
+                throw TokenizerError(file: file, "added_tokens[\(i)] (\"\(t.content)\") has id \(t.id), outside 0..<\(limit) (the tokens the file defines)")
+            }
+            if let j = addedIndexOfID[t.id] {
+                throw TokenizerError(file: file, "added_tokens[\(i)] (\"\(t.content)\") has id \(t.id), already the id of added_tokens[\(j)] (\"\(added[j].content)\")")
+            }
+            addedIndexOfID[t.id] = i
         }
     }
 
