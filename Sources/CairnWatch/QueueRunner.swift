@@ -18,6 +18,7 @@ public enum QueueRunner {
 
     /// Returns the process exit code: 0 the run succeeded, 1 it failed or was rejected, 2 it could not start.
     public static func run(entry id: Int64, store: ArtifactStore, options: Options) -> Int32 {
+        var started: Int64?  // the run the orchestrator recorded, once it has
         do {
             guard let e = try store.queueEntry(id) else { throw PipelineError("no queue entry \(id)") }
             try store.markQueueRunning(id, pid: getpid())
@@ -25,7 +26,7 @@ public enum QueueRunner {
             o.echo = options.echo
             o.stopRequested = options.stopRequested
             o.allowCommands = options.allowCommands
-            o.onRunStarted = { run in try? store.markQueueRunning(id, pid: getpid(), run: run) }
+            o.onRunStarted = { run in started = run; try? store.markQueueRunning(id, pid: getpid(), run: run) }
             if let run = e.run, let rec = try store.run(run), try Orchestrator.effectiveStatus(rec) == .interrupted {
                 let r = try Orchestrator.resume(run: run, store: store, options: o)
                 return try finish(id, store: store, r)
@@ -51,13 +52,16 @@ public enum QueueRunner {
                 }
                 return try finish(id, store: store, try Orchestrator(store: store, config: config, options: o).run())
             } catch let error as ConfigError {
-                return try failBeforeRun(id, store: store, info: o.info!, error: "\(error)")
+                return try failBeforeRun(id, store: store, info: o.info!, run: started, error: "\(error)")
             } catch let error as UnsafePathError {
-                return try failBeforeRun(id, store: store, info: o.info!, error: "\(error)")
+                return try failBeforeRun(id, store: store, info: o.info!, run: started, error: "\(error)")
             }
         } catch {
             FileHandle.standardError.write(Data("cairn: queue entry \(id): \(error)\n".utf8))
-            try? store.finishQueue(id, state: "failed", error: "\(error)")
+            if let run = started {  // the run's one record names its queue entry and the error
+                try? store.setRunMetadata(run, .object(["queue_entry": .number(Double(id)), "error": .string("\(error)")]))
+            }
+            try? store.finishQueue(id, state: "failed", run: started, error: "\(error)")
             return 2
         }
     }
@@ -74,12 +78,20 @@ public enum QueueRunner {
     }
 
     /// A run that could not start (bad config, unsafe path) is recorded as a failed run with
-    /// its error, so `cairn runs` shows it; the daemon goes on.
-    static func failBeforeRun(_ id: Int64, store: ArtifactStore, info: RunInfo, error: String) throws -> Int32 {
+    /// its error, so `cairn runs` shows it; the daemon goes on. When the orchestrator had already
+    /// recorded the run (and failed it with the error), that record is the entry's only one.
+    static func failBeforeRun(_ id: Int64, store: ArtifactStore, info: RunInfo, run started: Int64? = nil, error: String) throws -> Int32 {
         FileHandle.standardError.write(Data("cairn: \(error)\n".utf8))
-        var i = info
-        i.metadata = .object(["queue_entry": .number(Double(id)), "error": .string(error)])
-        let run = try store.beginRun(i, status: .failed)
+        let metadata: [String: JSONValue] = ["queue_entry": .number(Double(id)), "error": .string(error)]
+        let run: Int64
+        if let started {
+            run = started
+            try store.setRunMetadata(run, .object(metadata))
+        } else {
+            var i = info
+            i.metadata = .object(metadata)
+            run = try store.beginRun(i, status: .failed)
+        }
         try store.finishRun(run, status: .failed)
         try store.finishQueue(id, state: "failed", run: run, error: error)
         return 2

@@ -103,6 +103,26 @@ struct ReconcilerTests {
         #expect(try repo.file("pipelines/a/sft_config.yaml", at: CommitID(c)!)?.data == Data("lora_r: 8\n".utf8))
     }
 
+    /// A triggered run that fails as it starts — its base model is not in the commit, or a stage
+    /// config has a key no stage knows — has one record, failed, with the error and its queue
+    /// entry (a failure after the orchestrator had recorded the run used to add a second).
+    @Test(arguments: [[:], ["pipelines/a/base/config.json": "{}\n", "pipelines/a/sft_config.yaml": "lora_rr: 8\n"]])
+    func aTriggeredRunThatCannotStartHasExactlyOneRecord(change: [String: String]) throws {
+        let f = try twoPipelines()
+        if !change.isEmpty { _ = try f.commit("a bad stage config", change) }
+        let store = try ArtifactStore.initialize(at: f.store)
+        let head = try f.git(["rev-parse", "HEAD"])
+        let entry = try store.enqueue(pipeline: "pipelines/a", commit: head, repo: f.repo, branch: "main").entry
+        let code = QueueRunner.run(entry: entry.id, store: store, options: QueueRunner.Options(executable: cairnBinary()))
+        #expect(code == 2)
+        let runs = try store.runs()
+        #expect(runs.count == 1, "\(runs.map { ($0.id, $0.pipeline, $0.status) })")
+        let e = try store.queueEntry(entry.id)
+        #expect(e?.state == "failed" && e?.run == runs.first?.id)
+        #expect(runs.first?.status == .failed && runs.first?.metadata["queue_entry"]?.numberValue == Double(entry.id))
+        #expect(runs.first?.metadata["error"]?.stringValue?.isEmpty == false)
+    }
+
     @Test func aSymlinkLeavingTheRepositoryIsRefusedNamingPathAndCommit() throws {
         let f = try twoPipelines()
         try FileManager.default.createSymbolicLink(atPath: f.repo + "/data/secret.jsonl", withDestinationPath: "/etc/passwd")
