@@ -40,6 +40,8 @@ public enum QueueRunner {
                 let tree = try exportedTree(repo, commit, store: store)
                 let file = try pipelineFile(in: tree, directory: e.pipeline, commit: commit)
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
+                // A run is named by its pipeline_id, also when the rest of the config is refused.
+                if let id = declaredPipelineID(text, file: file) { o.info?.pipeline = id }
                 let config: PipelineConfig
                 do {
                     config = try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, repository: tree, allowCommands: options.allowCommands)
@@ -95,6 +97,14 @@ public enum QueueRunner {
         try store.finishRun(run, status: .failed)
         try store.finishQueue(id, state: "failed", run: run, error: error)
         return 2
+    }
+
+    /// The pipeline_id a pipeline.yaml declares, read leniently (nil when the YAML itself does not
+    /// parse or the key is not a plain value): the name its runs are recorded under.
+    static func declaredPipelineID(_ text: String, file: String) -> String? {
+        guard let root = try? YAMLNode.parse(text, file: file), let entries = root.entries else { return nil }
+        guard let id = entries.first(where: { $0.key.scalar == "pipeline_id" })?.value.scalar, !id.isEmpty else { return nil }
+        return id
     }
 
     /// Where triggered runs work: beside the store (STORE-work/), not in it — the store refuses

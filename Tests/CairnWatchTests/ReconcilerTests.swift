@@ -121,6 +121,8 @@ struct ReconcilerTests {
         #expect(e?.state == "failed" && e?.run == runs.first?.id)
         #expect(runs.first?.status == .failed && runs.first?.metadata["queue_entry"]?.numberValue == Double(entry.id))
         #expect(runs.first?.metadata["error"]?.stringValue?.isEmpty == false)
+        // Named by its pipeline_id whichever way it failed, as a run that starts is.
+        #expect(runs.first?.pipeline == "a")
     }
 
     @Test func aSymlinkLeavingTheRepositoryIsRefusedNamingPathAndCommit() throws {
