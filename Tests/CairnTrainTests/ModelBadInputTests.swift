@@ -97,6 +97,15 @@ struct ModelBadInputTests {
         try expectRefused(["model", "logprobs", model, "--adapter", dora, "--text", "create task"],
                           naming: ["dora/adapter_config.json", "use_dora", "DoRA"])
         #expect(throws: FormatError.self) { try PEFTAdapter.read(directory: dora) }
+        // The other features that change what the weights mean, each named by its key.
+        let others: [(String, String, Any)] = [("qalora", "use_qalora", true), ("lorabias", "lora_bias", true), ("bias", "bias", "all"),
+                                               ("ranks", "rank_pattern", ["q_proj": 4]), ("alphas", "alpha_pattern", ["q_proj": 8.0])]
+        for (dir, key, value) in others {
+            let path = try edited(s, s.path + "/adapter", "adapter_config.json", as: dir) { $0[key] = value }
+            try expectRefused(["model", "logprobs", model, "--adapter", path, "--text", "create task"], naming: ["\(dir)/adapter_config.json", key])
+        }
+        // PEFT's defaults for them are plain LoRA: the adapter as saved loads.
+        #expect(try PEFTAdapter.read(directory: s.path + "/adapter").config.r == 2)
     }
 
     @Test func scoringInputIsBoundedAndNamed() throws {

@@ -89,9 +89,18 @@ public struct LoRAAdapterConfig: Codable, Equatable, Sendable {
         fanInFanOut = try c.decodeIfPresent(Bool.self, forKey: .fanInFanOut) ?? false
         inferenceMode = try c.decodeIfPresent(Bool.self, forKey: .inferenceMode) ?? true
         // Features that change what the weights mean are refused, never silently run as plain LoRA.
-        if try c.decodeIfPresent(Bool.self, forKey: .useDora) == true {
-            throw DecodingError.dataCorruptedError(forKey: .useDora, in: c, debugDescription:
-                "is true: DoRA adapters are not supported (Cairn applies plain LoRA only)")
+        func refuse(_ key: CodingKeys, _ why: String) throws -> Never {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: why + " (Cairn applies plain LoRA only)")
+        }
+        if try c.decodeIfPresent(Bool.self, forKey: .useDora) == true { try refuse(.useDora, "is true: DoRA adapters are not supported") }
+        if (try? c.decodeIfPresent(Bool.self, forKey: .useQalora)) == true { try refuse(.useQalora, "is true: QA-LoRA adapters are not supported") }
+        if (try? c.decodeIfPresent(Bool.self, forKey: .loraBias)) == true { try refuse(.loraBias, "is true: a LoRA bias is not supported") }
+        if bias != "none" { try refuse(.bias, "is \"\(bias)\": adapters that train biases are not supported") }
+        for key in [CodingKeys.rankPattern, .alphaPattern] {
+            // PEFT writes {} by default; any entry gives some modules another rank or alpha.
+            if let pattern = try? c.decodeIfPresent([String: Double].self, forKey: key), !pattern.isEmpty {
+                try refuse(key, "gives \(pattern.keys.sorted().joined(separator: ", ")) their own \(key == .rankPattern ? "rank" : "alpha"): per-module ranks and alphas are not supported")
+            }
         }
     }
 
