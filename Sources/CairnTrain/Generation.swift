@@ -67,27 +67,18 @@ extension TransformerModel {
 
     /// Continues `prompt` for up to `maxNewTokens` tokens with a KV cache, stopping after any of
     /// `stopTokens`. Returns the new tokens only (a stop token included when it was produced).
+    /// (A batch of one: one row per product, each weight read once per token through sgemv.)
     public func generate(prompt: [Int], maxNewTokens: Int, sampling: SamplingOptions = SamplingOptions(),
                          stopTokens: Set<Int> = []) throws -> [Int] {
         guard !prompt.isEmpty else { throw ModelError("generation needs a non-empty prompt") }
-        let cache = KVCache(config: config, capacity: prompt.count + maxNewTokens)
-        var rng = RandomGenerator(seed: sampling.seed)
-        var logits = try forward(appending: prompt, caches: [cache], newTokens: [prompt.count], lastOnly: true)
-        var out: [Int] = []
-        while out.count < maxNewTokens {
-            let next = Self.sample(logits.data, V: config.vocabSize, options: sampling, rng: &rng)
-            out.append(next)
-            if stopTokens.contains(next) || out.count == maxNewTokens { break }
-            logits = try forward(appending: [next], cache: cache)
-        }
-        return out
+        return try generate(prompts: [prompt], maxNewTokens: maxNewTokens, sampling: sampling, stopTokens: stopTokens)[0]
     }
 
-    /// `generate` for several prompts at once, each continued as `generate` would continue it
-    /// alone. Each prompt is run alone into its own KV cache; then every step runs the newest
-    /// token of each unfinished sequence as one batch — one product per weight for all of them,
-    /// where one sequence at a time reads every weight once per token — and a sequence leaves
-    /// the batch when it produces a stop token or reaches `maxNewTokens`.
+    /// `generate` for several prompts at once, each continued as it would be alone. The prompts
+    /// are run into a KV cache each (`prefill`); then every step runs the newest token of each
+    /// unfinished sequence as one batch — one product per weight for all of them, where one
+    /// sequence at a time reads every weight once per token — and a sequence leaves the batch
+    /// when it produces a stop token or reaches `maxNewTokens`.
     public func generate(prompts: [[Int]], maxNewTokens: Int, sampling: SamplingOptions = SamplingOptions(),
                          stopTokens: Set<Int> = []) throws -> [[Int]] {
         guard !prompts.contains(where: \.isEmpty) else { throw ModelError("generation needs non-empty prompts") }
@@ -151,19 +142,11 @@ extension TransformerModel {
         bounds.append(prompts.count)
         ensureRope(zip(caches, prompts).map { $0.length + $1.count }.max() ?? 0)
         let V = config.vocabSize, out = Tensor(shape: [prompts.count, V])
-        var failure: Error?
-        let lock = NSLock()
-        BLAS.singleThreaded {
-            DispatchQueue.concurrentPerform(iterations: bounds.count - 1) { w in
-                let r = bounds[w]..<bounds[w + 1]
-                do {
-                    let l = try forward(appending: prompts[r].flatMap { $0 }, caches: Array(caches[r]), newTokens: prompts[r].map(\.count),
-                                        lastOnly: true)
-                    (out.data + r.lowerBound * V).update(from: l.data, count: r.count * V)
-                } catch { lock.lock(); failure = failure ?? error; lock.unlock() }
-            }
+        try BLAS.workers(bounds.count - 1) { w in
+            let r = bounds[w]..<bounds[w + 1]
+            let l = try forward(appending: prompts[r].flatMap { $0 }, caches: Array(caches[r]), newTokens: prompts[r].map(\.count), lastOnly: true)
+            (out.data + r.lowerBound * V).update(from: l.data, count: r.count * V)
         }
-        if let e = failure { throw e }
         return out
     }
 

@@ -113,19 +113,10 @@ extension TransformerModel {
         for g in workerGradients.prefix(parts.count - 1) { g.zero() }
         if parts.count == 1 { return [try body(0, parts[0], gradients)] }
         var results = [R?](repeating: nil, count: parts.count)
-        var failure: Error?
-        let lock = NSLock()
-        BLAS.singleThreaded {
-            results.withUnsafeMutableBufferPointer { out in
-                let out = out
-                DispatchQueue.concurrentPerform(iterations: parts.count) { w in
-                    do { out[w] = try body(w, parts[w], w == 0 ? gradients : workerGradients[w - 1]) } catch {
-                        lock.lock(); failure = failure ?? error; lock.unlock()
-                    }
-                }
-            }
+        try results.withUnsafeMutableBufferPointer { out in
+            let out = out
+            try BLAS.workers(parts.count) { w in out[w] = try body(w, parts[w], w == 0 ? gradients : workerGradients[w - 1]) }
         }
-        if let e = failure { throw e }
         for g in workerGradients.prefix(parts.count - 1) { gradients.add(g) }
         return results.map { $0! }
     }

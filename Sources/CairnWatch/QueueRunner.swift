@@ -40,11 +40,12 @@ public enum QueueRunner {
                 let tree = try exportedTree(repo, commit, store: store)
                 let file = try pipelineFile(in: tree, directory: e.pipeline, commit: commit)
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
-                // A run is named by its pipeline_id, also when the rest of the config is refused.
-                if let id = declaredPipelineID(text, file: file) { o.info?.pipeline = id }
                 let config: PipelineConfig
                 do {
-                    config = try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, repository: tree, allowCommands: options.allowCommands)
+                    let node = try YAMLNode.parse(text, file: file)
+                    // A run is named by its pipeline_id, also when the rest of the config is refused.
+                    if let name = declaredPipelineID(node) { o.info?.pipeline = name }
+                    config = try PipelineConfig(yaml: node, file: file, repository: tree, allowCommands: options.allowCommands)
                 } catch let c as ConfigError {
                     // Name the file as it is in the repository, and the commit; the export
                     // directory means nothing to the person reading the error.
@@ -99,11 +100,10 @@ public enum QueueRunner {
         return 2
     }
 
-    /// The pipeline_id a pipeline.yaml declares, read leniently (nil when the YAML itself does not
-    /// parse or the key is not a plain value): the name its runs are recorded under.
-    static func declaredPipelineID(_ text: String, file: String) -> String? {
-        guard let root = try? YAMLNode.parse(text, file: file), let entries = root.entries else { return nil }
-        guard let id = entries.first(where: { $0.key.scalar == "pipeline_id" })?.value.scalar, !id.isEmpty else { return nil }
+    /// The pipeline_id a parsed pipeline.yaml declares, read leniently (nil when the key is not a
+    /// plain value): the name its runs are recorded under.
+    static func declaredPipelineID(_ root: YAMLNode) -> String? {
+        guard let entries = root.entries, let id = entries.first(where: { $0.key.scalar == "pipeline_id" })?.value.scalar, !id.isEmpty else { return nil }
         return id
     }
 

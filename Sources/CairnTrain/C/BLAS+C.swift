@@ -42,6 +42,20 @@ public enum BLAS {
     /// workers). Call from one thread; nests.
     public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T { try withThreads(1, body) }
 
+    /// Runs `body(w)` for w in 0 ..< n at once, one thread each, every product single-threaded
+    /// (each worker runs its own products: on two cores that beats two OpenBLAS threads waiting on
+    /// each other per product). Call from one thread; rethrows the first error.
+    public static func workers(_ n: Int, _ body: (Int) throws -> Void) throws {
+        var failure: Error?
+        let lock = NSLock()
+        singleThreaded {
+            DispatchQueue.concurrentPerform(iterations: n) { w in
+                do { try body(w) } catch { lock.lock(); failure = failure ?? error; lock.unlock() }
+            }
+        }
+        if let e = failure { throw e }
+    }
+
     /// Runs `body` with every product on `n` threads (benchmarks compare thread counts with it).
     public static func withThreads<T>(_ n: Int, _ body: () throws -> T) rethrows -> T {
         setThreads(n)
