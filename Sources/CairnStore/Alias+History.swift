@@ -50,7 +50,7 @@ extension ArtifactStore {
                          run: Int64? = nil, automated: Bool = false) throws -> AliasMove {
         try Self.validateAlias(name)
         return try indexed("cannot move alias '\(name)'") {
-            try db.writeTransaction {
+            try write {
                 guard let seq = try seqOf(artifact) else { throw StoreError.bad("unknown artifact \(artifact)") }
                 if let rec = try artifactRecordCollected(seq), rec { throw StoreError(.refused, "artifact \(artifact) was removed by gc; add its content again first") }
                 let current = try db.query("SELECT artifact FROM aliases WHERE name = ?", [.text(name)]).first?.int(0)
@@ -60,7 +60,7 @@ extension ArtifactStore {
                     }
                     if current == seq, let last = try lastMove(name) { return last }
                 } else {
-                    try db.run("DELETE FROM alias_blocks WHERE alias = ? AND artifact = ?", [.text(name), .int(seq)])
+                    try unblock(name, seq)
                 }
                 return try appendMove(name, action: .set, from: current, to: seq, actor: actor, reason: reason, run: run).move
             }
@@ -77,7 +77,7 @@ extension ArtifactStore {
     @discardableResult
     public func rollback(_ name: String, to target: ArtifactID? = nil, reason: String? = nil, actor: String? = nil) throws -> AliasMove {
         try indexed("cannot roll back '\(name)'") {
-            try db.writeTransaction {
+            try write {
                 guard let current = try db.query("SELECT artifact FROM aliases WHERE name = ?", [.text(name)]).first?.int(0) else {
                     throw StoreError.bad("unknown alias '\(name)'")
                 }
@@ -99,10 +99,11 @@ extension ArtifactStore {
                     }
                     to = e
                 }
-                try db.run("DELETE FROM alias_blocks WHERE alias = ? AND artifact = ?", [.text(name), .int(to)])
+                try unblock(name, to)
                 let (move, entry) = try appendMove(name, action: .rollback, from: current, to: to, actor: actor, reason: reason, run: nil)
                 try db.run("INSERT OR REPLACE INTO alias_blocks(alias, artifact, history) VALUES(?,?,?)",
                            [.text(name), .int(current), .int(entry)])
+                try logRow("alias_blocks", ["alias": .text(name), "artifact": .int(current)])
                 return move
             }
         }
@@ -122,7 +123,15 @@ extension ArtifactStore {
             """, [.text(name), .int(version), .text(action.rawValue), from.map { .int($0) } ?? .null, .int(to),
                   .text(actor ?? FS.userName), .double(now), opt(reason), run.map { .int($0) } ?? .null])
         let entry = db.lastInsertRowID
+        try logRow("aliases", ["name": .text(name)])
+        try logRow("alias_history", ["id": .int(entry)])
         return (try lastMove(name)!, entry)
+    }
+
+    /// Lifts the rollback mark of `artifact` on `name`, if it has one.
+    private func unblock(_ name: String, _ artifact: Int64) throws {
+        try db.run("DELETE FROM alias_blocks WHERE alias = ? AND artifact = ?", [.text(name), .int(artifact)])
+        if db.changes > 0 { logDelete("alias_blocks", ["alias": .text(name), "artifact": .int(artifact)]) }
     }
 
     static let moveSQL = """

@@ -6,6 +6,8 @@ public struct Finding: Codable, Sendable, Equatable {
         case badManifest = "bad-manifest"
         case danglingEdge = "dangling-edge"
         case damagedIndex = "damaged-index"
+        case indexBehindJournal = "index-behind-journal"
+        case damagedJournal = "damaged-journal"
         case orphanBlob = "orphan-blob"
         case leftoverTemp = "leftover-temp"
         case strayFile = "stray-file"
@@ -16,7 +18,7 @@ public struct Finding: Codable, Sendable, Equatable {
     /// `cairn gc` removes (exit 1 only with --strict).
     public static func severity(of kind: Kind) -> Severity {
         switch kind {
-        case .corruptBlob, .missingBlob, .badManifest, .danglingEdge, .damagedIndex: return .error
+        case .corruptBlob, .missingBlob, .badManifest, .danglingEdge, .damagedIndex, .indexBehindJournal, .damagedJournal: return .error
         case .orphanBlob, .leftoverTemp, .strayFile: return .warning
         }
     }
@@ -40,11 +42,23 @@ public struct FsckReport: Codable, Sendable {
     public let blobsChecked: Int
     public let bytesChecked: Int64
     public let artifactsChecked: Int
+    /// Set by `cairn fsck --repair`: what the repair did before this check.
+    public var repair: RepairReport?
     public var errors: Int { findings.filter { $0.severity == .error }.count }
     public var warnings: Int { findings.filter { $0.severity == .warning }.count }
 
     enum CodingKeys: String, CodingKey {
-        case findings, blobsChecked = "blobs_checked", bytesChecked = "bytes_checked", artifactsChecked = "artifacts_checked"
+        case findings, blobsChecked = "blobs_checked", bytesChecked = "bytes_checked", artifactsChecked = "artifacts_checked", repair
+    }
+
+    init(findings: [Finding], blobsChecked: Int, bytesChecked: Int64, artifactsChecked: Int) {
+        self.findings = findings; self.blobsChecked = blobsChecked; self.bytesChecked = bytesChecked; self.artifactsChecked = artifactsChecked
+    }
+
+    /// The report for a store whose index cannot be trusted: that one finding, nothing checked
+    /// against it (every blob would look orphaned).
+    public init(damage: IndexDamage) {
+        self.init(findings: [Finding(damage.finding, damage.subject, damage.message)], blobsChecked: 0, bytesChecked: 0, artifactsChecked: 0)
     }
 }
 

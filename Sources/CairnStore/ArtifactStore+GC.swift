@@ -80,10 +80,12 @@ extension ArtifactStore {
         }
         if !options.dryRun && !collect.isEmpty {
             try indexed("gc cannot update the index") {
-                try db.writeTransaction {
+                try write {
                     for c in collect {
-                        try db.run("UPDATE artifacts SET collected_at = ? WHERE id = ?", [.double(FS.now), .text(c.id.description)])
-                        try db.run("DELETE FROM artifact_files WHERE artifact = (SELECT seq FROM artifacts WHERE id = ?)", [.text(c.id.description)])
+                        guard let seq = try seqOf(c.id) else { continue }
+                        try db.run("UPDATE artifacts SET collected_at = ? WHERE seq = ?", [.double(FS.now), .int(seq)])
+                        try db.run("DELETE FROM artifact_files WHERE artifact = ?", [.int(seq)])
+                        try logRow("artifacts", ["seq": .int(seq)])
                     }
                 }
             }

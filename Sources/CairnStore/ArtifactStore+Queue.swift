@@ -20,11 +20,12 @@ extension ArtifactStore {
     @discardableResult
     public func enqueue(pipeline: String, commit: String, repo: String? = nil, branch: String? = nil) throws -> (entry: QueueEntry, inserted: Bool) {
         try indexed("cannot queue \(pipeline)@\(commit)") {
-            try db.writeTransaction {
+            try write {
                 try db.run("INSERT INTO run_queue(pipeline, commit_sha, repo, branch, enqueued_at) VALUES(?,?,?,?,?) ON CONFLICT(pipeline, commit_sha) DO NOTHING",
                            [.text(pipeline), .text(commit), opt(repo), opt(branch), .double(FS.now)])
                 let inserted = db.changes == 1
                 let entry = try queue(where: "pipeline = ? AND commit_sha = ?", [.text(pipeline), .text(commit)])[0]
+                if inserted { try logRow("run_queue", ["id": .int(entry.id)]) }
                 return (entry, inserted)
             }
         }
@@ -33,8 +34,9 @@ extension ArtifactStore {
     /// Sets a queue entry's state (`pending`, `running`, `done`) and the run it started.
     public func updateQueue(_ id: Int64, state: String, run: Int64? = nil) throws {
         try indexed("cannot update queue entry \(id)") {
-            try db.writeTransaction {
+            try write {
                 try db.run("UPDATE run_queue SET state = ?, run = COALESCE(?, run) WHERE id = ?", [.text(state), run.map { .int($0) } ?? .null, .int(id)])
+                try logRow("run_queue", ["id": .int(id)])
             }
         }
     }
@@ -43,9 +45,10 @@ extension ArtifactStore {
     /// with this start time and process id.
     public func claimNextPending(pid: Int32) throws -> QueueEntry? {
         try indexed("cannot take from the queue") {
-            try db.writeTransaction {
+            try write {
                 guard let id = try db.query("SELECT id FROM run_queue WHERE state = 'pending' ORDER BY id LIMIT 1").first?.int(0) else { return nil }
                 try db.run("UPDATE run_queue SET state = 'running', started_at = ?, pid = ? WHERE id = ?", [.double(FS.now), .int(Int64(pid)), .int(id)])
+                try logRow("run_queue", ["id": .int(id)])
                 return try queue(where: "id = ?", [.int(id)]).first
             }
         }
@@ -54,9 +57,10 @@ extension ArtifactStore {
     /// Records who runs an entry (the run process's pid) and, once known, its run.
     public func markQueueRunning(_ id: Int64, pid: Int32, run: Int64? = nil) throws {
         try indexed("cannot update queue entry \(id)") {
-            try db.writeTransaction {
+            try write {
                 try db.run("UPDATE run_queue SET state = 'running', pid = ?, run = COALESCE(?, run), started_at = COALESCE(started_at, ?) WHERE id = ?",
                            [.int(Int64(pid)), run.map { .int($0) } ?? .null, .double(FS.now), .int(id)])
+                try logRow("run_queue", ["id": .int(id)])
             }
         }
     }
@@ -65,9 +69,10 @@ extension ArtifactStore {
     /// run: bad config, unsafe path), or `superseded` (a newer commit of the pipeline came first).
     public func finishQueue(_ id: Int64, state: String, run: Int64? = nil, error: String? = nil) throws {
         try indexed("cannot update queue entry \(id)") {
-            try db.writeTransaction {
+            try write {
                 try db.run("UPDATE run_queue SET state = ?, run = COALESCE(?, run), error = ?, finished_at = ? WHERE id = ?",
                            [.text(state), run.map { .int($0) } ?? .null, opt(error), .double(FS.now), .int(id)])
+                try logRow("run_queue", ["id": .int(id)])
             }
         }
     }
@@ -89,11 +94,12 @@ extension ArtifactStore {
     @discardableResult
     public func setWatchedTip(repo: String, branch: String, tip: String, expected: String?) throws -> Bool {
         try indexed("cannot write the trigger state") {
-            try db.writeTransaction {
+            try write {
                 let current = try db.query("SELECT tip FROM watch_state WHERE repo = ? AND branch = ?", [.text(repo), .text(branch)]).first?.string(0)
                 guard current == expected else { return false }
                 try db.run("INSERT INTO watch_state(repo, branch, tip, updated_at) VALUES(?,?,?,?) ON CONFLICT(repo, branch) DO UPDATE SET tip = excluded.tip, updated_at = excluded.updated_at",
                            [.text(repo), .text(branch), .text(tip), .double(FS.now)])
+                try logRow("watch_state", ["repo": .text(repo), "branch": .text(branch)])
                 return true
             }
         }

@@ -69,13 +69,15 @@ extension ArtifactStore {
     /// Starts a run (status `running` unless given) and returns its id.
     public func beginRun(_ info: RunInfo, status: RunStatus = .running) throws -> Int64 {
         try indexed("cannot record the run") {
-            try db.writeTransaction {
+            try write {
                 try db.run("""
                     INSERT INTO runs(pipeline, repo, branch, commit_sha, author, message, status, started_at, metadata)
                     VALUES(?,?,?,?,?,?,?,?,?)
                     """, [.text(info.pipeline), opt(info.repo), opt(info.branch), opt(info.commit), opt(info.author),
                           opt(info.message), .text(status.rawValue), .double(FS.now), .text(info.metadata.description)])
-                return db.lastInsertRowID
+                let id = db.lastInsertRowID
+                try logRow("runs", ["id": .int(id)])
+                return id
             }
         }
     }
@@ -83,10 +85,11 @@ extension ArtifactStore {
     /// Sets a run's status; a finished status also sets its end time.
     public func finishRun(_ run: Int64, status: RunStatus) throws {
         try indexed("cannot update run \(run)") {
-            try db.writeTransaction {
+            try write {
                 try db.run("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
                            [.text(status.rawValue), status.isFinished ? .double(FS.now) : .null, .int(run)])
                 guard db.changes == 1 else { throw StoreError.bad("unknown run \(run)") }
+                try logRow("runs", ["id": .int(run)])
             }
         }
     }
@@ -94,11 +97,13 @@ extension ArtifactStore {
     /// Starts one attempt of one stage of a run and returns the execution id.
     public func beginStage(run: Int64, stage: String, attempt: Int = 1, cacheKey: String? = nil) throws -> Int64 {
         try indexed("cannot record stage '\(stage)' of run \(run)") {
-            try db.writeTransaction {
+            try write {
                 guard try !db.query("SELECT 1 FROM runs WHERE id = ?", [.int(run)]).isEmpty else { throw StoreError.bad("unknown run \(run)") }
                 try db.run("INSERT INTO stage_executions(run, stage, attempt, status, started_at, cache_key) VALUES(?,?,?,?,?,?)",
                            [.int(run), .text(stage), .int(Int64(attempt)), .text(RunStatus.running.rawValue), .double(FS.now), opt(cacheKey)])
-                return db.lastInsertRowID
+                let id = db.lastInsertRowID
+                try logRow("stage_executions", ["id": .int(id)])
+                return id
             }
         }
     }
@@ -106,7 +111,7 @@ extension ArtifactStore {
     /// Records that an execution used (with a role: "base_model", "data", …) or generated an artifact.
     public func record(execution: Int64, _ relation: LineageRelation, _ artifact: ArtifactID, role: String = "") throws {
         try indexed("cannot record lineage") {
-            try db.writeTransaction { try insertEdge(execution: execution, relation, artifact, role: role) }
+            try write { try insertEdge(execution: execution, relation, artifact, role: role) }
         }
     }
 
@@ -117,17 +122,21 @@ extension ArtifactStore {
         }
         try db.run("INSERT OR IGNORE INTO lineage(execution, relation, artifact, role) VALUES(?,?,?,?)",
                    [.int(execution), .text(relation.rawValue), .int(seq), .text(role)])
+        if db.changes == 1 {
+            try logRow("lineage", ["execution": .int(execution), "relation": .text(relation.rawValue), "artifact": .int(seq), "role": .text(role)])
+        }
     }
 
     /// Ends a stage execution with its status, metrics, gate report and error.
     public func finishStage(execution: Int64, status: RunStatus, metrics: JSONValue = .object([:]),
                             gateReport: JSONValue? = nil, error: String? = nil) throws {
         try indexed("cannot update stage execution \(execution)") {
-            try db.writeTransaction {
+            try write {
                 try db.run("UPDATE stage_executions SET status = ?, finished_at = ?, metrics = ?, gate_report = ?, error = ? WHERE id = ?",
                            [.text(status.rawValue), .double(FS.now), .text(metrics.description),
                             gateReport.map { .text($0.description) } ?? .null, opt(error), .int(execution)])
                 guard db.changes == 1 else { throw StoreError.bad("unknown stage execution \(execution)") }
+                try logRow("stage_executions", ["id": .int(execution)])
             }
         }
     }
@@ -150,13 +159,15 @@ extension ArtifactStore {
         let result = try add(path: path, kind: kind, name: name, metadata: metadata, pin: true)
         if used.isEmpty { return result }
         try indexed("cannot record lineage") {
-            try db.writeTransaction {
+            try write {
                 try db.run("INSERT INTO runs(pipeline, status, started_at, finished_at, metadata) VALUES(?, 'succeeded', ?, ?, ?)",
                            [.text(pipeline), .double(FS.now), .double(FS.now), .text(JSONValue.object(["by": .string(FS.userName)]).description)])
                 let run = db.lastInsertRowID
+                try logRow("runs", ["id": .int(run)])
                 try db.run("INSERT INTO stage_executions(run, stage, status, started_at, finished_at) VALUES(?, ?, 'succeeded', ?, ?)",
                            [.int(run), .text(stage), .double(FS.now), .double(FS.now)])
                 let exe = db.lastInsertRowID
+                try logRow("stage_executions", ["id": .int(exe)])
                 for u in used { try insertEdge(execution: exe, .used, u.artifact, role: u.role) }
                 try insertEdge(execution: exe, .generated, result.artifact.id, role: "")
             }
@@ -167,9 +178,10 @@ extension ArtifactStore {
     /// Replaces a run's metadata (the orchestrator's journal of what the run uses).
     public func setRunMetadata(_ run: Int64, _ metadata: JSONValue) throws {
         try indexed("cannot update run \(run)") {
-            try db.writeTransaction {
+            try write {
                 try db.run("UPDATE runs SET metadata = ? WHERE id = ?", [.text(metadata.description), .int(run)])
                 guard db.changes == 1 else { throw StoreError.bad("unknown run \(run)") }
+                try logRow("runs", ["id": .int(run)])
             }
         }
     }

@@ -31,31 +31,44 @@ public struct AddResult: Sendable {
     public let files: Int
 }
 
-/// The content-addressed store: blobs under `objects/`, the SQLite index in `index.db`.
+/// The content-addressed store: blobs under `objects/`, the journal of every index record in
+/// `journal`, the SQLite index in `index.db` (rebuildable from the journal and the blobs).
 /// One instance per thread; any number of processes may use the same store at once.
 public final class ArtifactStore {
     public let root: String
     let db: Database
     let blobs: BlobStore
+    let journal: Journal
+    /// Rows logged by the open journaled write (`write`), nil outside one.
+    var journalOps: [JSONValue]?
+    /// Held shared while this instance lives: a rebuild (exclusive) never swaps the index under it.
+    private let useLock: FileLock
     var indexPath: String { root + "/index.db" }
     var gcLockPath: String { root + "/gc.lock" }
+    static func journalPath(_ root: String) -> String { root + "/journal" }
+    static func useLockPath(_ root: String) -> String { root + "/index.lock" }
 
     /// Where the store is: `explicit` (--store), else `$CAIRN_STORE`, else the nearest `store/`
-    /// holding an index.db in the current directory or a parent, else `./store`.
+    /// holding a store in the current directory or a parent, else `./store`.
     public static func locate(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
                               currentDirectory: String = FileManager.default.currentDirectoryPath) -> String {
         if let e = explicit, !e.isEmpty { return e }
         if let e = environment["CAIRN_STORE"], !e.isEmpty { return e }
         var dir = currentDirectory
         while true {
-            if FileManager.default.fileExists(atPath: dir + "/store/index.db") { return dir + "/store" }
+            if exists(at: dir + "/store") { return dir + "/store" }
             guard let slash = dir.lastIndex(of: "/"), dir != "/" else { break }
             dir = slash == dir.startIndex ? "/" : String(dir[..<slash])
         }
         return "store"
     }
 
-    /// Creates the store (directories and index) if it does not exist, and opens it.
+    /// Whether a store was made at `root` (its marker, its journal or an index.db is there).
+    public static func exists(at root: String) -> Bool {
+        [StoreMarker.fileName, "journal", "index.db"].contains { FileManager.default.fileExists(atPath: root + "/" + $0) }
+    }
+
+    /// Creates the store (directories, marker, journal and index) if it does not exist, and opens it.
     @discardableResult
     public static func initialize(at root: String) throws -> ArtifactStore {
         do {
@@ -66,29 +79,23 @@ public final class ArtifactStore {
         return try ArtifactStore(root: root, create: true)
     }
 
-    /// Opens an existing store; a missing or damaged one is a `.badStore` error.
+    /// Opens an existing store; a missing one is a `.badStore` error, one whose index does not
+    /// match its journal a `.damagedIndex` error (nothing is written to it).
     public convenience init(root: String) throws {
         try self.init(root: root, create: false)
     }
 
     private init(root: String, create: Bool) throws {
+        if !create && !Self.exists(at: root) {
+            throw StoreError(.badStore, "no Cairn store at '\(root)': run `cairn init` or pass --store DIR")
+        }
         self.root = root
         self.blobs = BlobStore(root: root + "/objects/sha256")
-        let index = root + "/index.db"
-        if !create {
-            guard FileManager.default.fileExists(atPath: index) else {
-                throw StoreError(.badStore, "no Cairn store at '\(root)' (no index.db): run `cairn init` or pass --store DIR")
-            }
-        }
-        do {
-            db = try Database(path: index, create: create)
-            // Fails with SQLITE_NOTADB on a damaged file before anything is written to it.
-            _ = try db.query("SELECT count(*) FROM sqlite_master")
-            try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")
-            try Schema.migrate(db, path: index)
-        } catch let e as SQLiteError {
-            throw StoreError(.badStore, "cannot open the store index '\(index)': \(e.isCorruption ? "the file is damaged or not a SQLite database" : e.description); nothing was changed — restore it from a backup")
-        }
+        useLock = try FileLock(path: Self.useLockPath(root), exclusive: false)
+        let opened = try Self.open(root: root, blobs: blobs)
+        if let damage = opened.damage { throw damage.error }
+        db = opened.db!
+        journal = opened.journal!
         try FS.makeDirectory(root + "/objects")
         try FS.makeDirectory(blobs.root)
     }
@@ -121,13 +128,13 @@ public final class ArtifactStore {
         _ = try batch.ingest(bytes: manifest.canonicalBytes)
         do { try batch.commit() } catch { throw StoreError.wrap(error, "cannot store '\(path)'") }
         return try indexed("cannot index '\(path)'") {
-            try db.writeTransaction {
+            try write {
                 try insertArtifact(manifest: manifest, kind: kind.rawValue, name: displayName, metadata: metadata, pin: pin)
             }
         }
     }
 
-    /// Inserts (or revives after gc) the artifact row and its files; inside a write transaction.
+    /// Inserts (or revives after gc) the artifact row and its files; inside a journaled write.
     func insertArtifact(manifest: Manifest, kind: String, name: String, metadata: JSONValue, pin: Bool) throws -> AddResult {
         let id = manifest.id
         try db.run("""
@@ -136,14 +143,18 @@ public final class ArtifactStore {
             """, [.text(id.description), .text(kind), .text(name), .int(manifest.totalSize), .int(Int64(manifest.entries.count)),
                   .double(FS.now), .text(FS.userName), .text(metadata.description), .int(pin ? 1 : 0)])
         var created = db.changes == 1
+        var changed = created
         let seq = try seqOf(id)!
         if !created {
-            let row = try db.query("SELECT collected_at FROM artifacts WHERE seq = ?", [.int(seq)])[0]
+            let row = try db.query("SELECT collected_at, pinned FROM artifacts WHERE seq = ?", [.int(seq)])[0]
             if row[0] != .null {  // gc removed it; the same content is back
                 try db.run("UPDATE artifacts SET collected_at = NULL, created_at = ? WHERE seq = ?", [.double(FS.now), .int(seq)])
-                created = true
+                created = true; changed = true
             }
-            if pin { try db.run("UPDATE artifacts SET pinned = 1 WHERE seq = ?", [.int(seq)]) }
+            if pin && row[1] != .int(1) {
+                try db.run("UPDATE artifacts SET pinned = 1 WHERE seq = ?", [.int(seq)])
+                changed = true
+            }
         }
         if created {
             for e in manifest.entries {
@@ -151,6 +162,7 @@ public final class ArtifactStore {
                            [.int(seq), .text(e.path), .text(e.blob), .int(e.size), .int(e.executable ? 1 : 0)])
             }
         }
+        if changed { try logRow("artifacts", ["seq": .int(seq)]) }
         return AddResult(artifact: try record(seq: seq)!, created: created, files: manifest.entries.count)
     }
 

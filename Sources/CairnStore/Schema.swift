@@ -115,7 +115,20 @@ enum Schema {
             PRIMARY KEY(repo, branch)
         );
         """,
+        // 3: the journal: which store this index belongs to and the last journal record it holds.
+        """
+        CREATE TABLE journal_state(
+            one INTEGER PRIMARY KEY CHECK(one = 1),
+            store TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            line_start INTEGER NOT NULL,
+            line_end INTEGER NOT NULL
+        );
+        """,
     ]
+
+    /// The first version with the journal: an index older than this belongs to a store made before it.
+    static let journalVersion = 3
 
     static var version: Int { migrations.count }
 

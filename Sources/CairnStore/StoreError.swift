@@ -8,6 +8,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case ambiguous
         /// The store does not exist or its index cannot be read.
         case badStore
+        /// The index does not match the store's journal (lost, emptied, replaced, behind):
+        /// nothing is written until `cairn fsck --repair` rebuilds it.
+        case damagedIndex
         /// Stored bytes do not match their hash.
         case integrity
         /// The operation was refused by a rule (an alias blocked after a rollback, an existing file).
@@ -28,7 +31,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 
     public var exitCode: Int32 {
         switch kind {
-        case .badInput, .ambiguous, .badStore: return 2
+        case .badInput, .ambiguous, .badStore, .damagedIndex: return 2
         case .integrity, .refused, .io: return 1
         }
     }
@@ -40,8 +43,8 @@ extension StoreError {
     /// Wraps a lower-level error (SQLite, a system call) into a StoreError naming the context.
     static func wrap(_ error: Error, _ context: String) -> StoreError {
         if let e = error as? StoreError { return e }
-        if let e = error as? SQLiteError, e.isCorruption {
-            return StoreError(.badStore, "\(context): the store index is damaged (\(e.message)); nothing was changed — restore index.db from a backup")
+        if let e = error as? SQLiteError, e.isCorruption || e.message.hasPrefix("no such table") || e.message.hasPrefix("no such column") {
+            return StoreError(.damagedIndex, "\(context): the store index is damaged (\(e.message)); nothing was changed — run `cairn fsck --repair` to rebuild it from the journal")
         }
         return StoreError(.io, "\(context): \(error)")
     }

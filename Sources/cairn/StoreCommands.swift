@@ -27,16 +27,19 @@ enum StoreCommands {
         CommandSpec(name: "gc", usage: "cairn gc [--dry-run] [--keep-runs N] [--grace DURATION] [--json]",
                     summary: "remove content nothing keeps (grace default 1h, keep-runs default 10)",
                     flags: ["dry-run", "json"], options: ["keep-runs", "grace"]),
-        CommandSpec(name: "fsck", usage: "cairn fsck [--json] [--strict]",
-                    summary: "rehash every blob and check the index; exit 1 on damage (--strict: on warnings too)",
-                    flags: ["json", "strict"]),
+        CommandSpec(name: "fsck", usage: "cairn fsck [--repair] [--json] [--strict]",
+                    summary: "rehash every blob, check the index against the journal; exit 1 on damage (--repair: rebuild a damaged index)",
+                    flags: ["json", "strict", "repair"]),
+        CommandSpec(name: "index rebuild", usage: "cairn index rebuild [--json]",
+                    summary: "rebuild index.db from the store's journal and manifests (the old one is kept as index.db.before-repair)",
+                    flags: ["json"]),
     ]
 
     static func run(_ name: String, _ a: Arguments) throws -> Int32 {
         switch name {
         case "init":
             let root = try a.storeRoot()
-            let existed = FileManager.default.fileExists(atPath: root + "/index.db")
+            let existed = ArtifactStore.exists(at: root)
             let store = try ArtifactStore.initialize(at: root)
             Output.out((existed ? "Reinitialized existing" : "Initialized empty") + " Cairn store in \(FS_abs(store.root))")
         case "add": return try add(a)
@@ -80,17 +83,46 @@ enum StoreCommands {
                 for c in report.collected { Output.out("\(verb) content of \(c.kind) \(c.id.short) \(c.name)") }
                 Output.out("\(verb) \(report.removedBlobs) blob(s), \(Output.size(report.freedBytes)), and \(report.removedTempFiles) leftover temp file(s); kept \(report.keptArtifacts) artifact(s)")
             }
-        case "fsck":
-            let store = try a.openStore()
-            let report = try store.fsck()
-            if a.has("json") { try Output.json(report) } else {
-                for f in report.findings { Output.out("\(f.severity.rawValue): \(f.kind.rawValue): \(f.message)") }
-                Output.out("checked \(report.blobsChecked) blob(s) (\(Output.size(report.bytesChecked))) and \(report.artifactsChecked) artifact(s): \(report.errors) error(s), \(report.warnings) warning(s)")
-            }
-            return report.errors > 0 || (a.has("strict") && report.warnings > 0) ? 1 : 0
+        case "fsck": return try fsck(a)
+        case "index rebuild":
+            let root = try a.storeRoot()
+            let report = try ArtifactStore.rebuildIndex(root: root, damage: try ArtifactStore.diagnose(root: root))
+            if a.has("json") { try Output.json(report) } else { Output.out(describe(report)) }
         default: throw UsageError(message: "unknown command '\(name)'")
         }
         return 0
+    }
+
+    /// `cairn fsck [--repair]`: a damaged index is reported (and with --repair rebuilt) before
+    /// the blobs are checked against it.
+    static func fsck(_ a: Arguments) throws -> Int32 {
+        let root = try a.storeRoot()
+        var repaired: RepairReport? = nil
+        if a.has("repair") {
+            repaired = try ArtifactStore.repair(root: root)
+            if !a.has("json") { Output.note(repaired.map(describe) ?? "the index matches the journal: nothing to repair") }
+        }
+        var report: FsckReport
+        if let damage = try ArtifactStore.diagnose(root: root) {
+            report = FsckReport(damage: damage)
+        } else {
+            report = try ArtifactStore(root: root).fsck()
+        }
+        report.repair = repaired
+        if a.has("json") { try Output.json(report) } else {
+            for f in report.findings { Output.out("\(f.severity.rawValue): \(f.kind.rawValue): \(f.message)") }
+            Output.out("checked \(report.blobsChecked) blob(s) (\(Output.size(report.bytesChecked))) and \(report.artifactsChecked) artifact(s): \(report.errors) error(s), \(report.warnings) warning(s)")
+        }
+        return report.errors > 0 || (a.has("strict") && report.warnings > 0) ? 1 : 0
+    }
+
+    static func describe(_ r: RepairReport) -> String {
+        let what = r.action == .rebuiltIndex ? "rebuilt the index from \(r.records) journal record(s)" : "wrote the journal again from the index"
+        var line = (r.damage.map { "repaired: \($0); " } ?? "") + what
+            + ": \(r.artifacts) artifact(s), \(r.runs) run(s), \(r.aliasMoves) alias move(s), \(r.queueEntries) queue entr\(r.queueEntries == 1 ? "y" : "ies")"
+        if let k = r.keptAs { line += "; the old file is kept as \(k)" }
+        if !r.unreadableManifests.isEmpty { line += "; \(r.unreadableManifests.count) manifest(s) unreadable (see `cairn fsck`)" }
+        return line
     }
 
     static func add(_ a: Arguments) throws -> Int32 {

@@ -39,6 +39,14 @@ final class FileDescriptor {
         return FileDescriptor(fd: fd, path: path)
     }
 
+    /// Opens a file for reading and appending (every write lands at its end), creating it when
+    /// `create`; used for the journal.
+    static func openAppending(_ path: String, create: Bool) throws -> FileDescriptor {
+        let fd = open(path, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
+        guard fd >= 0 else { throw fail("open", path) }
+        return FileDescriptor(fd: fd, path: path)
+    }
+
     /// Opens a directory so that it can be fsync'd or syncfs'd.
     static func openDirectory(_ path: String) throws -> FileDescriptor {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -81,6 +89,36 @@ final class FileDescriptor {
 
     func sync() throws {
         guard fsync(fd) == 0 else { throw fail("fsync", path) }
+    }
+
+    /// fdatasync: the file's bytes and size are durable (its times need not be).
+    func dataSync() throws {
+        guard fdatasync(fd) == 0 else { throw fail("fdatasync", path) }
+    }
+
+    /// Reads up to `count` bytes at `offset` without moving the file position; fewer at its end.
+    func read(at offset: Int64, count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var total = 0
+        while total < count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + total, count - total, off_t(offset) + off_t(total)) }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw fail("pread", path)
+            }
+            if n == 0 { break }
+            total += n
+        }
+        out.removeSubrange(total...)
+        return out
+    }
+
+    /// Cuts the file to `size` bytes.
+    func truncate(to size: Int64) throws {
+        while ftruncate(fd, off_t(size)) != 0 {
+            if Glibc.errno == EINTR { continue }
+            throw fail("ftruncate", path)
+        }
     }
 
     /// Flushes every dirty page of the filesystem holding this descriptor (one call for a batch).
@@ -264,6 +302,22 @@ final class FileLock {
             if Glibc.errno == EINTR { continue }
             let err = fail("flock", path)
             close(fd)
+            throw err
+        }
+    }
+
+    /// Takes the lock without waiting; nil when another process holds it in a conflicting mode.
+    init?(trying path: String, exclusive: Bool) throws {
+        self.path = path
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw fail("open", path) }
+        descriptor = fd
+        while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
+            if Glibc.errno == EINTR { continue }
+            let busy = Glibc.errno == EWOULDBLOCK
+            let err = fail("flock", path)
+            close(fd)
+            if busy { return nil }
             throw err
         }
     }

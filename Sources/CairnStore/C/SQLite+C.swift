@@ -60,9 +60,15 @@ final class Database {
         try check(sqlite3_busy_timeout(db, busyTimeoutMs), "sqlite3_busy_timeout")
     }
 
-    deinit {
+    deinit { close() }
+
+    /// Finalizes every statement and closes the connection (the last one to close a WAL
+    /// database checkpoints it and removes the -wal file).
+    func close() {
         for (_, stmt) in cache { sqlite3_finalize(stmt) }
-        sqlite3_close_v2(handle)
+        cache = [:]
+        if let h = handle { sqlite3_close_v2(h) }
+        handle = nil
     }
 
     private func check(_ rc: Int32, _ function: String) throws {
@@ -144,6 +150,17 @@ final class Database {
         }
     }
 
+    /// Runs a statement and returns its column names with every row.
+    func queryNamed(_ sql: String, _ params: [SQLValue] = []) throws -> (columns: [String], rows: [Row]) {
+        let stmt = try prepared(sql)
+        let names = (0..<sqlite3_column_count(stmt)).map { String(cString: sqlite3_column_name(stmt, $0)) }
+        return (names, try query(sql, params))
+    }
+
+    /// Whether a transaction is open on this connection (after a failed COMMIT SQLite may have
+    /// rolled it back already).
+    var inTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
     /// Runs a statement that returns no rows.
     func run(_ sql: String, _ params: [SQLValue] = []) throws {
         try forEach(sql, params) { _ in }
@@ -153,13 +170,15 @@ final class Database {
     var changes: Int { Int(sqlite3_changes(handle)) }
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`, rolling back when it throws.
-    func writeTransaction<T>(_ body: () throws -> T) throws -> T {
+    /// `beforeRollback` runs first when the transaction (and so the write lock) is still held.
+    func writeTransaction<T>(_ body: () throws -> T, beforeRollback: () -> Void = {}) throws -> T {
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
             try execute("COMMIT")
             return result
         } catch {
+            if inTransaction { beforeRollback() }
             try? execute("ROLLBACK")
             throw error
         }
