@@ -8,6 +8,7 @@ public struct Finding: Codable, Sendable, Equatable {
         case damagedIndex = "damaged-index"
         case indexBehindJournal = "index-behind-journal"
         case damagedJournal = "damaged-journal"
+        case indexDiffersFromJournal = "index-differs-from-journal"
         case orphanBlob = "orphan-blob"
         case leftoverTemp = "leftover-temp"
         case strayFile = "stray-file"
@@ -18,7 +19,7 @@ public struct Finding: Codable, Sendable, Equatable {
     /// `cairn gc` removes (exit 1 only with --strict).
     public static func severity(of kind: Kind) -> Severity {
         switch kind {
-        case .corruptBlob, .missingBlob, .badManifest, .danglingEdge, .damagedIndex, .indexBehindJournal, .damagedJournal: return .error
+        case .corruptBlob, .missingBlob, .badManifest, .danglingEdge, .damagedIndex, .indexBehindJournal, .damagedJournal, .indexDiffersFromJournal: return .error
         case .orphanBlob, .leftoverTemp, .strayFile: return .warning
         }
     }
@@ -73,6 +74,7 @@ extension ArtifactStore {
         // 1. The index file itself.
         let check = try indexed("fsck cannot read the index") { try db.query("PRAGMA quick_check").compactMap { $0.string(0) } }
         for line in check where line != "ok" { findings.append(Finding(.damagedIndex, indexPath, line)) }
+        findings += try compareWithJournal()
 
         // 2. What the index references, read in one snapshot.
         var holders: [String: [ArtifactID]] = [:]       // blob -> artifacts holding it

@@ -54,7 +54,7 @@ extension ArtifactStore {
     /// Builds a new index from the journal (and each artifact's manifest blob) beside the old
     /// one, then swaps it in with one rename. Killed at any moment, it leaves the old index
     /// (kept as `index.db.before-repair`, with its WAL) or the new one, never a mixture.
-    public static func rebuildIndex(root: String, damage: IndexDamage? = nil) throws -> RepairReport {
+    public static func rebuildIndex(root: String, damage: IndexDamage? = nil, reason: String? = nil) throws -> RepairReport {
         let lock = try exclusive(root)
         defer { withExtendedLifetime(lock) {} }
         let index = root + "/index.db", jpath = journalPath(root), temp = index + ".rebuild"
@@ -107,7 +107,7 @@ extension ArtifactStore {
         try FS.rename(temp, index)
         try FS.syncDirectory(root)
         if let last = records.last, try journal.size > last.end { try journal.truncate(to: last.end) }  // a torn last line
-        return RepairReport(action: .rebuiltIndex, damage: damage?.problem, records: records.count, artifacts: counts[0], runs: counts[1],
+        return RepairReport(action: .rebuiltIndex, damage: damage?.problem ?? reason, records: records.count, artifacts: counts[0], runs: counts[1],
                             aliasMoves: counts[2], queueEntries: counts[3], unreadableManifests: unreadable,
                             keptAs: try FS.lstatInfo(kept) != nil ? kept : nil)
     }

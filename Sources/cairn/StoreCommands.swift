@@ -102,11 +102,14 @@ enum StoreCommands {
             repaired = try ArtifactStore.repair(root: root)
             if !a.has("json") { Output.note(repaired.map(describe) ?? "the index matches the journal: nothing to repair") }
         }
-        var report: FsckReport
-        if let damage = try ArtifactStore.diagnose(root: root) {
-            report = FsckReport(damage: damage)
-        } else {
-            report = try ArtifactStore(root: root).fsck()
+        var report = try check(root)
+        if a.has("repair") && repaired == nil {
+            let differing = report.findings.filter { $0.kind == .indexDiffersFromJournal }.count
+            if differing > 0 {
+                repaired = try ArtifactStore.rebuildIndex(root: root, reason: "\(differing) index row(s) differed from the journal")
+                if !a.has("json") { Output.note(describe(repaired!)) }
+                report = try check(root)
+            }
         }
         report.repair = repaired
         if a.has("json") { try Output.json(report) } else {
@@ -114,6 +117,12 @@ enum StoreCommands {
             Output.out("checked \(report.blobsChecked) blob(s) (\(Output.size(report.bytesChecked))) and \(report.artifactsChecked) artifact(s): \(report.errors) error(s), \(report.warnings) warning(s)")
         }
         return report.errors > 0 || (a.has("strict") && report.warnings > 0) ? 1 : 0
+    }
+
+    /// fsck's report: the one damage finding when the index cannot be trusted, else the full check.
+    static func check(_ root: String) throws -> FsckReport {
+        if let damage = try ArtifactStore.diagnose(root: root) { return FsckReport(damage: damage) }
+        return try ArtifactStore(root: root).fsck()
     }
 
     static func describe(_ r: RepairReport) -> String {

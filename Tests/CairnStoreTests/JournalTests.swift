@@ -266,3 +266,53 @@ func replace(_ path: String, with source: String) throws {
     try? FileManager.default.removeItem(atPath: path)
     try FileManager.default.copyItem(atPath: source, toPath: path)
 }
+
+@Suite struct JournalAgainstIndexTests {
+    /// fsck replays the journal and compares: a row changed or removed by hand is an error that
+    /// `fsck --repair` puts right.
+    @Test func fsckFindsARowChangedByHandAndRepairRestoresIt() throws {
+        let t = TempDir()
+        let root = try populatedStore(t)
+        let rows = try indexDump(root)
+        #expect(try fsckErrors(ArtifactStore(root: root)).isEmpty)
+        do {
+            let s = try ArtifactStore(root: root)
+            try s.db.execute("UPDATE aliases SET artifact = 1 WHERE name = 'task-api@production'; DELETE FROM run_queue WHERE id = 2")
+        }
+        let kinds = try fsckErrors(ArtifactStore(root: root)).map { $0.kind.rawValue + " " + $0.subject }
+        #expect(kinds == ["index-differs-from-journal aliases name=\"task-api@production\"", "index-differs-from-journal run_queue id=2"])
+        let r = try cairn(root, "fsck", "--repair")
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("2 index row(s) differed from the journal"))
+        #expect(try indexDump(root) == rows)
+    }
+
+    /// Writers killed with SIGKILL at random moments leave a store whose index opens, matches
+    /// its journal, and lost no move it acknowledged.
+    @Test func writersKilledAtRandomMomentsLeaveIndexAndJournalAgreeing() throws {
+        let t = TempDir()
+        let root = try populatedStore(t)
+        let target = try ArtifactStore(root: root).resolve("task-api@staging").description
+        var rng = SystemRandomNumberGenerator()
+        var acknowledged: [Int] = []
+        for i in 1...60 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: cairnBinary)
+            p.arguments = ["alias", "set", "killed@x", target, "--reason", "\(i)", "--store", root]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            usleep(UInt32.random(in: 0...60_000, using: &rng))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            if p.terminationReason == .exit && p.terminationStatus == 0 { acknowledged.append(i) }
+            #expect(try ArtifactStore.diagnose(root: root) == nil, "after writer \(i)")
+        }
+        let s = try ArtifactStore(root: root)
+        try s.setWatchedTip(repo: "/r", branch: "after", tip: "t", expected: nil)
+        #expect(try s.fsck().findings.filter { $0.severity == .error }.isEmpty)
+        let history = try s.history("killed@x").compactMap(\.reason).compactMap { Int($0) }
+        #expect(history == history.sorted() && Set(acknowledged).isSubset(of: Set(history)), "\(history) vs \(acknowledged)")
+        #expect(!acknowledged.isEmpty && acknowledged.count < 60, "\(acknowledged.count) of 60 finished: the kills missed the writes")
+    }
+}
