@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The store benchmarks (`make bench-store`): ingest (bench/store/ingest.sh), then lineage
-# (bench/store/lineage.sh). Env: BUILD_PATH (default .build), WORK (default bench/store/work),
+# The store benchmarks (`make bench-store`): ingest (bench/store/ingest.sh), lineage
+# (bench/store/lineage.sh), then the journal's cost against the commit before it
+# (bench/store/journal.sh, which builds that commit too). Env: BUILD_PATH (default .build), WORK (default bench/store/work),
 # REPS, LINEAGE_REPS; see each script. The combined report is written to $WORK/report.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,5 +20,7 @@ mkdir -p "$WORK"
     bench/store/ingest.sh
     echo
     bench/store/lineage.sh
+    echo
+    SKIP_BUILD=0 bench/store/journal.sh
 } | tee "$WORK/report.md.tmp"
 mv "$WORK/report.md.tmp" "$WORK/report.md"
