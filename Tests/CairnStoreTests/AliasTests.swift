@@ -113,5 +113,8 @@ struct AliasTests {
         #expect(Set(h.compactMap(\.reason)).count == 8 * perProcess)
         // Each move's "from" is the previous move's "to": no move was lost or reordered.
         for (prev, next) in zip(h, h.dropFirst()) { #expect(next.from == prev.to) }
+        // The journal holds the moves in commit order: replayed, it gives this index row for row.
+        #expect(try Journal(path: store.root + "/journal").readAll().count == 1 + 3 + 8 * perProcess)
+        #expect(try fsckErrors(store).isEmpty)
     }
 }

@@ -4,13 +4,25 @@ import Testing
 
 @Suite("A damaged index through the command line")
 struct RepairCLITests {
-    /// Every command that reads or writes the store refuses a truncated index with one line
-    /// naming the repair, exit 2, and writes nothing: not the index, not the journal, no blob.
-    @Test func everyCommandRefusesAnEmptyIndexAndWritesNothing() throws {
+    /// Every command that reads or writes the store refuses a damaged index (deleted, emptied,
+    /// another store's, a table dropped) with one line naming the repair, exit 2, and writes
+    /// nothing: not the index, not the journal, no blob.
+    @Test(arguments: ["deleted", "emptied", "another store's", "dropped table"])
+    func everyCommandRefusesADamagedIndexAndWritesNothing(_ damage: String) throws {
         let t = TempDir()
         let root = try populatedStore(t)
         let index = root + "/index.db"
-        _ = try FileDescriptor.openAppending(index, create: false).truncate(to: 0)
+        switch damage {
+        case "deleted": try FileManager.default.removeItem(atPath: index)
+        case "emptied": _ = try FileDescriptor.openAppending(index, create: false).truncate(to: 0)
+        case "another store's":
+            let other = TempDir()
+            try replace(index, with: try populatedStore(other) + "/index.db")
+        default:
+            let s = try ArtifactStore(root: root)
+            try s.db.execute("DROP TABLE run_queue")
+        }
+        let indexBytes = readFile(index)
         let journal = readFile(root + "/journal")
         let objects = try FileManager.default.subpathsOfDirectory(atPath: root + "/objects").sorted()
         let commands: [[String]] = [
@@ -23,10 +35,10 @@ struct RepairCLITests {
         ]
         for args in commands {
             let r = try run(cairnBinary, args + ["--store", root])
-            #expect(r.status == 2, "\(args): \(r.stderr)")
-            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("is empty") && r.stderr.contains("cairn fsck --repair"),
-                    "\(args): \(r.stderr)")
-            #expect(readFile(index)?.isEmpty == true, "\(args) wrote to the index")
+            #expect(r.status == 2, "\(damage), \(args): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("store index") && r.stderr.contains("cairn fsck --repair"),
+                    "\(damage), \(args): \(r.stderr)")
+            #expect(readFile(index) == indexBytes, "\(damage): \(args) wrote to the index")
         }
         #expect(readFile(root + "/journal") == journal)
         #expect(try FileManager.default.subpathsOfDirectory(atPath: root + "/objects").sorted() == objects)
