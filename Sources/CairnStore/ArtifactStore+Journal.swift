@@ -21,7 +21,14 @@ extension ArtifactStore {
     func write<T>(_ body: () throws -> T) throws -> T {
         var appendedAt: Int64? = nil
         return try db.writeTransaction({
-            var position = try settleJournal()
+            var (position, redone) = try settleJournal()
+            while redone {
+                // The redo commits on its own: were this writer killed before its commit, the
+                // journal would otherwise hold two records past the index (damage).
+                try db.execute("COMMIT")
+                try db.execute("BEGIN IMMEDIATE")
+                (position, redone) = try settleJournal()
+            }
             journalOps = []
             defer { journalOps = nil }
             let result = try body()
@@ -97,11 +104,12 @@ extension ArtifactStore {
     /// Inside a write transaction: brings the index level with the journal before this writer
     /// appends. A record past the index's position is a writer's that was killed between its
     /// append and its commit: it is applied (the journal is the truth). A torn line is cut off.
-    /// Anything more means damage (`IndexDamage`), and nothing is written.
-    func settleJournal() throws -> JournalPosition {
+    /// Anything more means damage (`IndexDamage`), and nothing is written. Says whether it
+    /// applied a record.
+    func settleJournal() throws -> (position: JournalPosition, redone: Bool) {
         guard var position = try journalPosition() else { throw IndexDamage.noJournalState(indexPath).error }
         let size = try journal.size
-        if size == position.end { return position }
+        if size == position.end { return (position, false) }
         if size < position.end { throw IndexDamage.aheadOfJournal(indexPath, journal: journal.path).error }
         let tail = try journal.scan(from: position.end, to: size)
         if tail.records.count > 1 || tail.records.first.map({ $0.seq != position.seq + 1 }) == true {
@@ -113,7 +121,7 @@ extension ArtifactStore {
             try setJournalPosition(position)
         }
         if tail.validEnd < size { try journal.truncate(to: tail.validEnd) }
-        return position
+        return (position, !tail.records.isEmpty)
     }
 
     // MARK: Replay

@@ -212,8 +212,12 @@ func queryDump(_ root: String) throws -> String {
         let j = try FileDescriptor.openAppending(root + "/journal", create: false)
         try Array("99 abc {\"ops\":[".utf8).withUnsafeBytes { try j.writeAll($0) }
         #expect(try ArtifactStore.diagnose(root: root) == nil)
-        // The next writer applies the record and cuts the torn line.
+        // The next writer applies the record and cuts the torn line, in a transaction of its
+        // own: the record stays applied even when that writer's own transaction fails.
         let s = try ArtifactStore(root: root)
+        #expect(throws: StoreError.self) { try s.setAlias("task-api@canary", to: ArtifactID("sha256:" + String(repeating: "0", count: 64))!) }
+        #expect(try s.history("task-api@canary").map(\.reason) == ["the killed writer's move"])
+        #expect(try ArtifactStore.diagnose(root: root) == nil)
         try s.setWatchedTip(repo: "/r", branch: "dev", tip: "d1", expected: nil)
         #expect(try s.history("task-api@canary").map(\.reason) == ["the killed writer's move"])
         #expect(try indexDump(root).filter { !$0.hasPrefix("watch_state") } == after.filter { !$0.hasPrefix("watch_state") })
