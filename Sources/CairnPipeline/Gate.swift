@@ -21,22 +21,71 @@ public struct GateTask: @unchecked Sendable {
     }
 }
 
-/// A gate's verdict: every check's result, collected even after a failure.
-public struct GateReport: Sendable {
+/// A gate's verdict: every check's result, collected even after a failure. Stored with the
+/// stage execution (and as gate.json) in one shape, written by `encode` and read by `init(from:)`
+/// alone: `{"stage", "passed", "seconds", "checks": [{"name", "status", "blocking", "details",
+/// "seconds", "value"?}], "key"?}`.
+public struct GateReport: Codable, Sendable {
     public var stage: String
     public var results: [CheckResult]
     public var passed: Bool { results.allSatisfy(\.passed) }
     public var seconds: Double
+    /// The gate's own cache key (the stage's key and the validation settings): a cached stage
+    /// reuses the report when the gate is the same.
+    public var key: String?
 
-    /// The report as stored: stage, verdict, time and every check.
+    public init(stage: String, results: [CheckResult], seconds: Double, key: String? = nil) {
+        self.stage = stage; self.results = results; self.seconds = seconds; self.key = key
+    }
+
+    enum CodingKeys: String, CodingKey { case stage, passed, seconds, checks, key }
+    enum CheckKeys: String, CodingKey { case name, status, blocking, details, seconds, value }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(stage, forKey: .stage)
+        try c.encode(passed, forKey: .passed)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encodeIfPresent(key, forKey: .key)
+        var checks = c.nestedUnkeyedContainer(forKey: .checks)
+        for r in results {
+            var o = checks.nestedContainer(keyedBy: CheckKeys.self)
+            try o.encode(r.name, forKey: .name)
+            try o.encode(r.status, forKey: .status)
+            try o.encode(r.blocking, forKey: .blocking)
+            try o.encode(r.details, forKey: .details)
+            try o.encode(r.seconds, forKey: .seconds)
+            if let v = r.value, v.isFinite { try o.encode(v, forKey: .value) }
+        }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        stage = try c.decode(String.self, forKey: .stage)
+        seconds = try c.decodeIfPresent(Double.self, forKey: .seconds) ?? 0
+        key = try c.decodeIfPresent(String.self, forKey: .key)
+        var checks = try c.nestedUnkeyedContainer(forKey: .checks)
+        results = []
+        while !checks.isAtEnd {
+            let o = try checks.nestedContainer(keyedBy: CheckKeys.self)
+            results.append(CheckResult(name: try o.decode(String.self, forKey: .name),
+                                       status: (try? o.decode(CheckResult.Status.self, forKey: .status)) ?? .error,
+                                       blocking: try o.decodeIfPresent(Bool.self, forKey: .blocking) ?? false,
+                                       details: try o.decodeIfPresent(String.self, forKey: .details) ?? "",
+                                       value: try o.decodeIfPresent(Double.self, forKey: .value),
+                                       seconds: try o.decodeIfPresent(Double.self, forKey: .seconds) ?? 0))
+        }
+    }
+
+    /// The report as stored in the index.
     public var json: JSONValue {
-        .object(["stage": .string(stage), "passed": .bool(passed), "seconds": .number(seconds),
-                 "checks": .array(results.map { r in
-                     var o: [String: JSONValue] = ["name": .string(r.name), "status": .string(r.status.rawValue), "blocking": .bool(r.blocking),
-                                                   "details": .string(r.details), "seconds": .number(r.seconds)]
-                     if let v = r.value, v.isFinite { o["value"] = .number(v) }
-                     return .object(o)
-                 })])
+        (try? JSONEncoder().encode(self)).flatMap { JSONValue.parse(String(decoding: $0, as: UTF8.self)) } ?? .null
+    }
+
+    /// A stored report (a stage execution's gate_report), or nil when it is not one.
+    public init?(json: JSONValue?) {
+        guard let j = json, let r = try? JSONDecoder().decode(GateReport.self, from: Data(j.description.utf8)) else { return nil }
+        self = r
     }
 
     /// The gate table for the terminal.

@@ -34,28 +34,22 @@ extension Orchestrator {
         for (role, id) in used { try store.record(execution: exe, .used, id, role: role) }
         var outputs: [String: ArtifactID] = [:]
         for o in hit.outputs { try store.record(execution: exe, .generated, o.artifact, role: o.role); outputs[o.role] = o.artifact }
-        var gate: GateReport?
-        var report = hit.execution.gateReport
-        if let r = report, r["key"]?.stringValue == gateKey(key), case .array(let checks)? = r["checks"] {
-            gate = GateReport(stage: stage.name.rawValue, results: checks.map { c in
-                CheckResult(name: c["name"]?.stringValue ?? "?", status: CheckResult.Status(rawValue: c["status"]?.stringValue ?? "") ?? .error,
-                            blocking: c["blocking"] == .bool(true), details: (c["details"]?.stringValue ?? "") + " (cached)", value: c["value"]?.numberValue, seconds: 0)
-            }, seconds: 0)
+        var gate: GateReport
+        let report: JSONValue?
+        if let stored = GateReport(json: hit.execution.gateReport), stored.key == gateKey(key) {
+            gate = stored
+            gate.results = stored.results.map { var r = $0; r.details += " (cached)"; r.seconds = 0; return r }
+            gate.seconds = 0
+            report = hit.execution.gateReport  // stored as it was
         } else {
             gate = try runGate(stage, outputs: outputs, used: used)
-            report = gateJSON(gate!, key: gateKey(key))
+            gate.key = gateKey(key)
+            report = gate.json
         }
         try store.finishStage(execution: exe, status: .cached, metrics: hit.execution.metrics, gateReport: report)
         recordResult(stage, metrics: hit.execution.metrics, cached: true, seconds: 0, artifact: outputs["adapter"] ?? outputs["model"])
         say("▶ \(stage.name.rawValue): cached (execution \(hit.execution.id) of run \(hit.execution.run) had the same inputs)")
         return StageOutcome(outputs: outputs, gate: gate, cached: true)
-    }
-
-    /// The gate report with the gate's key, so a cached stage can reuse it when the gate is the same.
-    func gateJSON(_ g: GateReport, key: String) -> JSONValue {
-        guard case .object(var m) = g.json else { return g.json }
-        m["key"] = .string(key)
-        return .object(m)
     }
 
     func recordResult(_ stage: StageConfig, metrics: JSONValue, cached: Bool, seconds: Double, artifact: ArtifactID?) {
@@ -223,7 +217,9 @@ extension Orchestrator {
 
     /// Stores the gate report (JSON artifact + the execution's gate_report) and ends the execution.
     func finishWithGate(_ stage: StageConfig, execution: Int64, key: String, metrics: JSONValue, gate: GateReport) throws {
-        let report = gateJSON(gate, key: gateKey(key))
+        var keyed = gate
+        keyed.key = gateKey(key)
+        let report = keyed.json
         let path = workDir + "/\(stage.name.rawValue)/gate.json"
         try Data(report.description.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         _ = try store.addGenerated(path: path, kind: .report, name: "\(config.pipelineID)/run-\(runID)/\(stage.name.rawValue)-gate.json", execution: execution, role: "gate_report")

@@ -94,15 +94,14 @@ public enum RunReport {
 
         body += "<h2>Gates</h2>"
         for s in stages {
-            guard let g = s.gateReport, case .array(let checks)? = g["checks"] else { continue }
-            let passed = g["passed"] == .bool(true)
-            body += "<h3>After \(esc(s.stage)) <span class=\"s \(passed ? "succeeded" : "rejected")\">\(passed ? "passed" : "failed")</span></h3>"
+            guard let g = GateReport(json: s.gateReport) else { continue }
+            body += "<h3>After \(esc(s.stage)) <span class=\"s \(g.passed ? "succeeded" : "rejected")\">\(g.passed ? "passed" : "failed")</span></h3>"
             body += "<table><tr><th>check</th><th>result</th><th>mode</th><th>value</th><th>time</th><th>details</th></tr>"
-            for c in checks {
-                let st = c["status"]?.stringValue ?? "?"
-                body += "<tr><td>\(esc(c["name"]?.stringValue ?? ""))</td><td><span class=\"s \(st == "passed" || st == "skipped" ? "succeeded" : "rejected")\">\(esc(st))</span></td>"
-                body += "<td>\(c["blocking"] == .bool(true) ? "blocking" : "parallel")</td><td>\(c["value"]?.numberValue.map(fmt) ?? "")</td>"
-                body += "<td>\(c["seconds"]?.numberValue.map { String(format: "%.2f s", $0) } ?? "")</td><td>\(esc(c["details"]?.stringValue ?? ""))</td></tr>"
+            for c in g.results {
+                let st = c.status.rawValue
+                body += "<tr><td>\(esc(c.name))</td><td><span class=\"s \(c.passed ? "succeeded" : "rejected")\">\(esc(st))</span></td>"
+                body += "<td>\(c.blocking ? "blocking" : "parallel")</td><td>\(c.value.map(fmt) ?? "")</td>"
+                body += "<td>\(String(format: "%.2f s", c.seconds))</td><td>\(esc(c.details))</td></tr>"
             }
             body += "</table>"
         }

@@ -108,10 +108,10 @@ enum PipelineCommands {
                 Output.out("\n\(s.stage) (execution \(s.id), attempt \(s.attempt)): \(s.status.rawValue), \(t)" + (s.error.map { "\n  error: \($0)" } ?? ""))
                 for e in try store.edges(execution: s.id, .used) { Output.out("  used      \(e.role.padding(toLength: 16, withPad: " ", startingAt: 0)) \(e.artifact.short)") }
                 for e in try store.edges(execution: s.id, .generated) { Output.out("  generated \(e.role.padding(toLength: 16, withPad: " ", startingAt: 0)) \(e.artifact.short)") }
-                if let g = s.gateReport, case .array(let checks)? = g["checks"] {
-                    Output.out("  gate: \(g["passed"] == .bool(true) ? "passed" : "FAILED")")
-                    for c in checks {
-                        Output.out("    \((c["name"]?.stringValue ?? "").padding(toLength: 22, withPad: " ", startingAt: 0)) \((c["status"]?.stringValue ?? "").padding(toLength: 9, withPad: " ", startingAt: 0)) \(c["details"]?.stringValue ?? "")")
+                if let g = GateReport(json: s.gateReport) {
+                    Output.out("  gate: \(g.passed ? "passed" : "FAILED")")
+                    for c in g.results {
+                        Output.out("    \(c.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(c.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(c.details)")
                     }
                 }
             }
