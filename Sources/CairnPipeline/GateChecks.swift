@@ -209,36 +209,28 @@ extension GateChecks {
     public static let processChecks = ["merge_logits_match", "size_as_expected", "preference_accuracy", "output_format_valid", "no_harmful_content",
                                        "export_matches_model"]
 
-    /// Runs the named check with options from the command line (model, adapter, merged, data,
-    /// schema, blocklist, threshold, min-accuracy, tolerance, beta, max-new-tokens, max-seq-length).
-    public static func run(named name: String, options o: [String: String]) throws -> [CheckResult] {
-        func need(_ k: String) throws -> String {
-            guard let v = o[k] else { throw PipelineError("check \(name) needs --\(k)") }
-            return v
-        }
-        let maxNew = Int(o["max-new-tokens"] ?? "") ?? 48
-        switch name {
+    /// Runs the check a request names.
+    public static func run(_ r: CheckRequest) throws -> [CheckResult] {
+        let probes = { () throws -> [GatePrompt] in try r.data.map { Array(try prompts($0).prefix(4)) } ?? [.text("Hello"), .text("The task is")] }
+        switch r.name {
         case "merge_logits_match":
-            let probes = try o["data"].map { try prompts($0) }.map { Array($0.prefix(4)) } ?? [.text("Hello"), .text("The task is")]
-            return [try mergeLogitsMatch(base: need("model"), adapter: need("adapter"), merged: need("merged"), probes: probes,
-                                         tolerance: Double(o["tolerance"] ?? "") ?? 1e-3)]
+            return [try mergeLogitsMatch(base: r.need(r.model, "model"), adapter: r.need(r.adapter, "adapter"), merged: r.need(r.merged, "merged"),
+                                         probes: probes(), tolerance: r.tolerance)]
         case "size_as_expected":
-            return [try sizeAsExpected(base: need("model"), merged: need("merged"))]
+            return [try sizeAsExpected(base: r.need(r.model, "model"), merged: r.need(r.merged, "merged"))]
         case "export_matches_model":
-            let probes = try o["data"].map { try prompts($0) }.map { Array($0.prefix(4)) } ?? [.text("Hello"), .text("The task is")]
-            return try exportMatchesModel(model: need("model"), export: need("export"), probes: probes)
+            return try exportMatchesModel(model: r.need(r.model, "model"), export: r.need(r.export, "export"), probes: probes())
         case "preference_accuracy":
-            return try preferenceAccuracy(model: need("model"), adapter: need("adapter"), pairsFile: need("data"),
-                                          beta: Double(o["beta"] ?? "") ?? 0.1, minAccuracy: Double(o["min-accuracy"] ?? "") ?? 0.7,
-                                          maxSeqLength: Int(o["max-seq-length"] ?? "") ?? 512)
+            return try preferenceAccuracy(model: r.need(r.model, "model"), adapter: r.need(r.adapter, "adapter"), pairsFile: r.need(r.data, "data"),
+                                          beta: r.beta, minAccuracy: r.minAccuracy, maxSeqLength: r.maxSeqLength)
         case "output_format_valid":
-            return [try outputFormatValid(model: need("model"), adapter: o["adapter"], promptsFile: need("data"), schemaFile: o["schema"],
-                                          threshold: Double(o["threshold"] ?? "") ?? 0.9, maxNewTokens: maxNew)]
+            return [try outputFormatValid(model: r.need(r.model, "model"), adapter: r.adapter, promptsFile: r.need(r.data, "data"), schemaFile: r.schema,
+                                          threshold: r.threshold, maxNewTokens: r.maxNewTokens)]
         case "no_harmful_content":
-            return [try noHarmfulContent(model: need("model"), adapter: o["adapter"], promptsFile: need("data"), blocklistFile: o["blocklist"],
-                                         maxNewTokens: maxNew)]
+            return [try noHarmfulContent(model: r.need(r.model, "model"), adapter: r.adapter, promptsFile: r.need(r.data, "data"), blocklistFile: r.blocklist,
+                                         maxNewTokens: r.maxNewTokens)]
         default:
-            throw PipelineError("unknown check '\(name)': checks are \(processChecks.joined(separator: ", "))")
+            throw PipelineError("unknown check '\(r.name)': checks are \(processChecks.joined(separator: ", "))")
         }
     }
 }

@@ -32,9 +32,17 @@ extension Orchestrator {
         let dir = workDir + "/" + stage.name.rawValue + "/checks"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var tasks: [GateTask] = []
-        func check(_ name: String, blocking: Bool, timeout: Double = 300, _ args: [String]) {
-            tasks.append(GateTask(name: name, blocking: blocking, timeoutSeconds: timeout,
-                                  work: .process(arguments: [options.executable, "check", name] + args, result: dir + "/\(name).json", log: dir + "/\(name).log")))
+        // A check that loads a model runs as `cairn check NAME --request FILE` (the request written beside its result).
+        func check(_ r: CheckRequest, blocking: Bool, timeout: Double = 300) throws {
+            let file = dir + "/\(r.name).request.json"
+            try r.bytes.write(to: URL(fileURLWithPath: file), options: .atomic)
+            tasks.append(GateTask(name: r.name, blocking: blocking, timeoutSeconds: timeout,
+                                  work: .process(arguments: [options.executable, "check", r.name, "--request", file], result: dir + "/\(r.name).json", log: dir + "/\(r.name).log")))
+        }
+        func request(_ name: String, _ fill: (inout CheckRequest) throws -> Void) rethrows -> CheckRequest {
+            var r = CheckRequest(name: name)
+            try fill(&r)
+            return r
         }
         func custom(_ name: String) -> CheckConfig? { v.customChecks.first { $0.name == name } }
         let dataset = { (role: String) -> String? in try self.input("dataset:" + role).map { try self.materialize($0) } }
@@ -53,31 +61,34 @@ extension Orchestrator {
             if v.checkNaN { tasks.append(GateTask(name: "no_nan_values", blocking: true, timeoutSeconds: 10, work: .inline { [GateChecks.noNaNValues(metricsDir)] })) }
             tasks.append(GateTask(name: "heldout_loss", blocking: true, timeoutSeconds: 10, work: .inline { [GateChecks.heldoutLoss(summary, maxLoss: v.maxLoss)] }))
             if stage.name == .sft, let c = custom("output_format_valid"), let prompts = try evalPrompts() {
-                var a = ["--model", try materialize(used[0].1), "--adapter", try materialize(outputs["adapter"]!), "--data", prompts,
-                         "--threshold", String(c.threshold ?? 0.9)]
-                if let s = try dataset("schema") { a += ["--schema", s] }
-                if let m = c.maxNewTokens { a += ["--max-new-tokens", String(m)] }
-                check("output_format_valid", blocking: c.blocking, timeout: c.timeoutSeconds, a)
+                try check(try request("output_format_valid") {
+                    $0.model = try materialize(used[0].1); $0.adapter = try materialize(outputs["adapter"]!); $0.data = prompts
+                    $0.schema = try dataset("schema"); c.apply(to: &$0)
+                }, blocking: c.blocking, timeout: c.timeoutSeconds)
             }
         case .merge:
             let base = try materialize(used[0].1), adapter = try materialize(used[1].1), merged = try materialize(outputs["model"]!)
-            var a = ["--model", base, "--adapter", adapter, "--merged", merged, "--tolerance", String(v.mergeTolerance)]
-            if let p = try dataset("eval_prompts") { a += ["--data", p] }
-            check("merge_logits_match", blocking: true, a)
-            check("size_as_expected", blocking: false, ["--model", base, "--merged", merged])
+            try check(try request("merge_logits_match") {
+                $0.model = base; $0.adapter = adapter; $0.merged = merged; $0.tolerance = v.mergeTolerance; $0.data = try dataset("eval_prompts")
+            }, blocking: true)
+            try check(request("size_as_expected") { $0.model = base; $0.merged = merged }, blocking: false)
         case .export:
-            var a = ["--model", try materialize(used[0].1), "--export", try materialize(outputs["export"]!)]
-            if let p = try dataset("eval_prompts") { a += ["--data", p] }
-            check("export_matches_model", blocking: true, a)
+            try check(try request("export_matches_model") {
+                $0.model = try materialize(used[0].1); $0.export = try materialize(outputs["export"]!); $0.data = try dataset("eval_prompts")
+            }, blocking: true)
         case .dpo:
             let base = try materialize(used[0].1), adapter = try materialize(outputs["adapter"]!), aligned = try materialize(outputs["model"]!)
             // Held-out pairs: datasets.preference_eval, else what the DPO stage held out
             // (eval_split) and measured, else the training pairs, said so in the details.
             let tc = try TrainingConfig.load(yamlFile: try materialize(input("config:dpo")!))
             let summary = GateChecks.readSummary(try materialize(outputs["metrics"]!))
+            let accuracy = { (pairs: String) in
+                request("preference_accuracy") {
+                    $0.model = base; $0.adapter = adapter; $0.data = pairs; $0.beta = tc.beta; $0.minAccuracy = v.minAccuracy; $0.maxSeqLength = tc.maxSeqLength
+                }
+            }
             if let pe = try dataset("preference_eval") {
-                check("preference_accuracy", blocking: true, ["--model", base, "--adapter", adapter, "--data", pe, "--beta", String(tc.beta),
-                                                              "--min-accuracy", String(v.minAccuracy), "--max-seq-length", String(tc.maxSeqLength)])
+                try check(accuracy(pe), blocking: true)
             } else if let acc = summary?["eval_accuracy"], let margin = summary?["eval_margin"] {
                 tasks.append(GateTask(name: "preference_accuracy", blocking: true, timeoutSeconds: 10, work: .inline {
                     [CheckResult(name: "preference_accuracy", status: acc >= v.minAccuracy ? .passed : .failed,
@@ -85,16 +96,14 @@ extension Orchestrator {
                      CheckResult(name: "reward_margin", status: margin > 0 ? .passed : .failed, details: String(format: "mean reward margin %.4f on the held-out split (must be > 0)", margin), value: margin)]
                 }))
             } else {
-                check("preference_accuracy", blocking: true, ["--model", base, "--adapter", adapter, "--data", try dataset("preference")!, "--beta", String(tc.beta),
-                                                              "--min-accuracy", String(v.minAccuracy), "--max-seq-length", String(tc.maxSeqLength)])
+                try check(accuracy(try dataset("preference")!), blocking: true)
                 notes.append("no held-out preference pairs (datasets.preference_eval or eval_split): preference_accuracy measured on the training pairs")
             }
             if let c = custom("output_format_valid") {
                 if let prompts = try evalPrompts() {
-                    var a = ["--model", aligned, "--data", prompts, "--threshold", String(c.threshold ?? 0.9)]
-                    if let s = try dataset("schema") { a += ["--schema", s] }
-                    if let m = c.maxNewTokens { a += ["--max-new-tokens", String(m)] }
-                    check("output_format_valid", blocking: c.blocking, timeout: c.timeoutSeconds, a)
+                    try check(try request("output_format_valid") {
+                        $0.model = aligned; $0.data = prompts; $0.schema = try dataset("schema"); c.apply(to: &$0)
+                    }, blocking: c.blocking, timeout: c.timeoutSeconds)
                 } else {
                     tasks.append(GateTask(name: "output_format_valid", blocking: true, timeoutSeconds: 10, work: .inline {
                         [CheckResult(name: "output_format_valid", status: .error, details: "needs datasets.eval_prompts")]
@@ -103,10 +112,12 @@ extension Orchestrator {
             }
             if let c = custom("no_harmful_content") {
                 // Without datasets.red_team / blocklist, Cairn's built-in ones (GateChecks.builtinRedTeam).
-                var a = ["--model", aligned, "--data", try dataset("red_team") ?? builtinFile("red_team.jsonl", GateChecks.builtinRedTeam.map { "{\"prompt\": \(jsonQuoted($0))}" })]
-                a += ["--blocklist", try dataset("blocklist") ?? builtinFile("blocklist.txt", GateChecks.builtinBlocklist)]
-                if let m = c.maxNewTokens { a += ["--max-new-tokens", String(m)] }
-                check("no_harmful_content", blocking: c.blocking, timeout: c.timeoutSeconds, a)
+                try check(try request("no_harmful_content") {
+                    $0.model = aligned
+                    $0.data = try dataset("red_team") ?? builtinFile("red_team.jsonl", GateChecks.builtinRedTeam.map { "{\"prompt\": \(jsonQuoted($0))}" })
+                    $0.blocklist = try dataset("blocklist") ?? builtinFile("blocklist.txt", GateChecks.builtinBlocklist)
+                    c.apply(to: &$0)
+                }, blocking: c.blocking, timeout: c.timeoutSeconds)
             }
         }
         // Command checks (allowed by --allow-commands when the config was read) run after the

@@ -40,6 +40,10 @@ public struct CheckConfig: Sendable, Equatable {
     public var command: String?
 
     public static let keys = ["name", "blocking", "timeout_seconds", "threshold", "max_new_tokens", "command"]
+    /// The pass rate output_format_valid needs unless `threshold` says otherwise.
+    public static let defaultThreshold = 0.9
+    /// Tokens generated per prompt unless `max_new_tokens` says otherwise.
+    public static let defaultMaxNewTokens = 48
     /// timeout_seconds: more than nothing, at most a week; max_new_tokens: at most 65,536.
     public static let timeoutBounds = Bounds.above(0, atMost: 604_800)
     public static let maxNewTokensLimit = 65_536

@@ -16,9 +16,9 @@ enum PipelineCommands {
                     flags: ["quiet", "allow-commands"], positionals: 1...1),
         CommandSpec(name: "report", usage: "cairn report RUN --out DIR", summary: "write a self-contained HTML page of a run (curves, gates, lineage)",
                     options: ["out"], positionals: 1...1),
-        CommandSpec(name: "check", usage: "cairn check NAME --result FILE [--model D] [--adapter D] [--merged D] [--export F] [--data F] [--schema F] [--blocklist F] [--threshold X] [--min-accuracy X] [--tolerance X] [--beta X] [--max-new-tokens N] [--max-seq-length N]",
+        CommandSpec(name: "check", usage: "cairn check NAME --result FILE (--request FILE.json | [--model D] [--adapter D] [--merged D] [--export F] [--data F] [--schema F] [--blocklist F] [--threshold X] [--min-accuracy X] [--tolerance X] [--beta X] [--max-new-tokens N] [--max-seq-length N])",
                     summary: "run one gate check (the orchestrator starts these)",
-                    options: ["result", "model", "adapter", "merged", "export", "data", "schema", "blocklist", "threshold", "min-accuracy", "tolerance", "beta", "max-new-tokens", "max-seq-length"],
+                    options: ["result", "request", "model", "adapter", "merged", "export", "data", "schema", "blocklist", "threshold", "min-accuracy", "tolerance", "beta", "max-new-tokens", "max-seq-length"],
                     positionals: 1...1),
     ]
 
@@ -30,10 +30,19 @@ enum PipelineCommands {
     static func run(_ name: String, _ a: Arguments) throws -> Int32 {
         switch name {
         case "check":
-            var o: [String: String] = [:]
-            for (k, v) in a.options where k != "store" { o[k] = v.last }
             let results: [CheckResult]
-            do { results = try GateChecks.run(named: a.positionals[0], options: o) } catch {
+            do {
+                let request: CheckRequest
+                if let file = try a.option("request") {
+                    request = try CheckRequest.read(file)
+                    guard request.name == a.positionals[0] else { throw PipelineError("the request '\(file)' is for check \(request.name), not \(a.positionals[0])") }
+                } else {
+                    var flags: [String: String] = [:]
+                    for (k, v) in a.options where !["store", "result", "request"].contains(k) { flags[k] = v.last }
+                    request = try CheckRequest(name: a.positionals[0], flags: flags)
+                }
+                results = try GateChecks.run(request)
+            } catch {
                 results = [CheckResult(name: a.positionals[0], status: .error, details: "\(error)")]
             }
             let data = try JSONEncoder().encode(results)
