@@ -144,13 +144,7 @@ public final class Orchestrator {
               let work = journal["work_dir"]?.stringValue, case .object(let inputs)? = journal["inputs"] else {
             throw ConfigError(file: "run \(id)", line: nil, "this run has no journal to resume from")
         }
-        let config: PipelineConfig
-        if let repo = journal["repository"]?.stringValue {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
-            config = try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, repository: repo, allowCommands: options.allowCommands)
-        } else {
-            config = try PipelineConfig.load(file, allowCommands: options.allowCommands)
-        }
+        let config = try PipelineConfig.read(file: file, repository: journal["repository"]?.stringValue, allowCommands: options.allowCommands)
         if let was = inputs["pipeline_config"]?.stringValue, try store.identify(path: file).description != was {
             throw ConfigError(file: file, line: nil, "changed since run \(id) started; run the pipeline again instead of resuming")
         }

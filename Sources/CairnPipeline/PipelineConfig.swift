@@ -105,24 +105,6 @@ public struct PipelineConfig: Sendable {
 
     public func stage(_ name: StageConfig.Name) -> StageConfig? { stages.first { $0.name == name && $0.enabled } }
 
-    /// Reads PIPELINE: a directory holding pipeline.yaml (or pipeline_config.yaml), or the file.
-    public static func load(_ pipeline: String, allowCommands: Bool = false) throws -> PipelineConfig {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: pipeline, isDirectory: &isDir) else {
-            throw ConfigError(file: pipeline, line: nil, "no such pipeline directory or file")
-        }
-        var file = pipeline
-        if isDir.boolValue {
-            let names = ["pipeline.yaml", "pipeline.yml", "pipeline_config.yaml", "configs/pipeline_config.yaml"]
-            guard let f = names.map({ pipeline + "/" + $0 }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-                throw ConfigError(file: pipeline, line: nil, "no pipeline.yaml in this directory")
-            }
-            file = f
-        }
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
-        return try PipelineConfig(yaml: try YAMLNode.parse(text, file: file), file: file, allowCommands: allowCommands)
-    }
-
     public init(yaml node: YAMLNode, file: String, repository: String? = nil, allowCommands: Bool = false) throws {
         let absFile = Paths.absolute(file)
         self.file = file
@@ -293,15 +275,32 @@ public enum Paths {
         (p as NSString).deletingLastPathComponent
     }
 
-    /// Lexically normalised absolute path (`.` and `..` folded).
+    /// Lexically normalised absolute path (`.` and `..` folded; `..` at the root stays there).
     public static func normalise(_ p: String) -> String {
+        "/" + fold(absolute(p), escaping: true)!.joined(separator: "/")
+    }
+
+    /// `value` relative to `dir`, both repository-relative, folded; nil when it is absolute or
+    /// leaves the repository.
+    public static func join(repositoryDirectory dir: String, _ value: String) -> String? {
+        if value.hasPrefix("/") { return nil }
+        return fold(dir + "/" + value, escaping: false)?.joined(separator: "/")
+    }
+
+    /// The components of `p` with `.` and empty ones dropped and `..` taking one back; past the
+    /// start, `..` is dropped when `escaping` and otherwise makes the result nil.
+    private static func fold(_ p: String, escaping: Bool) -> [Substring]? {
         var parts: [Substring] = []
-        for c in absolute(p).split(separator: "/") {
+        for c in p.split(separator: "/") {
             if c == "." || c.isEmpty { continue }
-            if c == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            if c == ".." {
+                if parts.isEmpty { if escaping { continue }; return nil }
+                parts.removeLast()
+                continue
+            }
             parts.append(c)
         }
-        return "/" + parts.joined(separator: "/")
+        return parts
     }
 
     /// The git work tree (or bare repository) that contains `dir`, if any.

@@ -39,13 +39,10 @@ public enum QueueRunner {
             do {
                 let tree = try exportedTree(repo, commit, store: store)
                 let file = try pipelineFile(in: tree, directory: e.pipeline, commit: commit)
-                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the file") }
                 let config: PipelineConfig
                 do {
-                    let node = try YAMLNode.parse(text, file: file)
                     // A run is named by its pipeline_id, also when the rest of the config is refused.
-                    if let name = declaredPipelineID(node) { o.info?.pipeline = name }
-                    config = try PipelineConfig(yaml: node, file: file, repository: tree, allowCommands: options.allowCommands)
+                    config = try PipelineConfig.read(file: file, repository: tree, allowCommands: options.allowCommands) { o.info?.pipeline = $0 }
                 } catch let c as ConfigError {
                     // Name the file as it is in the repository, and the commit; the export
                     // directory means nothing to the person reading the error.
@@ -98,13 +95,6 @@ public enum QueueRunner {
         try store.finishRun(run, status: .failed)
         try store.finishQueue(id, state: "failed", run: run, error: error)
         return 2
-    }
-
-    /// The pipeline_id a parsed pipeline.yaml declares, read leniently (nil when the key is not a
-    /// plain value): the name its runs are recorded under.
-    static func declaredPipelineID(_ root: YAMLNode) -> String? {
-        guard let entries = root.entries, let id = entries.first(where: { $0.key.scalar == "pipeline_id" })?.value.scalar, !id.isEmpty else { return nil }
-        return id
     }
 
     /// Where triggered runs work: beside the store (STORE-work/), not in it — the store refuses

@@ -28,10 +28,11 @@ public struct PipelineMap: Sendable {
             guard Self.fileNames.contains(name) else { continue }
             let dir = (path as NSString).deletingLastPathComponent
             var refs = Set<String>()
-            if let f = try repository.file(path, at: commit), f.kind == .file,
-               let node = try? YAMLNode.parse(String(decoding: f.data, as: UTF8.self), file: path) {
-                for value in Self.pathValues(node) {
-                    for candidate in [Self.join(dir, value), Self.join("", value)].compactMap({ $0 }) { refs.insert(candidate) }
+            if let f = try repository.file(path, at: commit), f.kind == .file {
+                for value in PipelineConfig.namedPaths(yaml: String(decoding: f.data, as: UTF8.self), file: path) {
+                    for candidate in [Paths.join(repositoryDirectory: dir, value), Paths.join(repositoryDirectory: "", value)].compactMap({ $0 }) {
+                        refs.insert(candidate)
+                    }
                 }
             }
             out.append(Entry(directory: dir, file: path, referenced: refs))
@@ -47,36 +48,5 @@ public struct PipelineMap: Sendable {
                     || e.referenced.contains { $0.hasPrefix(p + "/") || p.hasPrefix($0 + "/") }
             }
         }
-    }
-
-    /// config_path of every stage, every dataset, and base_model / output_dir when written as paths.
-    static func pathValues(_ node: YAMLNode) -> [String] {
-        guard let top = node.entries else { return [] }
-        var out: [String] = []
-        for (k, v) in top {
-            switch k.scalar {
-            case "stages":
-                for item in v.items ?? [] {
-                    for (sk, sv) in item.entries ?? [] where sk.scalar == "config_path" { if let s = sv.scalar { out.append(s) } }
-                }
-            case "datasets":
-                for (_, dv) in v.entries ?? [] { if let s = dv.scalar { out.append(s) } }
-            case "base_model":
-                if let s = v.scalar, s.hasPrefix(".") { out.append(s) }
-            default: break
-            }
-        }
-        return out
-    }
-
-    /// `dir/value` normalised inside the repository; nil when it leaves it or is absolute.
-    static func join(_ dir: String, _ value: String) -> String? {
-        if value.hasPrefix("/") { return nil }
-        var parts = dir.split(separator: "/").map(String.init)
-        for c in value.split(separator: "/") {
-            if c == "." || c.isEmpty { continue }
-            if c == ".." { if parts.isEmpty { return nil }; parts.removeLast() } else { parts.append(String(c)) }
-        }
-        return parts.joined(separator: "/")
     }
 }
