@@ -57,10 +57,17 @@ public enum GateChecks {
                            details: String(format: "final loss %.4f, threshold %g", loss, maxLoss), value: loss)
     }
 
-    /// No NaN or Inf in metrics.json or in any line of metrics.jsonl.
-    public static func noNaNValues(_ dir: String) -> CheckResult {
+    /// A stage's metrics as stored with its execution (metrics.json read once, when the stage's
+    /// outputs were collected; values that are not finite kept as "nan"/"inf" text): nil when empty.
+    public static func summary(_ metrics: JSONValue) -> [String: Double]? {
+        guard case .object(let o) = metrics, !o.isEmpty else { return nil }
+        return o.compactMapValues { $0.numberValue ?? $0.stringValue.flatMap(Double.init) }
+    }
+
+    /// No NaN or Inf in the stage's summary (metrics.json) or in any line of `dir`/metrics.jsonl.
+    public static func noNaNValues(_ summary: [String: Double]?, dir: String) -> CheckResult {
         var bad: [String] = []
-        if let s = readSummary(dir) { bad += s.filter { !$0.value.isFinite }.map { "metrics.json: \($0.key)" } } else { bad.append("metrics.json missing") }
+        if let s = summary { bad += s.filter { !$0.value.isFinite }.map { "metrics.json: \($0.key)" } } else { bad.append("metrics.json missing") }
         if let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) {
             for (i, line) in text.split(separator: "\n").enumerated() {
                 let l = line.lowercased()

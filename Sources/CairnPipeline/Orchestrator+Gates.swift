@@ -27,7 +27,8 @@ extension Orchestrator {
         return p
     }
 
-    func runGate(_ stage: StageConfig, outputs: [String: ArtifactID], used: [(String, ArtifactID)]) throws -> GateReport {
+    /// The gate after `stage`; `metrics` is what the stage's outputs were collected with.
+    func runGate(_ stage: StageConfig, outputs: [String: ArtifactID], used: [(String, ArtifactID)], metrics: JSONValue) throws -> GateReport {
         let v = config.validation
         let dir = workDir + "/" + stage.name.rawValue + "/checks"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -49,7 +50,7 @@ extension Orchestrator {
         switch stage.name {
         case .pretrain, .sft:
             let metricsDir = try materialize(outputs["metrics"]!)
-            let summary = GateChecks.readSummary(metricsDir)
+            let summary = GateChecks.summary(metrics)
             if stage.name == .sft {
                 let adapterDir = try materialize(outputs["adapter"]!)
                 tasks.append(GateTask(name: "adapter_files_exist", blocking: false, timeoutSeconds: 10, work: .inline { [GateChecks.adapterFilesExist(adapterDir)] }))
@@ -58,7 +59,7 @@ extension Orchestrator {
                 tasks.append(GateTask(name: "model_files_exist", blocking: false, timeoutSeconds: 10, work: .inline { [GateChecks.modelFilesExist(modelDir)] }))
             }
             tasks.append(GateTask(name: "loss_acceptable", blocking: true, timeoutSeconds: 10, work: .inline { [GateChecks.lossAcceptable(summary, maxLoss: v.maxLoss)] }))
-            if v.checkNaN { tasks.append(GateTask(name: "no_nan_values", blocking: true, timeoutSeconds: 10, work: .inline { [GateChecks.noNaNValues(metricsDir)] })) }
+            if v.checkNaN { tasks.append(GateTask(name: "no_nan_values", blocking: true, timeoutSeconds: 10, work: .inline { [GateChecks.noNaNValues(summary, dir: metricsDir)] })) }
             tasks.append(GateTask(name: "heldout_loss", blocking: true, timeoutSeconds: 10, work: .inline { [GateChecks.heldoutLoss(summary, maxLoss: v.maxLoss)] }))
             if stage.name == .sft, let c = custom("output_format_valid"), let prompts = try evalPrompts() {
                 try check(try request("output_format_valid") {
@@ -80,8 +81,8 @@ extension Orchestrator {
             let base = try materialize(used[0].1), adapter = try materialize(outputs["adapter"]!), aligned = try materialize(outputs["model"]!)
             // Held-out pairs: datasets.preference_eval, else what the DPO stage held out
             // (eval_split) and measured, else the training pairs, said so in the details.
-            let tc = try TrainingConfig.load(yamlFile: try materialize(input("config:dpo")!))
-            let summary = GateChecks.readSummary(try materialize(outputs["metrics"]!))
+            let tc = stage.training ?? TrainingConfig()
+            let summary = GateChecks.summary(metrics)
             let accuracy = { (pairs: String) in
                 request("preference_accuracy") {
                     $0.model = base; $0.adapter = adapter; $0.data = pairs; $0.beta = tc.beta; $0.minAccuracy = v.minAccuracy; $0.maxSeqLength = tc.maxSeqLength

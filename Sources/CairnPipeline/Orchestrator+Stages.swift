@@ -42,7 +42,7 @@ extension Orchestrator {
             gate.seconds = 0
             report = hit.execution.gateReport  // stored as it was
         } else {
-            gate = try runGate(stage, outputs: outputs, used: used)
+            gate = try runGate(stage, outputs: outputs, used: used, metrics: hit.execution.metrics)
             gate.key = gateKey(key)
             report = gate.json
         }
@@ -172,10 +172,13 @@ extension Orchestrator {
             let productDir = dir + (kind == "pretrain" ? "/model" : "/adapter")
             try? FileManager.default.removeItem(atPath: productDir)
             try FileManager.default.createDirectory(atPath: productDir, withIntermediateDirectories: true)
-            // Hidden files are temp files of writes a killed attempt never finished.
+            // Hidden files are temp files of writes a killed attempt never finished. The outputs
+            // are hard links to what training wrote (no bytes copied), stored from there once.
             for f in files where f != "checkpoints" && !f.hasPrefix(".") {
                 let target = (f.hasPrefix("metrics") ? metricsDir : productDir) + "/" + f
-                try FileManager.default.copyItem(atPath: train + "/" + f, toPath: target)
+                do { try FileManager.default.linkItem(atPath: train + "/" + f, toPath: target) } catch {
+                    try FileManager.default.copyItem(atPath: train + "/" + f, toPath: target)  // a directory
+                }
             }
             // Each output stored, and remembered as the files it already is here (no checkout later).
             func add(_ path: String, _ kind: ArtifactKind, _ suffix: String, role: String) throws {
@@ -189,7 +192,7 @@ extension Orchestrator {
             let summary = GateChecks.readSummary(metricsDir) ?? [:]
             return (outputs, .object(summary.mapValues { $0.isFinite ? .number($0) : .string("\($0)") }))
         })
-        let gate = try runGate(stage, outputs: r.outputs, used: used)
+        let gate = try runGate(stage, outputs: r.outputs, used: used, metrics: r.metrics)
         try finishWithGate(stage, execution: r.execution, key: key, metrics: r.metrics, gate: gate)
         recordResult(stage, metrics: r.metrics, cached: false, seconds: r.seconds, artifact: r.outputs["adapter"] ?? r.outputs["model"])
         return StageOutcome(outputs: r.outputs, gate: gate, cached: false)
@@ -209,7 +212,7 @@ extension Orchestrator {
             return (["model": id], .object(["size_gb": .number(size / 1_073_741_824), "size_bytes": .number(size)]))
         })
         materialized[r.outputs["model"]!] = out
-        let gate = try runGate(stage, outputs: r.outputs, used: used)
+        let gate = try runGate(stage, outputs: r.outputs, used: used, metrics: r.metrics)
         try finishWithGate(stage, execution: r.execution, key: key, metrics: r.metrics, gate: gate)
         recordResult(stage, metrics: r.metrics, cached: false, seconds: r.seconds, artifact: r.outputs["model"])
         return StageOutcome(outputs: r.outputs, gate: gate, cached: false)
@@ -220,9 +223,10 @@ extension Orchestrator {
         var keyed = gate
         keyed.key = gateKey(key)
         let report = keyed.json
-        let path = workDir + "/\(stage.name.rawValue)/gate.json"
-        try Data(report.description.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        _ = try store.addGenerated(path: path, kind: .report, name: "\(config.pipelineID)/run-\(runID)/\(stage.name.rawValue)-gate.json", execution: execution, role: "gate_report")
+        let bytes = Array(report.description.utf8)
+        try Data(bytes).write(to: URL(fileURLWithPath: workDir + "/\(stage.name.rawValue)/gate.json"), options: .atomic)
+        let stored = try store.add(bytes: bytes, fileName: "gate.json", kind: .report, name: "\(config.pipelineID)/run-\(runID)/\(stage.name.rawValue)-gate.json")
+        try store.record(execution: execution, .generated, stored.artifact.id, role: "gate_report")
         try store.finishStage(execution: execution, status: .succeeded, metrics: metrics, gateReport: report)
     }
 }

@@ -339,7 +339,7 @@ public final class Orchestrator {
         try data.write(to: URL(fileURLWithPath: config.outputDir + "/pipeline_result.json"), options: .atomic)
         journal["result"] = .object(["path": .string(workDir + "/pipeline_result.json")])
         journal["final_artifact"] = r.finalArtifact.map { .string($0.description) } ?? .null
-        if let id = try? store.add(path: workDir + "/pipeline_result.json", kind: .report, name: "\(config.pipelineID)/run-\(runID)/pipeline_result.json").artifact.id {
+        if let id = try? store.add(bytes: Array(data), fileName: "pipeline_result.json", kind: .report, name: "\(config.pipelineID)/run-\(runID)/pipeline_result.json").artifact.id {
             journal["result_artifact"] = .string(id.description)
         }
         try store.setRunMetadata(runID, .object(journal))

@@ -8,6 +8,8 @@ public struct StageConfig: Sendable, Equatable {
     public var enabled = true
     /// The stage config file (sft_config.yaml, …), resolved and checked to stay inside the repository.
     public var configPath: String?
+    /// The stage config at configPath, parsed and checked once when the pipeline was read.
+    public var training: TrainingConfig?
     public var timeoutMinutes: Double = 120
     public var retryCount = 1
     /// Line of the entry in pipeline.yaml, for errors.
@@ -160,7 +162,7 @@ public struct PipelineConfig: Sendable {
                     throw ConfigError(file: file, line: s.node("config_path")!.line, "key 'config_path': no such file '\(v)'")
                 }
                 // The stage config is checked now, so a typo stops `cairn run` before anything trains.
-                _ = try TrainingConfig.load(yamlFile: st.configPath!)
+                st.training = try TrainingConfig.load(yamlFile: st.configPath!)
             }
             if let v = try s.double("timeout_minutes", StageConfig.timeoutBounds) { st.timeoutMinutes = v }
             if let v = try s.int("retry_count", min: 0, max: StageConfig.maxRetries) { st.retryCount = v }

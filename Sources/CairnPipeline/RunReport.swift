@@ -76,14 +76,10 @@ public enum RunReport {
         body += "</table>"
 
         body += "<h2>Training curves</h2><div class=\"charts\">"
-        let scratch = NSTemporaryDirectory() + "cairn-report-\(getpid())-\(id)"
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
         var drawn = Set<String>()
         for s in stages where ["pretrain", "sft", "dpo"].contains(s.stage) && [.succeeded, .cached].contains(s.status) && !drawn.contains(s.stage) {
             guard let m = try store.edges(execution: s.id, .generated).first(where: { $0.role == "metrics" }) else { continue }
-            let dir = scratch + "/\(s.id)"
-            _ = try store.checkout(m.artifact, into: dir)
-            let text = (try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)) ?? ""
+            let text = (try? store.readFile(m.artifact, path: "metrics.jsonl")).map { String(decoding: $0, as: UTF8.self) } ?? ""
             body += "<figure>" + svg(series(metricsJSONL: text, key: "loss"), title: "\(s.stage): training loss", yLabel: "loss") + "</figure>"
             if s.stage == "dpo" {
                 body += "<figure>" + svg(series(metricsJSONL: text, key: "rewards/margins"), title: "dpo: reward margin", yLabel: "margin") + "</figure>"

@@ -145,10 +145,9 @@ public enum TrainingJobs {
     /// W += scaling·B·A for every target; writes an HF model directory (and the tokenizer when the
     /// base has one) in `dtype` (default: the base's).
     public static func merge(model modelDir: String, adapter: String, out: String, dtype: DType? = nil) throws {
-        let model = try TransformerModel.load(directory: modelDir)
+        let (model, baseDType) = try TransformerModel.loadWithStoredType(directory: modelDir)
         try model.loadAdapter(directory: adapter)
         try model.mergeLoRA()
-        let baseDType = (try? SafeTensorsArchive(path: modelDir)).flatMap { a in a.names.first.flatMap { a.dtype($0) } } ?? .f32
         try model.save(to: out, dtype: dtype ?? baseDType)
         if let tok = try? Tokenizer(directory: modelDir) { try tok.write(to: out) }
     }

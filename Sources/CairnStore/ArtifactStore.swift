@@ -115,23 +115,48 @@ public final class ArtifactStore {
     public func add(path: String, kind: ArtifactKind, name: String? = nil, metadata: JSONValue = .object([:]),
                     pin: Bool = false) throws -> AddResult {
         let tree = try SourceTree(path: path, excluding: root)
-        let displayName = name ?? tree.name
-        // Shared lock: gc (exclusive) never deletes a blob this add is about to reuse.
-        let lock = try FileLock(path: gcLockPath, exclusive: false)
-        defer { withExtendedLifetime(lock) {} }
-        let batch = BlobBatch(store: blobs, durability: tree.files.count <= 16 ? .perFile : .batch)
-        let entries = try Self.parallelMap(tree.files) { file -> ManifestEntry in
-            let (hex, size) = try batch.ingest(file: file.absolute)
-            return ManifestEntry(path: file.relative, blob: hex, size: size, executable: file.executable)
-        }
-        let manifest = try Manifest(entries: entries)
-        _ = try batch.ingest(bytes: manifest.canonicalBytes)
-        do { try batch.commit() } catch { throw StoreError.wrap(error, "cannot store '\(path)'") }
-        return try indexed("cannot index '\(path)'") {
-            try write {
-                try insertArtifact(manifest: manifest, kind: kind.rawValue, name: displayName, metadata: metadata, pin: pin)
+        return try store("'\(path)'", files: tree.files.count, kind: kind, name: name ?? tree.name, metadata: metadata, pin: pin) { batch in
+            try Self.parallelMap(tree.files) { file -> ManifestEntry in
+                let (hex, size) = try batch.ingest(file: file.absolute)
+                return ManifestEntry(path: file.relative, blob: hex, size: size, executable: file.executable)
             }
         }
+    }
+
+    /// Stores `bytes` as a one-file artifact named `fileName`: the same artifact as adding a
+    /// file of that name holding those bytes, without writing the file first.
+    @discardableResult
+    public func add(bytes: [UInt8], fileName: String, kind: ArtifactKind, name: String? = nil, metadata: JSONValue = .object([:])) throws -> AddResult {
+        try Manifest.validate(path: fileName)
+        guard !fileName.contains("/") else { throw StoreError.bad("'\(fileName)' is not a file name") }
+        return try store("'\(fileName)'", files: 1, kind: kind, name: name ?? fileName, metadata: metadata, pin: false) { batch in
+            [ManifestEntry(path: fileName, blob: try batch.ingest(bytes: bytes), size: Int64(bytes.count), executable: false)]
+        }
+    }
+
+    /// Writes the blobs `entries` ingests and the manifest, makes them durable, then indexes
+    /// the artifact. Holds the gc lock shared: gc never deletes a blob this add is about to reuse.
+    private func store(_ what: String, files: Int, kind: ArtifactKind, name: String, metadata: JSONValue, pin: Bool,
+                       entries: (BlobBatch) throws -> [ManifestEntry]) throws -> AddResult {
+        let lock = try FileLock(path: gcLockPath, exclusive: false)
+        defer { withExtendedLifetime(lock) {} }
+        let batch = BlobBatch(store: blobs, durability: files <= 16 ? .perFile : .batch)
+        let manifest = try Manifest(entries: try entries(batch))
+        _ = try batch.ingest(bytes: manifest.canonicalBytes)
+        do { try batch.commit() } catch { throw StoreError.wrap(error, "cannot store \(what)") }
+        return try indexed("cannot index \(what)") {
+            try write {
+                try insertArtifact(manifest: manifest, kind: kind.rawValue, name: name, metadata: metadata, pin: pin)
+            }
+        }
+    }
+
+    /// One file of an artifact, verified against its hash, without checking the artifact out.
+    public func readFile(_ id: ArtifactID, path: String) throws -> [UInt8] {
+        guard let e = try manifest(id).entries.first(where: { $0.path == path }) else {
+            throw StoreError.bad("artifact \(id) has no file '\(path)'")
+        }
+        return try blobs.readAll(e.blob)
     }
 
     /// Inserts (or revives after gc) the artifact row and its files; inside a journaled write.

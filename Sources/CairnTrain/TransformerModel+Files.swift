@@ -6,15 +6,22 @@ extension TransformerModel {
     /// are checked against the config's shapes; F32 weights are used in place from the map. The
     /// config's sizes are checked against the safetensors headers before anything is allocated.
     public static func load(directory: String) throws -> TransformerModel {
+        try loadWithStoredType(directory: directory).model
+    }
+
+    /// The model and the type its weights are stored in (the first tensor's; F32 when none
+    /// says), from the one opening of the weights.
+    public static func loadWithStoredType(directory: String) throws -> (model: TransformerModel, storedType: DType) {
         let config = try ModelConfig.load(path: directory)
         let archive = try SafeTensorsArchive(path: directory)
         try config.check(against: archive, file: (directory as NSString).appendingPathComponent("config.json"))
-        return try TransformerModel(config: config) { name, shape in
+        let model = try TransformerModel(config: config) { name, shape in
             guard archive.shape(name) != nil else {
                 throw ModelError("\(directory): the weights have no tensor '\(name)' that config.json implies")
             }
             return try archive.tensor(name, expectedShape: shape)
         }
+        return (model, archive.names.first.flatMap { archive.dtype($0) } ?? .f32)
     }
 
     /// Writes config.json and model.safetensors (in `dtype`) into `directory`.
