@@ -6,9 +6,6 @@ import Foundation
 extension Orchestrator {
     // MARK: Stages
 
-    struct StageFailure: Error { let message: String }
-    struct StageInterrupted: Error {}
-
     /// The cache key of a stage: its name, every input artifact with its role, the parts of the
     /// pipeline that change its outputs, and the training code's version.
     func cacheKey(_ stage: String, _ used: [(String, ArtifactID)]) -> String {
@@ -60,82 +57,10 @@ extension Orchestrator {
         stageResults[stage.name.rawValue] = r
     }
 
-    /// Runs `arguments` as the stage's process (attempts, backoff, deadline); returns when one
-    /// attempt succeeded, throws StageFailure when every attempt failed.
+    /// The stage's attempts, through the run's StageRunner.
     func attempts(_ stage: StageConfig, key: String, used: [(String, ArtifactID)], processes: @escaping (Int) throws -> [[String]],
-                  collect: (Int64) throws -> ([String: ArtifactID], JSONValue)) throws -> (outputs: [String: ArtifactID], execution: Int64, metrics: JSONValue, seconds: Double) {
-        let dir = workDir + "/" + stage.name.rawValue
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let earlier = try store.stages(run: runID).filter { $0.stage == stage.name.rawValue }.map(\.attempt).max() ?? 0
-        let total = stage.retryCount + 1
-        var lastError = ""
-        for attempt in 1...total {
-            let n = earlier + attempt
-            let exe = try store.beginStage(run: runID, stage: stage.name.rawValue, attempt: n, cacheKey: key)
-            for (role, id) in used { try store.record(execution: exe, .used, id, role: role) }
-            journal["stage"] = .object(["name": .string(stage.name.rawValue), "execution": .number(Double(exe))])
-            try store.setRunMetadata(runID, .object(journal))
-            let log = dir + "/attempt-\(n).log"
-            say("▶ \(stage.name.rawValue): attempt \(attempt) of \(total) (timeout \(String(format: "%g", stage.timeoutMinutes)) min, log \(log))")
-            let started = Date()
-            let deadline = started.addingTimeInterval(stage.timeoutMinutes * 60)
-            var outcome: Subprocess.Outcome?
-            var journaledStep = -1
-            let checkpoints = dir + "/train/checkpoints"
-            // The journal follows the stage's training checkpoints (the newest complete one).
-            let tick = { [self] in
-                let steps = ((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? [])
-                    .filter { $0.hasPrefix("checkpoint-") && FileManager.default.fileExists(atPath: checkpoints + "/" + $0 + "/trainer_state.json") }
-                    .compactMap { Int($0.dropFirst("checkpoint-".count)) }
-                guard let newest = steps.max(), newest != journaledStep else { return }
-                journaledStep = newest
-                journal["checkpoint"] = .object(["stage": .string(stage.name.rawValue), "execution": .number(Double(exe)), "step": .number(Double(newest)),
-                                                 "path": .string(checkpoints + "/checkpoint-\(newest)")])
-                try? store.setRunMetadata(runID, .object(journal))
-            }
-            for args in try processes(n) {
-                let p = try Subprocess(args, environment: childEnvironment(), logPath: log, echo: options.echo)
-                // Asked to stop, the stage gets SIGTERM: it finishes its step, writes a checkpoint, exits.
-                let o = p.wait(deadline: deadline, tick: tick, stopRequested: options.stopRequested)
-                outcome = o
-                if !o.succeeded || options.stopRequested() { break }
-            }
-            if options.stopRequested() {
-                tick()
-                try store.finishStage(execution: exe, status: .interrupted, error: "stopped on request (\(outcome?.description ?? "not started"))")
-                throw StageInterrupted()
-            }
-            let seconds = Date().timeIntervalSince(started)
-            trainingSeconds += seconds
-            if let logID = try? store.add(path: log, kind: .log, name: "\(config.pipelineID)/run-\(runID)/\(stage.name.rawValue)-attempt-\(n).log").artifact.id {
-                try? store.record(execution: exe, .generated, logID, role: "log")
-            }
-            tick()
-            if let o = outcome, o.succeeded {
-                let (outputs, metrics) = try collect(exe)
-                return (outputs, exe, metrics, seconds)
-            }
-            let tail = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(3).joined(separator: " | ")
-            lastError = "\(outcome?.description ?? "did not start")\(tail.isEmpty ? "" : ": " + tail)"
-            try store.finishStage(execution: exe, status: .failed, error: lastError)
-            say("✗ \(stage.name.rawValue) attempt \(attempt) failed: \(lastError)")
-            if outcome?.exitCode == 2 {
-                lastError += " (bad input: not retried, it would fail the same way)"
-                break
-            }
-            if attempt < total {
-                let wait = options.retryBackoffSeconds * pow(2, Double(attempt - 1))
-                say("  retrying in \(String(format: "%g", wait)) s")
-                Thread.sleep(forTimeInterval: wait)
-            }
-        }
-        throw StageFailure(message: lastError)
-    }
-
-    func childEnvironment() -> [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        env["CAIRN_DIE_WITH_PARENT"] = String(getpid())
-        return env
+                  collect: (Int64) throws -> ([String: ArtifactID], JSONValue)) throws -> StageRunner.Attempted {
+        try runner.run(stage, key: key, used: used, processes: processes, collect: collect)
     }
 
     /// pretrain, sft or dpo: `cairn train KIND` in WORK/STAGE/train (resuming from its checkpoints),

@@ -2,58 +2,6 @@ import CairnStore
 import CairnTrain
 import Foundation
 
-/// What a pipeline run ended with: the reference's PipelineResult, plus the run and the
-/// final artifact in the store.
-public struct PipelineResult: Sendable {
-    public var runID: Int64
-    public var status: RunStatus
-    public var pipelineID: String
-    public var finalModelPath: String?
-    public var finalArtifact: ArtifactID?
-    public var stagesCompleted: [String]
-    public var totalTimeSeconds: Double
-    /// Seconds spent waiting for stage processes (training, merge) and for gate checks; the
-    /// rest of totalTimeSeconds is orchestration (configs, store, lineage, cache, journal).
-    public var trainingSeconds: Double
-    public var gateSeconds: Double
-    public var orchestrationSeconds: Double { max(0, totalTimeSeconds - trainingSeconds - gateSeconds) }
-    public var stageResults: [String: [String: JSONValue]]
-    public var errors: [String]
-    public var notes: [String]
-    public var success: Bool { status == .succeeded }
-
-    /// pipeline_result.json with the reference's keys (and the run id and final artifact).
-    public var json: JSONValue {
-        .object([
-            "success": .bool(success), "pipeline_id": .string(pipelineID),
-            "final_model_path": finalModelPath.map { .string($0) } ?? .null,
-            "stages_completed": .array(stagesCompleted.map { .string($0) }),
-            "total_time_seconds": .number(totalTimeSeconds),
-            "stage_results": .object(stageResults.mapValues { .object($0) }),
-            "errors": .array(errors.map { .string($0) }),
-            "timestamp": .string(ISO8601DateFormatter().string(from: Date())),
-            "run_id": .number(Double(runID)), "status": .string(status.rawValue),
-            "final_artifact": finalArtifact.map { .string($0.description) } ?? .null,
-            "timings": .object(["total_seconds": .number(totalTimeSeconds), "stage_process_seconds": .number(trainingSeconds),
-                                "gate_seconds": .number(gateSeconds), "orchestration_seconds": .number(orchestrationSeconds)]),
-        ])
-    }
-
-    /// The reference's summary block.
-    public var summary: String {
-        var s = String(repeating: "=", count: 50) + "\nPIPELINE RESULT\n" + String(repeating: "=", count: 50) + "\n"
-        s += "Run: \(runID) (\(status.rawValue))\n"
-        s += "Success: \(success ? "True" : "False")\n"
-        s += "Stages completed: \(stagesCompleted.joined(separator: ", "))\n"
-        s += String(format: "Total time: %.1f minutes (%.2f s: stage processes %.2f s, gates %.2f s, orchestration %.2f s)\n",
-                    totalTimeSeconds / 60, totalTimeSeconds, trainingSeconds, gateSeconds, orchestrationSeconds)
-        if let p = finalModelPath { s += "Final model: \(p)\n" }
-        if let a = finalArtifact { s += "Final artifact: \(a)\n" }
-        if !errors.isEmpty { s += "\nErrors:\n" + errors.map { "  - \($0)\n" }.joined() }
-        return s
-    }
-}
-
 /// Runs a pipeline: stages as child processes (`cairn train …`, `cairn merge`) with retries,
 /// backoff and timeouts; each stage's inputs and outputs stored with lineage; a stage whose
 /// inputs match an earlier successful execution reused from the cache; a gate after each stage;
@@ -93,8 +41,11 @@ public final class Orchestrator {
     var options: Options
     var runID: Int64 = 0
     var workDir = ""
-    var journal: [String: JSONValue] = [:]
-    var trainingSeconds = 0.0
+    /// Set once the run has its id and inputs (run) or was taken over (resume).
+    var journal: RunJournal!
+    /// Made with the journal: the stages' attempts.
+    lazy var runner = StageRunner(store: store, runID: runID, pipelineID: config.pipelineID, workDir: workDir, options: options, journal: journal)
+    var trainingSeconds: Double { runner.seconds }
     var gateSeconds = 0.0
     var stageResults: [String: [String: JSONValue]] = [:]
     var errors: [String] = []
@@ -118,60 +69,15 @@ public final class Orchestrator {
             workDir = config.outputDir + "/run-\(runID)"
             try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
             say("run \(runID) of pipeline \(config.pipelineID): work directory \(workDir)")
-            let inputs = try storeInputs()
-            journal = ["pipeline_file": .string(Paths.normalise(config.file)), "repository": .string(config.repository), "work_dir": .string(workDir),
-                       "inputs": .object(inputs.mapValues { .string($0.description) }), "pid": .number(Double(getpid()))]
-            try store.setRunMetadata(runID, .object(journal))
+            journal = try RunJournal(store: store, runID: runID, pipelineFile: config.file, repository: config.repository, workDir: workDir,
+                                     inputs: try storeInputs())
         } catch {
             // The run could not start: it is failed, with the reason, not left "running".
-            try? store.setRunMetadata(runID, .object(["error": .string("\(error)")]))
+            RunJournal.failedToStart(store: store, runID: runID, error: error)
             try? store.finishRun(runID, status: .failed)
             throw error
         }
         return try execute(start: Date())
-    }
-
-    /// Continues run `id` from its last successful stage (and, inside a training stage, from its
-    /// last checkpoint), with the inputs it started with.
-    public static func resume(run id: Int64, store: ArtifactStore, options: Options) throws -> PipelineResult {
-        guard let rec = try store.run(id) else { throw ConfigError(file: "run \(id)", line: nil, "no such run") }
-        let status = try effectiveStatus(rec)
-        guard [.interrupted, .failed].contains(status) else {
-            throw ConfigError(file: "run \(id)", line: nil, status == .running ? "run \(id) is still running (process \(rec.metadata["pid"]?.numberValue.map { Int($0) } ?? 0))"
-                                                                               : "run \(id) has finished (\(status.rawValue)); start a new run instead")
-        }
-        guard case .object(var journal) = rec.metadata, let file = journal["pipeline_file"]?.stringValue,
-              let work = journal["work_dir"]?.stringValue, case .object(let inputs)? = journal["inputs"] else {
-            throw ConfigError(file: "run \(id)", line: nil, "this run has no journal to resume from")
-        }
-        let config = try PipelineConfig.read(file: file, repository: journal["repository"]?.stringValue, allowCommands: options.allowCommands)
-        if let was = inputs["pipeline_config"]?.stringValue, try store.identify(path: file).description != was {
-            throw ConfigError(file: file, line: nil, "changed since run \(id) started; run the pipeline again instead of resuming")
-        }
-        let o = Orchestrator(store: store, config: config, options: options)
-        o.runID = id
-        o.workDir = work
-        journal["pid"] = .number(Double(getpid()))
-        journal["resumed"] = .number((journal["resumed"]?.numberValue ?? 0) + 1)
-        o.journal = journal
-        try store.setRunMetadata(id, .object(journal))
-        try store.finishRun(id, status: .running)
-        // Executions the dead process left running are marked interrupted.
-        for s in try store.stages(run: id) where s.status == .running {
-            try store.finishStage(execution: s.id, status: .interrupted, metrics: s.metrics, error: "interrupted; resumed by a later process")
-        }
-        options.onRunStarted?(id)
-        o.say("resuming run \(id) of pipeline \(config.pipelineID) (work directory \(work))")
-        return try o.execute(start: Date(timeIntervalSince1970: rec.startedAt))
-    }
-
-    /// A run marked running whose process is gone reads as interrupted.
-    public static func effectiveStatus(_ run: RunRecord) throws -> RunStatus {
-        guard run.status == .running else { return run.status }
-        guard let pid = run.metadata["pid"]?.numberValue.map({ pid_t($0) }) else { return .interrupted }
-        let alive = kill(pid, 0) == 0 || errno == EPERM
-        let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
-        return alive && cmd.contains("cairn") ? .running : .interrupted
     }
 
     func say(_ s: String) { options.say(s) }
@@ -215,10 +121,7 @@ public final class Orchestrator {
         return ids
     }
 
-    func input(_ role: String) -> ArtifactID? {
-        guard case .object(let i)? = journal["inputs"], let s = i[role]?.stringValue else { return nil }
-        return ArtifactID(s)
-    }
+    func input(_ role: String) -> ArtifactID? { journal.input(role) }
 
     /// A stored artifact as files in the work directory (checked out once per run): the file
     /// itself for a one-file artifact, else its directory.
@@ -337,11 +240,7 @@ public final class Orchestrator {
         let data = try enc.encode(r.json)
         try data.write(to: URL(fileURLWithPath: workDir + "/pipeline_result.json"), options: .atomic)
         try data.write(to: URL(fileURLWithPath: config.outputDir + "/pipeline_result.json"), options: .atomic)
-        journal["result"] = .object(["path": .string(workDir + "/pipeline_result.json")])
-        journal["final_artifact"] = r.finalArtifact.map { .string($0.description) } ?? .null
-        if let id = try? store.add(bytes: Array(data), fileName: "pipeline_result.json", kind: .report, name: "\(config.pipelineID)/run-\(runID)/pipeline_result.json").artifact.id {
-            journal["result_artifact"] = .string(id.description)
-        }
-        try store.setRunMetadata(runID, .object(journal))
+        let stored = try? store.add(bytes: Array(data), fileName: "pipeline_result.json", kind: .report, name: "\(config.pipelineID)/run-\(runID)/pipeline_result.json")
+        try journal.finished(resultPath: workDir + "/pipeline_result.json", finalArtifact: r.finalArtifact, resultArtifact: stored?.artifact.id)
     }
 }

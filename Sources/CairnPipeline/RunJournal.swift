@@ -1,0 +1,74 @@
+import CairnStore
+import Foundation
+
+/// The run's journal, kept as the run's metadata in the store: the pipeline file and inputs it
+/// started with, where it works, its process, the stage and training checkpoint it is at, and
+/// its result. `cairn resume` continues a run from it. Each change is saved at once.
+///
+/// Keys: pipeline_file, repository, work_dir, inputs {role: id}, pid, resumed (count),
+/// stage {name, execution}, checkpoint {stage, execution, step, path}, result {path},
+/// final_artifact, result_artifact; error when the run could not start.
+final class RunJournal {
+    let store: ArtifactStore
+    let runID: Int64
+    private var fields: [String: JSONValue]
+
+    /// A new run's journal.
+    init(store: ArtifactStore, runID: Int64, pipelineFile: String, repository: String, workDir: String, inputs: [String: ArtifactID]) throws {
+        self.store = store; self.runID = runID
+        fields = ["pipeline_file": .string(Paths.normalise(pipelineFile)), "repository": .string(repository), "work_dir": .string(workDir),
+                  "inputs": .object(inputs.mapValues { .string($0.description) }), "pid": .number(Double(getpid()))]
+        try save()
+    }
+
+    /// The journal of a stopped run, taken over by this process.
+    init(resuming run: RunRecord, store: ArtifactStore) throws {
+        guard case .object(let f) = run.metadata, f["pipeline_file"]?.stringValue != nil, f["work_dir"]?.stringValue != nil,
+              case .object? = f["inputs"] else {
+            throw ConfigError(file: "run \(run.id)", line: nil, "this run has no journal to resume from")
+        }
+        self.store = store; self.runID = run.id; fields = f
+    }
+
+    /// Records that the run could not start, and why (the journal is then only that).
+    static func failedToStart(store: ArtifactStore, runID: Int64, error: Error) {
+        try? store.setRunMetadata(runID, .object(["error": .string("\(error)")]))
+    }
+
+    var pipelineFile: String { fields["pipeline_file"]!.stringValue! }
+    var repository: String? { fields["repository"]?.stringValue }
+    var workDir: String { fields["work_dir"]!.stringValue! }
+
+    func input(_ role: String) -> ArtifactID? {
+        guard case .object(let i)? = fields["inputs"], let s = i[role]?.stringValue else { return nil }
+        return ArtifactID(s)
+    }
+
+    /// This process runs the run now (once more, when resuming).
+    func takenOver() throws {
+        fields["pid"] = .number(Double(getpid()))
+        fields["resumed"] = .number((fields["resumed"]?.numberValue ?? 0) + 1)
+        try save()
+    }
+
+    func atStage(_ name: String, execution: Int64) throws {
+        fields["stage"] = .object(["name": .string(name), "execution": .number(Double(execution))])
+        try save()
+    }
+
+    /// The newest complete training checkpoint of the running stage.
+    func atCheckpoint(stage: String, execution: Int64, step: Int, path: String) {
+        fields["checkpoint"] = .object(["stage": .string(stage), "execution": .number(Double(execution)), "step": .number(Double(step)),
+                                        "path": .string(path)])
+        try? save()
+    }
+
+    func finished(resultPath: String, finalArtifact: ArtifactID?, resultArtifact: ArtifactID?) throws {
+        fields["result"] = .object(["path": .string(resultPath)])
+        fields["final_artifact"] = finalArtifact.map { .string($0.description) } ?? .null
+        if let r = resultArtifact { fields["result_artifact"] = .string(r.description) }
+        try save()
+    }
+
+    private func save() throws { try store.setRunMetadata(runID, .object(fields)) }
+}
