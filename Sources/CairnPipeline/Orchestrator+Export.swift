@@ -22,7 +22,7 @@ extension Orchestrator {
             let size = Double(try self.store.artifact(id)?.size ?? 0)
             return (["export": id], .object(["size_bytes": .number(size), "type": .string(stage.exportType)]))
         })
-        materialized[r.outputs["export"]!] = file
+        files.remember(r.outputs["export"]!, at: file)
         let gate = try runGate(stage, outputs: r.outputs, used: used, metrics: r.metrics)
         try finishWithGate(stage, execution: r.execution, key: key, metrics: r.metrics, gate: gate)
         recordResult(stage, metrics: r.metrics, cached: false, seconds: r.seconds, artifact: r.outputs["export"])

@@ -2,52 +2,12 @@ import CairnStore
 import CairnTrain
 import Foundation
 
-/// The stages: cache keys and reuse, attempts with retries and timeouts, training and merge stages.
+/// The stages that train and merge: their processes, their outputs stored, their gates.
 extension Orchestrator {
     // MARK: Stages
 
-    /// The cache key of a stage: its name, every input artifact with its role, the parts of the
-    /// pipeline that change its outputs, and the training code's version.
-    func cacheKey(_ stage: String, _ used: [(String, ArtifactID)]) -> String {
-        var text = "cairn-stage 1\nstage \(stage)\ncode \(Self.trainingCodeVersion)\n"
-        for (role, id) in used.sorted(by: { $0.0 < $1.0 }) { text += "used \(role) \(id)\n" }
-        return SHA256Hex.of(text)
-    }
-
-    /// The gate's own key: the stage's key plus the validation settings.
-    func gateKey(_ stageKey: String) -> String {
-        let v = config.validation
-        var text = "gate 1\n\(stageKey)\nmax_loss \(v.maxLoss)\nmin_accuracy \(v.minAccuracy)\ncheck_nan \(v.checkNaN)\ntol \(v.mergeTolerance)\n"
-        for c in v.customChecks { text += "check \(c.name) \(c.blocking) \(c.timeoutSeconds) \(c.threshold ?? -1) \(c.maxNewTokens ?? -1) \(c.command ?? "")\n" }
-        for role in ["eval_prompts", "red_team", "schema", "blocklist", "preference_eval"] { text += "\(role) \(input("dataset:" + role)?.description ?? "-")\n" }
-        return SHA256Hex.of(text)
-    }
-
-    /// Looks the stage up in the cache; on a hit records a `cached` execution in this run with
-    /// the same inputs and outputs, and reuses the gate report when the gate is the same.
-    func fromCache(_ stage: StageConfig, key: String, used: [(String, ArtifactID)]) throws -> StageOutcome? {
-        guard let hit = try store.cachedStage(key: key) else { return nil }
-        let exe = try store.beginStage(run: runID, stage: stage.name.rawValue, attempt: 1, cacheKey: key)
-        for (role, id) in used { try store.record(execution: exe, .used, id, role: role) }
-        var outputs: [String: ArtifactID] = [:]
-        for o in hit.outputs { try store.record(execution: exe, .generated, o.artifact, role: o.role); outputs[o.role] = o.artifact }
-        var gate: GateReport
-        let report: JSONValue?
-        if let stored = GateReport(json: hit.execution.gateReport), stored.key == gateKey(key) {
-            gate = stored
-            gate.results = stored.results.map { var r = $0; r.details += " (cached)"; r.seconds = 0; return r }
-            gate.seconds = 0
-            report = hit.execution.gateReport  // stored as it was
-        } else {
-            gate = try runGate(stage, outputs: outputs, used: used, metrics: hit.execution.metrics)
-            gate.key = gateKey(key)
-            report = gate.json
-        }
-        try store.finishStage(execution: exe, status: .cached, metrics: hit.execution.metrics, gateReport: report)
-        recordResult(stage, metrics: hit.execution.metrics, cached: true, seconds: 0, artifact: outputs["adapter"] ?? outputs["model"])
-        say("▶ \(stage.name.rawValue): cached (execution \(hit.execution.id) of run \(hit.execution.run) had the same inputs)")
-        return StageOutcome(outputs: outputs, gate: gate, cached: true)
-    }
+    func cacheKey(_ stage: String, _ used: [(String, ArtifactID)]) -> String { StageCache.key(stage, used) }
+    func gateKey(_ stageKey: String) -> String { StageCache.gateKey(stageKey, validation: config.validation, input: input) }
 
     func recordResult(_ stage: StageConfig, metrics: JSONValue, cached: Bool, seconds: Double, artifact: ArtifactID?) {
         var r: [String: JSONValue] = ["success": .bool(true), "cached": .bool(cached), "time_seconds": .number(seconds)]
@@ -109,7 +69,7 @@ extension Orchestrator {
             func add(_ path: String, _ kind: ArtifactKind, _ suffix: String, role: String) throws {
                 let id = try self.store.addGenerated(path: path, kind: kind, name: name + suffix, execution: exe, role: role).artifact.id
                 outputs[role] = id
-                self.materialized[id] = path
+                self.files.remember(id, at: path)
             }
             if kind == "pretrain" { try add(productDir, .baseModel, "/model", role: "model") } else { try add(productDir, .adapter, "/adapter", role: "adapter") }
             if kind == "dpo" { try add(dir + "/aligned", .alignedModel, "/aligned", role: "model") }
@@ -136,7 +96,7 @@ extension Orchestrator {
             let size = Double(try self.store.artifact(id)?.size ?? 0)
             return (["model": id], .object(["size_gb": .number(size / 1_073_741_824), "size_bytes": .number(size)]))
         })
-        materialized[r.outputs["model"]!] = out
+        files.remember(r.outputs["model"]!, at: out)
         let gate = try runGate(stage, outputs: r.outputs, used: used, metrics: r.metrics)
         try finishWithGate(stage, execution: r.execution, key: key, metrics: r.metrics, gate: gate)
         recordResult(stage, metrics: r.metrics, cached: false, seconds: r.seconds, artifact: r.outputs["model"])

@@ -32,10 +32,6 @@ public final class Orchestrator {
         }
     }
 
-    /// Bumped whenever a change to the training core can change what a stage produces: part of
-    /// every stage's cache key.
-    public static let trainingCodeVersion = "cairn-train-1"
-
     let store: ArtifactStore
     let config: PipelineConfig
     var options: Options
@@ -50,7 +46,8 @@ public final class Orchestrator {
     var stageResults: [String: [String: JSONValue]] = [:]
     var errors: [String] = []
     var notes: [String] = []
-    var materialized: [ArtifactID: String] = [:]
+    /// Made with the journal: the run's artifacts as files in its work directory.
+    lazy var files = RunFiles(store: store, workDir: workDir, journal: journal)
 
     public init(store: ArtifactStore, config: PipelineConfig, options: Options) {
         self.store = store; self.config = config; self.options = options
@@ -123,25 +120,7 @@ public final class Orchestrator {
 
     func input(_ role: String) -> ArtifactID? { journal.input(role) }
 
-    /// A stored artifact as files in the work directory (checked out once per run): the file
-    /// itself for a one-file artifact, else its directory.
-    func materialize(_ id: ArtifactID) throws -> String {
-        if let p = materialized[id] { return p }
-        let dir = workDir + "/inputs/" + String(id.description.dropFirst(7).prefix(16))
-        let manifest = try store.manifest(id)
-        if !FileManager.default.fileExists(atPath: dir + "/.complete") {
-            try? FileManager.default.removeItem(atPath: dir)
-            _ = try store.checkout(id, into: dir)
-            FileManager.default.createFile(atPath: dir + "/.complete", contents: nil)
-        }
-        // A one-file artifact stored from a file (a dataset, a config) is that file; an artifact
-        // stored from a directory keeps its directory even with one file in it.
-        let rec = try store.artifact(id)
-        let single = manifest.entries.count == 1 && !manifest.entries[0].path.contains("/") && rec?.name.hasSuffix(manifest.entries[0].path) == true
-        let path = single ? dir + "/" + manifest.entries[0].path : dir
-        materialized[id] = path
-        return path
-    }
+    func materialize(_ id: ArtifactID) throws -> String { try files.materialize(id) }
 
     // MARK: The run
 
