@@ -130,41 +130,25 @@ public final class Orchestrator {
         var cached: Bool
     }
 
+    /// What the stages so far have made: the whole model the next stage starts from (with its
+    /// role in lineage) and the run's product (an adapter or a model).
+    struct Progress {
+        var model: ArtifactID
+        var modelRole = "base_model"
+        var final: (role: String, id: ArtifactID)?
+    }
+
+    /// The pipeline's story: each enabled stage in order, stopping at the first failure,
+    /// rejection or stop request; then the product promoted and the result written.
     func execute(start: Date) throws -> PipelineResult {
         var completed: [String] = []
         var status = RunStatus.succeeded
-        var model = input("base_model")!
-        var modelRole = "base_model"
-        var final: (role: String, id: ArtifactID)?
+        var progress = Progress(model: input("base_model")!)
         stageLoop: for stage in config.stages where stage.enabled {
             if options.stopRequested() { status = .interrupted; break stageLoop }
             let outcome: StageOutcome
             do {
-                switch stage.name {
-                case .pretrain:
-                    outcome = try trainingStage(stage, kind: "pretrain", used: [(modelRole, model), ("data", input("dataset:pretrain")!), ("config", input("config:pretrain")!)]
-                                                )
-                    model = outcome.outputs["model"]!; modelRole = "pretrained_model"
-                    final = ("model", model)
-                case .sft:
-                    outcome = try trainingStage(stage, kind: "sft", used: [(modelRole, model), ("data", input("dataset:sft")!), ("config", input("config:sft")!)]
-                                                + (input("dataset:eval").map { [("eval", $0)] } ?? []))
-                    final = ("adapter", outcome.outputs["adapter"]!)
-                case .merge:
-                    let adapter = stageResults["sft"].flatMap { $0["artifact"]?.stringValue }.flatMap(ArtifactID.init)!
-                    outcome = try mergeStage(stage, model: (modelRole, model), adapter: adapter)
-                    model = outcome.outputs["model"]!; modelRole = "merged_model"
-                    final = ("model", model)
-                case .dpo:
-                    outcome = try trainingStage(stage, kind: "dpo", used: [(modelRole, model), ("data", input("dataset:preference")!), ("config", input("config:dpo")!)]
-                                                + (input("dataset:preference_eval").map { [("eval", $0)] } ?? []))
-                    final = ("model", outcome.outputs["model"]!)
-                case .export:
-                    // The whole model the stages before made (the base model when none did); the
-                    // alias is still promoted to that model, the file is an artifact made from it.
-                    let source = final.flatMap { $0.role == "model" ? $0.id : nil } ?? model
-                    outcome = try exportStage(stage, model: (final?.role == "model" ? "model" : modelRole, source))
-                }
+                outcome = try run(stage, &progress)
             } catch is StageInterrupted {
                 say("stopped on request during \(stage.name.rawValue): the run is interrupted; `cairn resume \(runID)` continues it")
                 status = .interrupted
@@ -185,32 +169,61 @@ public final class Orchestrator {
             }
             completed.append(stage.name.rawValue)
         }
-
-        var finalPath: String?
-        var finalID: ArtifactID?
-        if status == .succeeded, let f = final {
-            finalID = f.id
-            finalPath = try materialize(f.id)
-            if let alias = config.promoteTo {
-                do {
-                    try store.setAlias(alias, to: f.id, reason: "run \(runID) of \(config.pipelineID): every gate passed", actor: "cairn run", run: runID, automated: true)
-                    say("promoted \(alias) → \(f.id)")
-                    notes.append("promoted \(alias)")
-                } catch let e as StoreError where e.exitCode == 1 || "\(e)".contains("rolled back") {
-                    notes.append("not promoted: \(e)")
-                    say("note: not promoted: \(e)")
-                }
-            }
-        }
+        let final = status == .succeeded ? progress.final : nil
+        let finalPath = try final.map { try materialize($0.id) }
+        if let f = final { try promote(f.id) }
         if status == .succeeded && !config.saveIntermediate {
             for st in config.stages { try? FileManager.default.removeItem(atPath: workDir + "/\(st.name.rawValue)/train/checkpoints") }
         }
-        let result = PipelineResult(runID: runID, status: status, pipelineID: config.pipelineID, finalModelPath: finalPath, finalArtifact: finalID,
-                                    stagesCompleted: completed, totalTimeSeconds: Date().timeIntervalSince(start), trainingSeconds: trainingSeconds, gateSeconds: gateSeconds,
-                                    stageResults: stageResults, errors: errors, notes: notes)
+        let result = PipelineResult(runID: runID, status: status, pipelineID: config.pipelineID, finalModelPath: finalPath,
+                                    finalArtifact: final?.id, stagesCompleted: completed, totalTimeSeconds: Date().timeIntervalSince(start),
+                                    trainingSeconds: trainingSeconds, gateSeconds: gateSeconds, stageResults: stageResults, errors: errors, notes: notes)
         try writeResult(result)
         try store.finishRun(runID, status: status)
         return result
+    }
+
+    /// One stage, with the inputs the stages before it made.
+    func run(_ stage: StageConfig, _ p: inout Progress) throws -> StageOutcome {
+        switch stage.name {
+        case .pretrain:
+            let o = try trainingStage(stage, kind: "pretrain", used: [(p.modelRole, p.model), ("data", input("dataset:pretrain")!), ("config", input("config:pretrain")!)])
+            p.model = o.outputs["model"]!; p.modelRole = "pretrained_model"; p.final = ("model", p.model)
+            return o
+        case .sft:
+            let o = try trainingStage(stage, kind: "sft", used: [(p.modelRole, p.model), ("data", input("dataset:sft")!), ("config", input("config:sft")!)]
+                                      + (input("dataset:eval").map { [("eval", $0)] } ?? []))
+            p.final = ("adapter", o.outputs["adapter"]!)
+            return o
+        case .merge:
+            let adapter = stageResults["sft"].flatMap { $0["artifact"]?.stringValue }.flatMap(ArtifactID.init)!
+            let o = try mergeStage(stage, model: (p.modelRole, p.model), adapter: adapter)
+            p.model = o.outputs["model"]!; p.modelRole = "merged_model"; p.final = ("model", p.model)
+            return o
+        case .dpo:
+            let o = try trainingStage(stage, kind: "dpo", used: [(p.modelRole, p.model), ("data", input("dataset:preference")!), ("config", input("config:dpo")!)]
+                                      + (input("dataset:preference_eval").map { [("eval", $0)] } ?? []))
+            p.final = ("model", o.outputs["model"]!)
+            return o
+        case .export:
+            // The whole model the stages before made (the base model when none did); the
+            // alias is still promoted to that model, the file is an artifact made from it.
+            let source = p.final.flatMap { $0.role == "model" ? $0.id : nil } ?? p.model
+            return try exportStage(stage, model: (p.final?.role == "model" ? "model" : p.modelRole, source))
+        }
+    }
+
+    /// Moves promote_to to the run's product; a rollback mark on it (a refusal) is a note, not a failure.
+    func promote(_ id: ArtifactID) throws {
+        guard let alias = config.promoteTo else { return }
+        do {
+            try store.setAlias(alias, to: id, reason: "run \(runID) of \(config.pipelineID): every gate passed", actor: "cairn run", run: runID, automated: true)
+            say("promoted \(alias) → \(id)")
+            notes.append("promoted \(alias)")
+        } catch let e as StoreError where e.exitCode == 1 || "\(e)".contains("rolled back") {
+            notes.append("not promoted: \(e)")
+            say("note: not promoted: \(e)")
+        }
     }
 
     func writeResult(_ r: PipelineResult) throws {

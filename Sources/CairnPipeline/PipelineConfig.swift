@@ -147,95 +147,13 @@ public struct PipelineConfig: Sendable {
         }
         stages = []
         for item in items {
-            let s = try YAMLMapping(item, file: file, known: StageConfig.keys)
-            guard let n = try s.string("name") else { throw ConfigError(file: file, line: item.line, "missing required key 'name' in a stage") }
-            guard let name = StageConfig.Name(rawValue: n) else {
-                throw ConfigError(file: file, line: s.node("name")!.line,
-                                  "unknown stage '\(n)': stages are \(StageConfig.Name.allCases.map(\.rawValue).joined(separator: ", ")) (only built-in stages run)")
-            }
-            if stages.contains(where: { $0.name == name }) { throw ConfigError(file: file, line: item.line, "stage '\(n)' appears twice") }
-            var st = StageConfig(name: name, line: item.line)
-            if let v = try s.bool("enabled") { st.enabled = v }
-            if let v = try s.string("config_path") {
-                st.configPath = try path(v, key: "config_path", line: s.node("config_path")!.line)
-                guard FileManager.default.fileExists(atPath: st.configPath!) else {
-                    throw ConfigError(file: file, line: s.node("config_path")!.line, "key 'config_path': no such file '\(v)'")
-                }
-                // The stage config is checked now, so a typo stops `cairn run` before anything trains.
-                st.training = try TrainingConfig.load(yamlFile: st.configPath!)
-            }
-            if let v = try s.double("timeout_minutes", StageConfig.timeoutBounds) { st.timeoutMinutes = v }
-            if let v = try s.int("retry_count", min: 0, max: StageConfig.maxRetries) { st.retryCount = v }
-            for key in ["format", "type"] where name != .export && s.node(key) != nil {
-                throw ConfigError(file: file, line: s.node(key)!.line, "key '\(key)' belongs to the export stage, not '\(n)'")
-            }
-            if let v = try s.string("format") {
-                guard v == "gguf" else { throw ConfigError(file: file, line: s.node("format")!.line, "key 'format': Cairn exports gguf, not '\(v)'") }
-                st.format = v
-            }
-            if let v = try s.string("type") {
-                guard StageConfig.exportTypes.contains(v) else {
-                    throw ConfigError(file: file, line: s.node("type")!.line, "key 'type' must be one of \(StageConfig.exportTypes.joined(separator: ", ")), not '\(v)'")
-                }
-                st.exportType = v
-            }
-            if [.pretrain, .sft, .dpo].contains(name), st.enabled, st.configPath == nil {
-                throw ConfigError(file: file, line: item.line, "stage '\(n)' needs 'config_path' (its training config)")
-            }
+            let st = try StageConfig(yaml: item, file: file, path: path)
+            if stages.contains(where: { $0.name == st.name }) { throw ConfigError(file: file, line: item.line, "stage '\(st.name.rawValue)' appears twice") }
             stages.append(st)
         }
-        let order = StageConfig.Name.allCases
-        let enabled = stages.filter(\.enabled).map(\.name)
-        if enabled != enabled.sorted(by: { order.firstIndex(of: $0)! < order.firstIndex(of: $1)! }) {
-            throw ConfigError(file: file, line: stageNodes.line, "stages run in the order pretrain, sft, merge, dpo, export; list them so")
-        }
-        if enabled.contains(.merge) && !enabled.contains(.sft) {
-            throw ConfigError(file: file, line: stageNodes.line, "stage 'merge' needs stage 'sft' (it merges the SFT adapter)")
-        }
-        if let e = stages.first(where: { $0.name == .export && $0.enabled }), enabled.last(where: { $0 != .export }) == .sft {
-            throw ConfigError(file: file, line: e.line, "stage 'export' needs a whole model: enable merge (or dpo) after sft")
-        }
+        try StageConfig.checkOrder(stages, file: file, line: stageNodes.line)
 
-        if let v = m.node("validation") {
-            let vm = try YAMLMapping(v, file: file, known: ValidationConfig.keys)
-            if let x = try vm.double("max_loss", ValidationConfig.maxLossBounds) { validation.maxLoss = x }
-            if let x = try vm.double("min_accuracy", ValidationConfig.minAccuracyBounds) { validation.minAccuracy = x }
-            if let x = try vm.bool("check_nan") { validation.checkNaN = x }
-            if let x = try vm.double("merge_tolerance", ValidationConfig.mergeToleranceBounds) { validation.mergeTolerance = x }
-            if let list = vm.node("custom_checks"), !list.isNull {
-                guard let items = list.items else { throw ConfigError(file: file, line: list.line, "key 'custom_checks' must be a list") }
-                for item in items {
-                    var c: CheckConfig
-                    if let name = item.scalar {
-                        c = CheckConfig(name: name, blocking: CheckConfig.blockingByDefault(name), timeoutSeconds: 300)
-                    } else {
-                        let cm = try YAMLMapping(item, file: file, known: CheckConfig.keys)
-                        guard let name = try cm.string("name") else { throw ConfigError(file: file, line: item.line, "missing required key 'name' in a check") }
-                        c = CheckConfig(name: name, blocking: try cm.bool("blocking") ?? CheckConfig.blockingByDefault(name), timeoutSeconds: try cm.double("timeout_seconds", CheckConfig.timeoutBounds) ?? 300,
-                                        threshold: try cm.double("threshold", Bounds(0, 1)),
-                                        maxNewTokens: try cm.int("max_new_tokens", min: 1, max: CheckConfig.maxNewTokensLimit), command: try cm.string("command"))
-                        if let cmd = c.command {
-                            guard allowCommands else {
-                                throw ConfigError(file: file, line: cm.node("command")!.line,
-                                                  "custom check '\(name)' asks to run a shell command ('\(cmd)'): refused; only built-in checks run unless cairn was started with --allow-commands")
-                            }
-                            if CheckConfig.customNames.contains(name) { throw ConfigError(file: file, line: item.line, "check '\(name)' is built in: give a command check another name") }
-                            validation.customChecks.append(c)
-                            continue
-                        }
-                    }
-                    guard CheckConfig.customNames.contains(c.name) else {
-                        let near = CheckConfig.customNames.min { editDistance($0, c.name) < editDistance($1, c.name) }!
-                        let hint = editDistance(near, c.name) <= max(2, c.name.count / 3) ? " — did you mean '\(near)'?" : ""
-                        if ["command", "shell", "run", "script"].contains(c.name) || c.name.contains(" ") {
-                            throw ConfigError(file: file, line: item.line, "custom check '\(c.name)' refused: only built-in checks run (\(CheckConfig.customNames.joined(separator: ", ")))")
-                        }
-                        throw ConfigError(file: file, line: item.line, "unknown custom check '\(c.name)'\(hint); built-in checks are \(CheckConfig.customNames.joined(separator: ", "))")
-                    }
-                    validation.customChecks.append(c)
-                }
-            }
-        }
+        if let v = m.node("validation") { validation = try ValidationConfig(yaml: v, file: file, allowCommands: allowCommands) }
         if let v = try m.double("gpu_memory_fraction", .above(0, atMost: 1)) {
             gpuMemoryFraction = v
             ignoredKeys.append("gpu_memory_fraction")
