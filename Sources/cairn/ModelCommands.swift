@@ -95,37 +95,11 @@ enum ModelCommands {
         guard let arch = ModelConfig.Architecture.allCases.first(where: { $0.modelType == (try? a.required("arch")) }) else {
             throw UsageError(message: "--arch must be llama or qwen2")
         }
-        let configPath = try a.required("config")
-        guard let data = FileManager.default.contents(atPath: configPath),
-              var json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError("cannot read '\(configPath)' as a JSON object")
-        }
-        let tok = try Tokenizer(directory: try a.required("tokenizer"))
-        json["architectures"] = [arch.rawValue]
-        if json["vocab_size"] == nil { json["vocab_size"] = tok.vocabSize }
-        if json["eos_token_id"] == nil, let e = tok.eosTokenID { json["eos_token_id"] = e }
-        if json["bos_token_id"] == nil, let b = tok.bosTokenID { json["bos_token_id"] = b }
-        if json["pad_token_id"] == nil, let p = tok.padTokenID { json["pad_token_id"] = p }
-        let config = try ModelConfig(json: json, file: configPath)
-        guard config.vocabSize >= tok.vocabSize else {
-            throw ModelError("\(configPath): vocab_size \(config.vocabSize) is smaller than the tokenizer's \(tok.vocabSize) tokens")
-        }
-        let seed = UInt64(try a.int("seed", default: 0))
-        let model = try TransformerModel.randomlyInitialised(config: config, seed: seed)
-        let out = try a.required("out")
-        try model.save(to: out)
-        try tok.write(to: out)
+        let configPath = try a.required("config"), tokenizer = try a.required("tokenizer")
+        let seed = UInt64(try a.int("seed", default: 0)), out = try a.required("out")
+        let config = try ModelJobs.initModel(architecture: arch, configFile: configPath, tokenizerDirectory: tokenizer, seed: seed, out: out)
         Output.out("\(out): \(arch.rawValue), \(config.parameterCount) parameters (\(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize)), seed \(seed)")
         return 0
-    }
-
-    struct LogProbLine: Encodable {
-        let line: Int?
-        let tokens: [String]
-        let ids: [Int]
-        /// log p(token | everything before it); the first token has none (null).
-        let logprobs: [Double?]
-        let sum: Double
     }
 
     static func logprobs(_ a: Arguments) throws -> Int32 {
@@ -135,19 +109,7 @@ enum ModelCommands {
         if let t = try a.option("text") { inputs.append(ScoringInput(text: t)) }
         if let input = try a.option("input") { inputs.append(try ScoringInput(file: input)) }
         guard !inputs.isEmpty else { throw UsageError(message: "give --text T or --input FILE.jsonl") }
-        // Every item is encoded and checked before the first forward pass.
-        let encoded = try inputs.flatMap { input in
-            try input.items.map { (line: $0.line, try input.encode($0, tokenizer: tok, config: model.config, configFile: configFile)) }
-        }
-        var results: [LogProbLine] = []
-        for (line, (ids, promptCount)) in encoded {
-            let logits = try model.logits(inputIDs: [ids])
-            let lp = TransformerModel.tokenLogProbs(logits: logits, ids: ids, vocabSize: model.config.vocabSize)
-            let first = max(promptCount, 1)
-            let scored: [Double?] = ids.indices.map { $0 >= first ? lp[$0] : nil }
-            results.append(LogProbLine(line: line, tokens: ids.map { tok.token(of: $0) ?? "?" }, ids: ids, logprobs: scored,
-                                       sum: scored.compactMap { $0 }.reduce(0, +)))
-        }
+        let results = try ModelJobs.logprobs(model: model, tokenizer: tok, configFile: configFile, inputs: inputs)
         if a.has("json") { try Output.json(results) } else {
             for r in results {
                 if let l = r.line { Output.out("line \(l):") }

@@ -29,103 +29,123 @@ enum PipelineCommands {
 
     static func run(_ name: String, _ a: Arguments) throws -> Int32 {
         switch name {
-        case "check":
-            let results: [CheckResult]
-            do {
-                let request: CheckRequest
-                if let file = try a.option("request") {
-                    request = try CheckRequest.read(file)
-                    guard request.name == a.positionals[0] else { throw PipelineError("the request '\(file)' is for check \(request.name), not \(a.positionals[0])") }
-                } else {
-                    var flags: [String: String] = [:]
-                    for (k, v) in a.options where !["store", "result", "request"].contains(k) { flags[k] = v.last }
-                    request = try CheckRequest(name: a.positionals[0], flags: flags)
-                }
-                results = try GateChecks.run(request)
-            } catch {
-                results = [CheckResult(name: a.positionals[0], status: .error, details: "\(error)")]
+        case "check": return try check(a)
+        case "run": return try runPipeline(a)
+        case "resume": return try resume(a)
+        case "report": return try report(a)
+        case "runs": return try runs(a)
+        default: return try show(a)  // run show
+        }
+    }
+
+    /// The options a run or a resume takes from the command line; SIGTERM asks it to stop.
+    static func orchestratorOptions(_ a: Arguments, sft: String? = nil, preference: String? = nil) -> Orchestrator.Options {
+        var o = Orchestrator.Options(executable: Subprocess.currentExecutable, sftDataset: sft, preferenceDataset: preference)
+        o.allowCommands = a.has("allow-commands")
+        o.echo = !a.has("quiet")
+        let stop = StopSignal()
+        o.stopRequested = { stop.isSet }
+        return o
+    }
+
+    /// `cairn check NAME`: one gate check in its own process; its results go to --result.
+    static func check(_ a: Arguments) throws -> Int32 {
+        let results: [CheckResult]
+        do {
+            let request: CheckRequest
+            if let file = try a.option("request") {
+                request = try CheckRequest.read(file)
+                guard request.name == a.positionals[0] else { throw PipelineError("the request '\(file)' is for check \(request.name), not \(a.positionals[0])") }
+            } else {
+                var flags: [String: String] = [:]
+                for (k, v) in a.options where !["store", "result", "request"].contains(k) { flags[k] = v.last }
+                request = try CheckRequest(name: a.positionals[0], flags: flags)
             }
-            let data = try JSONEncoder().encode(results)
-            try data.write(to: URL(fileURLWithPath: try a.required("result")), options: .atomic)
-            for r in results { Output.note("\(r.name): \(r.status.rawValue): \(r.details)") }
-            return 0
-        case "run":
-            let store = try ArtifactStore.initialize(at: try a.storeRoot())
-            let config = try PipelineConfig.load(a.positionals[0], allowCommands: a.has("allow-commands"))
-            var o = Orchestrator.Options(executable: Subprocess.currentExecutable, sftDataset: try a.option("sft-dataset"),
-                                         preferenceDataset: try a.option("preference-dataset"))
-            o.allowCommands = a.has("allow-commands")
-            o.echo = !a.has("quiet")
-            let stop = StopSignal()
-            o.stopRequested = { stop.isSet }
-            let result = try Orchestrator(store: store, config: config, options: o).run()
-            Output.out(result.summary)
-            return result.success ? 0 : 1
-        case "resume":
-            let store = try a.openStore()
-            var o = Orchestrator.Options(executable: Subprocess.currentExecutable)
-            o.echo = !a.has("quiet")
-            o.allowCommands = a.has("allow-commands")
-            let stop = StopSignal()
-            o.stopRequested = { stop.isSet }
-            let result = try Orchestrator.resume(run: try runID(a.positionals[0]), store: store, options: o)
-            Output.out(result.summary)
-            return result.success ? 0 : 1
-        case "report":
-            let store = try a.openStore()
-            let id = try runID(a.positionals[0])
-            let out = try a.required("out")
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            let path = out + "/run-\(id).html"
-            try Data(try RunReport.html(store: store, run: id).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-            Output.out(path)
-            return 0
-        case "runs":
-            let store = try a.openStore()
-            let runs = try store.runs(limit: try a.int("limit", default: 50))
-            let rows = try runs.map { r -> (RunRecord, RunStatus) in (r, try Orchestrator.effectiveStatus(r)) }
-            if a.has("json") {
-                try Output.json(rows.map { RunRow(run: $0.0, effectiveStatus: $0.1.rawValue) })
-                return 0
-            }
-            Output.table(["RUN", "PIPELINE", "STATUS", "STARTED", "TIME", "COMMIT", "NOTE"], rows.map { r, s in
-                [String(r.id), r.pipeline, s.rawValue, Output.time(r.startedAt),
-                 r.finishedAt.map { String(format: "%.1fs", $0 - r.startedAt) } ?? "-", r.commit.map { String($0.prefix(10)) } ?? "-",
-                 r.metadata["error"]?.stringValue ?? ""]
-            })
-            return 0
-        default:  // run show
-            let store = try a.openStore()
-            let id = try runID(a.positionals[0])
-            guard let r = try store.run(id) else { throw UsageError(message: "no run \(id) in this store") }
-            let stages = try store.stages(run: id)
-            let status = try Orchestrator.effectiveStatus(r)
-            if a.has("json") {
-                var outs: [String: [String: [String]]] = [:]
-                for s in stages {
-                    outs[String(s.id)] = ["used": try store.edges(execution: s.id, .used).map { "\($0.role)=\($0.artifact)" },
-                                          "generated": try store.edges(execution: s.id, .generated).map { "\($0.role)=\($0.artifact)" }]
-                }
-                try Output.json(RunShow(run: r, effectiveStatus: status.rawValue, stages: stages, lineage: outs))
-                return 0
-            }
-            Output.out("run \(r.id)  pipeline \(r.pipeline)  \(status.rawValue)  started \(Output.time(r.startedAt))"
-                       + (r.finishedAt.map { String(format: "  took %.1fs", $0 - r.startedAt) } ?? ""))
-            if let c = r.commit { Output.out("commit \(c)\(r.branch.map { " on \($0)" } ?? "")\(r.author.map { " by \($0)" } ?? "")") }
-            for s in stages {
-                let t = s.finishedAt.map { String(format: "%.1fs", $0 - s.startedAt) } ?? "-"
-                Output.out("\n\(s.stage) (execution \(s.id), attempt \(s.attempt)): \(s.status.rawValue), \(t)" + (s.error.map { "\n  error: \($0)" } ?? ""))
-                for e in try store.edges(execution: s.id, .used) { Output.out("  used      \(e.role.padding(toLength: 16, withPad: " ", startingAt: 0)) \(e.artifact.short)") }
-                for e in try store.edges(execution: s.id, .generated) { Output.out("  generated \(e.role.padding(toLength: 16, withPad: " ", startingAt: 0)) \(e.artifact.short)") }
-                if let g = GateReport(json: s.gateReport) {
-                    Output.out("  gate: \(g.passed ? "passed" : "FAILED")")
-                    for c in g.results {
-                        Output.out("    \(c.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(c.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(c.details)")
-                    }
-                }
-            }
+            results = try GateChecks.run(request)
+        } catch {
+            results = [CheckResult(name: a.positionals[0], status: .error, details: "\(error)")]
+        }
+        let data = try JSONEncoder().encode(results)
+        try data.write(to: URL(fileURLWithPath: try a.required("result")), options: .atomic)
+        for r in results { Output.note("\(r.name): \(r.status.rawValue): \(r.details)") }
+        return 0
+    }
+
+    static func runPipeline(_ a: Arguments) throws -> Int32 {
+        let store = try ArtifactStore.initialize(at: try a.storeRoot())
+        let config = try PipelineConfig.load(a.positionals[0], allowCommands: a.has("allow-commands"))
+        let o = orchestratorOptions(a, sft: try a.option("sft-dataset"), preference: try a.option("preference-dataset"))
+        let result = try Orchestrator(store: store, config: config, options: o).run()
+        Output.out(result.summary)
+        return result.success ? 0 : 1
+    }
+
+    static func resume(_ a: Arguments) throws -> Int32 {
+        let store = try a.openStore()
+        let result = try Orchestrator.resume(run: try runID(a.positionals[0]), store: store, options: orchestratorOptions(a))
+        Output.out(result.summary)
+        return result.success ? 0 : 1
+    }
+
+    static func report(_ a: Arguments) throws -> Int32 {
+        let store = try a.openStore()
+        let id = try runID(a.positionals[0])
+        let out = try a.required("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let path = out + "/run-\(id).html"
+        try Data(try RunReport.html(store: store, run: id).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        Output.out(path)
+        return 0
+    }
+
+    static func runs(_ a: Arguments) throws -> Int32 {
+        let store = try a.openStore()
+        let runs = try store.runs(limit: try a.int("limit", default: 50))
+        let rows = try runs.map { r -> (RunRecord, RunStatus) in (r, try Orchestrator.effectiveStatus(r)) }
+        if a.has("json") {
+            try Output.json(rows.map { RunRow(run: $0.0, effectiveStatus: $0.1.rawValue) })
             return 0
         }
+        Output.table(["RUN", "PIPELINE", "STATUS", "STARTED", "TIME", "COMMIT", "NOTE"], rows.map { r, s in
+            [String(r.id), r.pipeline, s.rawValue, Output.time(r.startedAt),
+             r.finishedAt.map { String(format: "%.1fs", $0 - r.startedAt) } ?? "-", r.commit.map { String($0.prefix(10)) } ?? "-",
+             r.metadata["error"]?.stringValue ?? ""]
+        })
+        return 0
+    }
+
+    /// `cairn run show RUN`: stages, attempts, lineage and gates.
+    static func show(_ a: Arguments) throws -> Int32 {
+        let store = try a.openStore()
+        let id = try runID(a.positionals[0])
+        guard let r = try store.run(id) else { throw UsageError(message: "no run \(id) in this store") }
+        let stages = try store.stages(run: id)
+        let status = try Orchestrator.effectiveStatus(r)
+        if a.has("json") {
+            var outs: [String: [String: [String]]] = [:]
+            for s in stages {
+                outs[String(s.id)] = ["used": try store.edges(execution: s.id, .used).map { "\($0.role)=\($0.artifact)" },
+                                      "generated": try store.edges(execution: s.id, .generated).map { "\($0.role)=\($0.artifact)" }]
+            }
+            try Output.json(RunShow(run: r, effectiveStatus: status.rawValue, stages: stages, lineage: outs))
+            return 0
+        }
+        Output.out("run \(r.id)  pipeline \(r.pipeline)  \(status.rawValue)  started \(Output.time(r.startedAt))"
+                   + (r.finishedAt.map { String(format: "  took %.1fs", $0 - r.startedAt) } ?? ""))
+        if let c = r.commit { Output.out("commit \(c)\(r.branch.map { " on \($0)" } ?? "")\(r.author.map { " by \($0)" } ?? "")") }
+        for s in stages {
+            let t = s.finishedAt.map { String(format: "%.1fs", $0 - s.startedAt) } ?? "-"
+            Output.out("\n\(s.stage) (execution \(s.id), attempt \(s.attempt)): \(s.status.rawValue), \(t)" + (s.error.map { "\n  error: \($0)" } ?? ""))
+            for e in try store.edges(execution: s.id, .used) { Output.out("  used      \(e.role.padding(toLength: 16, withPad: " ", startingAt: 0)) \(e.artifact.short)") }
+            for e in try store.edges(execution: s.id, .generated) { Output.out("  generated \(e.role.padding(toLength: 16, withPad: " ", startingAt: 0)) \(e.artifact.short)") }
+            if let g = GateReport(json: s.gateReport) {
+                Output.out("  gate: \(g.passed ? "passed" : "FAILED")")
+                for c in g.results {
+                    Output.out("    \(c.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(c.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(c.details)")
+                }
+            }
+        }
+        return 0
     }
 
     struct RunRow: Encodable { let run: RunRecord; let effectiveStatus: String }

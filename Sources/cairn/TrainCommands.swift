@@ -5,14 +5,16 @@ import Foundation
 
 /// `cairn train pretrain|sft|dpo` and `cairn merge`: parse, call TrainingJobs, print progress.
 enum TrainCommands {
-    static let trainUsage = "--model M --data FILE.jsonl --config CONFIG.yaml --out DIR [--eval FILE.jsonl] [--save-steps N] [--base-name NAME] [--resume]"
+    /// The option group every `cairn train KIND` takes.
+    static func train(_ kind: String, _ summary: String) -> CommandSpec {
+        CommandSpec(name: "train " + kind,
+                    usage: "cairn train \(kind) --model M --data FILE.jsonl --config CONFIG.yaml --out DIR [--eval FILE.jsonl] [--save-steps N] [--base-name NAME] [--resume]",
+                    summary: summary, flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps", "base-name"])
+    }
     static let specs: [CommandSpec] = [
-        CommandSpec(name: "train pretrain", usage: "cairn train pretrain " + trainUsage,
-                    summary: "full-parameter next-token training ({\"text\"} lines)", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps", "base-name"]),
-        CommandSpec(name: "train sft", usage: "cairn train sft " + trainUsage,
-                    summary: "LoRA supervised fine-tuning; writes a PEFT adapter", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps", "base-name"]),
-        CommandSpec(name: "train dpo", usage: "cairn train dpo " + trainUsage,
-                    summary: "DPO with a fresh LoRA on a (merged) model", flags: ["resume"], options: ["model", "data", "config", "out", "eval", "save-steps", "base-name"]),
+        train("pretrain", "full-parameter next-token training ({\"text\"} lines)"),
+        train("sft", "LoRA supervised fine-tuning; writes a PEFT adapter"),
+        train("dpo", "DPO with a fresh LoRA on a (merged) model"),
         CommandSpec(name: "merge", usage: "cairn merge --model M --adapter A --out DIR [--dtype f32|f16|bf16]",
                     summary: "fold a LoRA adapter into the model's weights", options: ["model", "adapter", "out", "dtype"]),
     ]
