@@ -65,20 +65,7 @@ public enum TrainingJobs {
     /// LoRA SFT: writes a PEFT adapter, the tokenizer, metrics.jsonl and metrics.json into `out`.
     @discardableResult
     public static func sft(_ o: Options) throws -> Summary {
-        let (model, tok) = try prepare(o)
-        let data = try SFTDataset(file: o.data, tokenizer: tok, maxSeqLength: o.config.maxSeqLength, completionOnlyLoss: o.config.completionOnlyLoss)
-        if data.skippedTooLong > 0 { o.note("skipped \(data.skippedTooLong) example(s) of '\(o.data)' with no completion token within max_seq_length \(o.config.maxSeqLength)") }
-        let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
-        let (trainIdx, evalIdx) = split(o, o.config, count: data.examples.count)
-        let trainer = try SFTTrainer(model: model, train: trainIdx.map { data.examples[$0] }, config: o.config, padID: pad)
-        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
-        if from > 0 { o.note("resumed from checkpoint-\(from)") }
-        var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
-                                "epochs_completed": trainer.history.last!.epoch, "samples_processed": Double(trainer.step * o.config.batchSize * o.config.gradientAccumulation),
-                                "train_loss": trainer.history.map { $0.values["loss"]! }.reduce(0, +) / Double(trainer.history.count)]
-        summary["eval_loss"] = try heldOutLoss(o, model: model, batchSize: o.config.batchSize, padID: pad, split: evalIdx.map { data.examples[$0] }) {
-            try SFTDataset(file: $0, tokenizer: tok, maxSeqLength: o.config.maxSeqLength)
-        }
+        let (model, tok, summary) = try nextTokenTraining(o, config: o.config, mode: .lora)
         try model.saveAdapter(to: o.out, baseModel: o.baseModelName ?? o.model)
         try tok.write(to: o.out)
         try writeSummary(summary, to: o.out)
@@ -88,24 +75,39 @@ public enum TrainingJobs {
     /// Full-parameter next-token training: writes the model (config.json, model.safetensors), tokenizer and metrics.
     @discardableResult
     public static func pretrain(_ o: Options) throws -> Summary {
-        let (model, tok) = try prepare(o)
         var c = o.config
         c.completionOnlyLoss = false
-        let data = try SFTDataset(file: o.data, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: false)
-        let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
-        let (trainIdx, evalIdx) = split(o, c, count: data.examples.count)
-        let trainer = try SFTTrainer(model: model, train: trainIdx.map { data.examples[$0] }, config: c, padID: pad, mode: .full)
-        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
-        if from > 0 { o.note("resumed from checkpoint-\(from)") }
-        var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
-                                "epochs_completed": trainer.history.last!.epoch]
-        summary["eval_loss"] = try heldOutLoss(o, model: model, batchSize: c.batchSize, padID: pad, split: evalIdx.map { data.examples[$0] }) {
-            try SFTDataset(file: $0, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: false)
-        }
+        let (model, tok, summary) = try nextTokenTraining(o, config: c, mode: .full)
         try model.save(to: o.out)
         try tok.write(to: o.out)
         try writeSummary(summary, to: o.out)
         return summary
+    }
+
+    /// SFT and pretraining: the same data, trainer, resume and held-out loss; they differ in the
+    /// weights trained (`mode`) and written. SFT's summary also counts samples and the mean loss.
+    static func nextTokenTraining(_ o: Options, config c: TrainingConfig, mode: Trainable) throws -> (TransformerModel, Tokenizer, Summary) {
+        let (model, tok) = try prepare(o)
+        let data = try SFTDataset(file: o.data, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: c.completionOnlyLoss)
+        if mode == .lora && data.skippedTooLong > 0 {
+            o.note("skipped \(data.skippedTooLong) example(s) of '\(o.data)' with no completion token within max_seq_length \(c.maxSeqLength)")
+        }
+        let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
+        let (trainIdx, evalIdx) = split(o, c, count: data.examples.count)
+        let trainer = try SFTTrainer(model: model, train: trainIdx.map { data.examples[$0] }, config: c, padID: pad, mode: mode)
+        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
+        if from > 0 { o.note("resumed from checkpoint-\(from)") }
+        var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
+                                "epochs_completed": trainer.history.last!.epoch]
+        if mode == .lora {
+            summary["samples_processed"] = Double(trainer.step * c.batchSize * c.gradientAccumulation)
+            summary["train_loss"] = trainer.history.map { $0.values["loss"]! }.reduce(0, +) / Double(trainer.history.count)
+        }
+        summary["eval_loss"] = try heldOutLoss(o, model: model, batchSize: c.batchSize, padID: pad, split: evalIdx.map { data.examples[$0] }) {
+            // The held-out SFT loss is over completion tokens whatever completion_only_loss says (as it has been).
+            try SFTDataset(file: $0, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: mode == .lora)
+        }
+        return (model, tok, summary)
     }
 
     /// DPO with a fresh LoRA: writes the adapter, tokenizer, metrics.jsonl and metrics.json.
