@@ -71,30 +71,55 @@ extension ArtifactStore {
         let lock = try FileLock(path: gcLockPath, exclusive: false)
         defer { withExtendedLifetime(lock) {} }
         var findings: [Finding] = []
-        // 1. The index file itself.
+        // 1. The index file itself, and against the journal.
         let check = try indexed("fsck cannot read the index") { try db.query("PRAGMA quick_check").compactMap { $0.string(0) } }
         for line in check where line != "ok" { findings.append(Finding(.damagedIndex, indexPath, line)) }
         findings += try compareWithJournal()
-
         // 2. What the index references, read in one snapshot.
+        let view = try indexView()
+        findings += view.dangling
+        // 3. What is on disk, every blob rehashed on every core.
+        let scan = try scanObjects()
+        let disk = try checkBlobs(scan, holders: view.holders)
+        findings += disk.findings
+        // 4. Each artifact's manifest blob against its id and the index's file rows.
+        findings += checkManifests(view, present: disk.present, corrupt: disk.corrupt)
+        // 5. Garbage: temp files whose writer is gone, and files that are not blobs.
+        for t in scan.temps where t.isLeftover(cutoff: FS.now - 3600) {
+            findings.append(Finding(.leftoverTemp, t.path, "leftover temp file '\(t.path)' from an interrupted write; `cairn gc` removes it"))
+        }
+        for s in scan.strays {
+            findings.append(Finding(.strayFile, s, "'\(s)' is not a blob (unexpected name) and is ignored"))
+        }
+        return FsckReport(findings: findings, blobsChecked: scan.blobs.count, bytesChecked: disk.bytes, artifactsChecked: view.live.count)
+    }
+
+    /// The index's view of the content: each blob's holders, each live artifact's files, and
+    /// rows that point at rows that do not exist.
+    struct IndexView {
         var holders: [String: [ArtifactID]] = [:]       // blob -> artifacts holding it
         var files: [ArtifactID: [ManifestEntry]] = [:]  // index's view of each artifact
         var live: [ArtifactID] = []
+        var dangling: [Finding] = []
+    }
+
+    func indexView() throws -> IndexView {
+        var v = IndexView()
         try indexed("fsck cannot read the index") {
             try db.readTransaction {
                 for r in try db.query("SELECT id FROM artifacts WHERE collected_at IS NULL") {
                     let id = ArtifactID(r.string(0)!)!
-                    live.append(id)
-                    holders[id.hex, default: []].append(id)
-                    files[id] = []
+                    v.live.append(id)
+                    v.holders[id.hex, default: []].append(id)
+                    v.files[id] = []
                 }
                 try db.forEach("""
                     SELECT a.id, f.path, f.blob, f.size, f.executable FROM artifact_files f
                     JOIN artifacts a ON a.seq = f.artifact WHERE a.collected_at IS NULL
                     """) { r in
                     let id = ArtifactID(r.string(0)!)!
-                    holders[r.string(2)!, default: []].append(id)
-                    files[id, default: []].append(ManifestEntry(path: r.string(1)!, blob: r.string(2)!, size: r.int(3)!, executable: r.int(4) == 1))
+                    v.holders[r.string(2)!, default: []].append(id)
+                    v.files[id, default: []].append(ManifestEntry(path: r.string(1)!, blob: r.string(2)!, size: r.int(3)!, executable: r.int(4) == 1))
                 }
                 let dangling: [(String, String)] = [
                     ("SELECT execution, artifact FROM lineage WHERE artifact NOT IN (SELECT seq FROM artifacts)", "lineage edge of execution %0 points at missing artifact row %1"),
@@ -108,17 +133,19 @@ extension ArtifactStore {
                 for (sql, template) in dangling {
                     for r in try db.query(sql) {
                         let a = describe(r[0]), b = describe(r[1])
-                        findings.append(Finding(.danglingEdge, "\(a)→\(b)", template.replacingOccurrences(of: "%0", with: a).replacingOccurrences(of: "%1", with: b)))
+                        v.dangling.append(Finding(.danglingEdge, "\(a)→\(b)", template.replacingOccurrences(of: "%0", with: a).replacingOccurrences(of: "%1", with: b)))
                     }
                 }
             }
         }
+        return v
+    }
 
-        // 3. What is on disk, every blob rehashed on every core.
-        let scan = try scanObjects()
+    /// Every blob on disk rehashed against its name and matched with its holders.
+    func checkBlobs(_ scan: ObjectScan, holders: [String: [ArtifactID]]) throws -> (findings: [Finding], present: Set<String>, corrupt: Set<String>, bytes: Int64) {
         let hashes = try Self.parallelMap(scan.blobs) { BlobStore.hashFile($0.path) }
-        var present = Set<String>()
-        var corrupt = Set<String>()
+        var findings: [Finding] = []
+        var present = Set<String>(), corrupt = Set<String>()
         var bytes: Int64 = 0
         for (blob, got) in zip(scan.blobs, hashes) {
             present.insert(blob.hex)
@@ -137,12 +164,16 @@ extension ArtifactStore {
             let o = owners.sorted()
             findings.append(Finding(.missingBlob, hex, "blob \(hex) is missing; needed by " + o.map(\.description).joined(separator: ", "), artifacts: o))
         }
+        return (findings, present, corrupt, bytes)
+    }
 
-        // 4. Each artifact's manifest blob against its id and the index's file rows.
-        for id in live.sorted() where present.contains(id.hex) && !corrupt.contains(id.hex) {
+    /// Each live artifact's manifest (when its blob is whole) against its id and the index's file rows.
+    func checkManifests(_ view: IndexView, present: Set<String>, corrupt: Set<String>) -> [Finding] {
+        var findings: [Finding] = []
+        for id in view.live.sorted() where present.contains(id.hex) && !corrupt.contains(id.hex) {
             do {
                 let m = try Manifest.parse(try blobs.readAll(id.hex))
-                let indexed = (files[id] ?? []).sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+                let indexed = (view.files[id] ?? []).sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
                 if m.entries != indexed {
                     findings.append(Finding(.badManifest, id.hex, "the index's file list for \(id) differs from its manifest", artifacts: [id]))
                 }
@@ -150,15 +181,7 @@ extension ArtifactStore {
                 findings.append(Finding(.badManifest, id.hex, "manifest of \(id) cannot be read: \(error)", artifacts: [id]))
             }
         }
-
-        // 5. Garbage: temp files whose writer is gone, and files that are not blobs.
-        for t in scan.temps where t.isLeftover(cutoff: FS.now - 3600) {
-            findings.append(Finding(.leftoverTemp, t.path, "leftover temp file '\(t.path)' from an interrupted write; `cairn gc` removes it"))
-        }
-        for s in scan.strays {
-            findings.append(Finding(.strayFile, s, "'\(s)' is not a blob (unexpected name) and is ignored"))
-        }
-        return FsckReport(findings: findings, blobsChecked: scan.blobs.count, bytesChecked: bytes, artifactsChecked: live.count)
+        return findings
     }
 
     private func describe(_ v: SQLValue) -> String {
