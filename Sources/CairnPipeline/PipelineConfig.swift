@@ -154,6 +154,13 @@ public struct PipelineConfig: Sendable {
         try StageConfig.checkOrder(stages, file: file, line: stageNodes.line)
 
         if let v = m.node("validation") { validation = try ValidationConfig(yaml: v, file: file, allowCommands: allowCommands) }
+        try readRunKeys(m)
+        if let d = m.node("datasets"), !d.isNull { datasets = try Self.datasets(d, file: file, path: path) }
+        if let v = try m.string("promote_to") { promoteTo = v }
+    }
+
+    /// The run-wide keys; the reference's GPU and hub keys are accepted and noted as ignored.
+    mutating func readRunKeys(_ m: YAMLMapping) throws {
         if let v = try m.double("gpu_memory_fraction", .above(0, atMost: 1)) {
             gpuMemoryFraction = v
             ignoredKeys.append("gpu_memory_fraction")
@@ -168,19 +175,22 @@ public struct PipelineConfig: Sendable {
             hubRepoID = v
             ignoredKeys.append("hub_repo_id")
         }
-        if let d = m.node("datasets"), !d.isNull {
-            let dm = try YAMLMapping(d, file: file, known: Self.datasetRoles)
-            for role in Self.datasetRoles {
-                if let v = try dm.string(role) {
-                    let p = try path(v, key: "datasets.\(role)", line: dm.node(role)!.line)
-                    guard FileManager.default.fileExists(atPath: p) else {
-                        throw ConfigError(file: file, line: dm.node(role)!.line, "key 'datasets.\(role)': no such file '\(v)'")
-                    }
-                    datasets[role] = p
+    }
+
+    /// The `datasets` mapping: role → an existing file inside the repository.
+    static func datasets(_ d: YAMLNode, file: String, path: (String, String, Int?) throws -> String) throws -> [String: String] {
+        let dm = try YAMLMapping(d, file: file, known: datasetRoles)
+        var out: [String: String] = [:]
+        for role in datasetRoles {
+            if let v = try dm.string(role) {
+                let p = try path(v, "datasets.\(role)", dm.node(role)!.line)
+                guard FileManager.default.fileExists(atPath: p) else {
+                    throw ConfigError(file: file, line: dm.node(role)!.line, "key 'datasets.\(role)': no such file '\(v)'")
                 }
+                out[role] = p
             }
         }
-        if let v = try m.string("promote_to") { promoteTo = v }
+        return out
     }
 }
 

@@ -75,33 +75,7 @@ public enum RunReport {
         }
         body += "</table>"
 
-        body += "<h2>Training curves</h2><div class=\"charts\">"
-        var drawn = Set<String>()
-        for s in stages where ["pretrain", "sft", "dpo"].contains(s.stage) && [.succeeded, .cached].contains(s.status) && !drawn.contains(s.stage) {
-            guard let m = try store.edges(execution: s.id, .generated).first(where: { $0.role == "metrics" }) else { continue }
-            let text = (try? store.readFile(m.artifact, path: "metrics.jsonl")).map { String(decoding: $0, as: UTF8.self) } ?? ""
-            body += "<figure>" + svg(series(metricsJSONL: text, key: "loss"), title: "\(s.stage): training loss", yLabel: "loss") + "</figure>"
-            if s.stage == "dpo" {
-                body += "<figure>" + svg(series(metricsJSONL: text, key: "rewards/margins"), title: "dpo: reward margin", yLabel: "margin") + "</figure>"
-            }
-            drawn.insert(s.stage)
-        }
-        body += "</div>"
-
-        body += "<h2>Gates</h2>"
-        for s in stages {
-            guard let g = GateReport(json: s.gateReport) else { continue }
-            body += "<h3>After \(esc(s.stage)) <span class=\"s \(g.passed ? "succeeded" : "rejected")\">\(g.passed ? "passed" : "failed")</span></h3>"
-            body += "<table><tr><th>check</th><th>result</th><th>mode</th><th>value</th><th>time</th><th>details</th></tr>"
-            for c in g.results {
-                let st = c.status.rawValue
-                body += "<tr><td>\(esc(c.name))</td><td><span class=\"s \(c.passed ? "succeeded" : "rejected")\">\(esc(st))</span></td>"
-                body += "<td>\(c.blocking ? "blocking" : "parallel")</td><td>\(c.value.map(fmt) ?? "")</td>"
-                body += "<td>\(String(format: "%.2f s", c.seconds))</td><td>\(esc(c.details))</td></tr>"
-            }
-            body += "</table>"
-        }
-
+        body += try curvesSection(store, stages) + gatesSection(stages)
         if let final = run.metadata["final_artifact"]?.stringValue.flatMap(ArtifactID.init) {
             body += "<h2>Lineage of the final model</h2><p><code>\(esc(final.description))</code></p>"
             body += "<pre>\(esc(try store.ancestors(of: final).renderTree()))</pre>"
@@ -118,5 +92,44 @@ public enum RunReport {
             svg .l{fill:none;stroke:#2563eb;stroke-width:2}svg .d{fill:#2563eb}
             """
         return "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Cairn run \(id): \(esc(run.pipeline))</title><style>\(css)</style></head><body>\(body)</body></html>\n"
+    }
+
+    /// Training loss (and DPO's reward margin) of each training stage, from its stored metrics.jsonl.
+    static func curvesSection(_ store: ArtifactStore, _ stages: [StageExecutionRecord]) throws -> String {
+        var body = ""
+        body += "<h2>Training curves</h2><div class=\"charts\">"
+        var drawn = Set<String>()
+        for s in stages where ["pretrain", "sft", "dpo"].contains(s.stage) && [.succeeded, .cached].contains(s.status) && !drawn.contains(s.stage) {
+            guard let m = try store.edges(execution: s.id, .generated).first(where: { $0.role == "metrics" }) else { continue }
+            let text = (try? store.readFile(m.artifact, path: "metrics.jsonl")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            body += "<figure>" + svg(series(metricsJSONL: text, key: "loss"), title: "\(s.stage): training loss", yLabel: "loss") + "</figure>"
+            if s.stage == "dpo" {
+                body += "<figure>" + svg(series(metricsJSONL: text, key: "rewards/margins"), title: "dpo: reward margin", yLabel: "margin") + "</figure>"
+            }
+            drawn.insert(s.stage)
+        }
+        body += "</div>"
+
+        return body
+    }
+
+    /// Each gate's checks as a table.
+    static func gatesSection(_ stages: [StageExecutionRecord]) -> String {
+        var body = ""
+        body += "<h2>Gates</h2>"
+        for s in stages {
+            guard let g = GateReport(json: s.gateReport) else { continue }
+            body += "<h3>After \(esc(s.stage)) <span class=\"s \(g.passed ? "succeeded" : "rejected")\">\(g.passed ? "passed" : "failed")</span></h3>"
+            body += "<table><tr><th>check</th><th>result</th><th>mode</th><th>value</th><th>time</th><th>details</th></tr>"
+            for c in g.results {
+                let st = c.status.rawValue
+                body += "<tr><td>\(esc(c.name))</td><td><span class=\"s \(c.passed ? "succeeded" : "rejected")\">\(esc(st))</span></td>"
+                body += "<td>\(c.blocking ? "blocking" : "parallel")</td><td>\(c.value.map(fmt) ?? "")</td>"
+                body += "<td>\(String(format: "%.2f s", c.seconds))</td><td>\(esc(c.details))</td></tr>"
+            }
+            body += "</table>"
+        }
+
+        return body
     }
 }
