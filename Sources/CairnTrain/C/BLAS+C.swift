@@ -44,13 +44,18 @@ public enum BLAS {
 
     /// Runs `body(w)` for w in 0 ..< n at once, one thread each, every product single-threaded
     /// (each worker runs its own products: on two cores that beats two OpenBLAS threads waiting on
-    /// each other per product). Call from one thread; rethrows the first error.
-    public static func workers(_ n: Int, _ body: (Int) throws -> Void) throws {
-        var failure: Error?
+    /// each other per product). Call from one thread; rethrows the first error (a `body` that
+    /// cannot throw makes this call one that cannot). The one data-parallel driver of CairnTrain:
+    /// the training step's shards, the prompts' pass, a few rows against a wide weight and the
+    /// GGUF dequantisation all run through it.
+    public static func workers<E: Error>(_ n: Int, _ body: (Int) throws(E) -> Void) throws(E) {
+        var failure: E?
         let lock = NSLock()
         singleThreaded {
             DispatchQueue.concurrentPerform(iterations: n) { w in
-                do { try body(w) } catch { lock.lock(); failure = failure ?? error; lock.unlock() }
+                if case .failure(let error) = Result(catching: { () throws(E) in try body(w) }) {
+                    lock.lock(); failure = failure ?? error; lock.unlock()
+                }
             }
         }
         if let e = failure { throw e }
