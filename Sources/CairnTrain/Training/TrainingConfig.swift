@@ -44,6 +44,14 @@ public struct TrainingConfig: Equatable, Sendable {
         try LoRASpec(rank: loraR, alpha: loraAlpha, dropout: loraDropout, targets: targetModules, useRSLoRA: useRslora)
     }
 
+    /// AdamW's settings.
+    var adamW: AdamW.Hyperparameters {
+        .init(beta1: adamBeta1, beta2: adamBeta2, eps: adamEpsilon, weightDecay: weightDecay)
+    }
+
+    /// The LoRA dropout masks' generator (seeded), nil without dropout.
+    var dropoutGenerator: RandomGenerator? { loraDropout > 0 ? RandomGenerator(seed: seed).derived(0xD0) : nil }
+
     /// Optimizer steps for `examples` examples.
     public func totalSteps(examples: Int) -> Int {
         if let m = maxSteps { return m }
