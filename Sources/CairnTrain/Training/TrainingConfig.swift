@@ -24,7 +24,7 @@ public struct TrainingConfig: Equatable, Sendable {
     public var loraR: Int = 16
     public var loraAlpha: Double = 32
     public var loraDropout: Double = 0.05
-    public var targetModules: [String] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    public var targetModules: [String] = PEFTKey.attentionModules
     public var useRslora: Bool = false
     public var completionOnlyLoss: Bool = true
     /// TRL's padding-free batches: a micro-batch's examples side by side in one row, attention
