@@ -145,7 +145,7 @@ public final class GGUFFile {
     public func info(_ name: String) -> GGUFTensorInfo? { tensorIndex[name].map { tensors[$0] } }
 
     /// The tensor's bytes as stored (valid while this file is alive).
-    public func bytes(of info: GGUFTensorInfo) -> UnsafeRawBufferPointer {
+    func bytes(of info: GGUFTensorInfo) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: file.base! + dataOffset + info.offset, count: info.byteCount)
     }
 
