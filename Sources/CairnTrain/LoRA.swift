@@ -8,9 +8,10 @@ public struct LoRASpec: Equatable, Sendable {
     public var targets: [String]
     public var useRSLoRA: Bool
 
-    public static let allTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    /// Every projection LoRA can target: PEFT's module names (`PEFTKey.modules`).
+    public static var allTargets: [String] { PEFTKey.modules }
 
-    public init(rank: Int, alpha: Double, dropout: Double = 0, targets: [String] = ["q_proj", "k_proj", "v_proj", "o_proj"],
+    public init(rank: Int, alpha: Double, dropout: Double = 0, targets: [String] = PEFTKey.attentionModules,
                 useRSLoRA: Bool = false) throws {
         guard rank > 0 else { throw ModelError("LoRA rank r must be positive, not \(rank)") }
         guard (0..<1).contains(dropout) else { throw ModelError("lora_dropout must be in [0, 1), not \(dropout)") }

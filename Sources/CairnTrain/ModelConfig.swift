@@ -64,6 +64,19 @@ public struct ModelConfig: Equatable, Sendable {
         return try ModelConfig(json: obj, file: file)
     }
 
+    /// config.json's first `architectures` entry, or else its `model_type`.
+    private static func architecture(_ json: [String: Any], file: String) throws -> Architecture {
+        if let a = (json["architectures"] as? [String] ?? []).first {
+            guard let known = Architecture(rawValue: a) else {
+                throw ModelError("\(file): architecture \"\(a)\" is not supported (supported: LlamaForCausalLM, Qwen2ForCausalLM)")
+            }
+            return known
+        } else if let t = json["model_type"] as? String, let known = Architecture.allCases.first(where: { $0.modelType == t }) {
+            return known
+        }
+        throw ModelError("\(file): missing key \"architectures\" (or a model_type of llama or qwen2)")
+    }
+
     public init(json: [String: Any], file: String = "config.json") throws {
         func int(_ key: String) throws -> Int {
             guard let v = json[key] else { throw ModelError("\(file): missing key \"\(key)\"") }
@@ -83,19 +96,7 @@ public struct ModelConfig: Equatable, Sendable {
             guard let b = v as? Bool else { throw ModelError("\(file): key \"\(key)\" must be true or false, not \(v)") }
             return b
         }
-        let archs = json["architectures"] as? [String] ?? []
-        let modelType = json["model_type"] as? String
-        let arch: Architecture
-        if let a = archs.first {
-            guard let known = Architecture(rawValue: a) else {
-                throw ModelError("\(file): architecture \"\(a)\" is not supported (supported: LlamaForCausalLM, Qwen2ForCausalLM)")
-            }
-            arch = known
-        } else if let t = modelType, let known = Architecture.allCases.first(where: { $0.modelType == t }) {
-            arch = known
-        } else {
-            throw ModelError("\(file): missing key \"architectures\" (or a model_type of llama or qwen2)")
-        }
+        let arch = try Self.architecture(json, file: file)
         if let act = json["hidden_act"] as? String, act != "silu" {
             throw ModelError("\(file): hidden_act \"\(act)\" is not supported (only silu)")
         }

@@ -2,6 +2,8 @@
 /// LoRA branch y += scaling · dropout(x)·Aᵀ·Bᵀ. W is (out, in) as transformers stores it.
 final class Projection {
     let name: String  // "model.layers.0.self_attn.q_proj"
+    /// Its module name, one of `PEFTKey.modules` ("q_proj").
+    var module: String { String(name.split(separator: ".").last!) }
     let inFeatures: Int
     let outFeatures: Int
     let weight: Tensor

@@ -1,11 +1,12 @@
 /// A dense fp32 tensor, row-major and contiguous. Its memory is owned (allocated and zeroed
 /// here) or borrowed from an owner that keeps it alive (a memory-mapped safetensors file, whose
-/// F32 tensors are used in place).
+/// F32 tensors are used in place). Its memory is reached from outside CairnTrain through the
+/// subscript and `toArray()` only: no public API shows a pointer.
 public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let count: Int
     /// The elements. Writable: borrowed memory is mapped copy-on-write.
-    public let data: UnsafeMutablePointer<Float>
+    let data: UnsafeMutablePointer<Float>
     private let owner: AnyObject?
     private let owned: Bool
 
@@ -28,7 +29,7 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// A tensor over memory that `owner` keeps alive (no copy).
-    public init(shape: [Int], borrowing pointer: UnsafeMutablePointer<Float>, owner: AnyObject) {
+    init(shape: [Int], borrowing pointer: UnsafeMutablePointer<Float>, owner: AnyObject) {
         self.shape = shape
         count = shape.reduce(1, *)
         data = pointer
@@ -45,7 +46,7 @@ public final class Tensor: @unchecked Sendable {
         set { data[i] = newValue }
     }
 
-    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
+    var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
     public func toArray() -> [Float] { Array(buffer) }
 
     /// An owned copy.

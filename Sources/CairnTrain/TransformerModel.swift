@@ -187,7 +187,7 @@ public final class TransformerModel {
     public func addLoRA(_ spec: LoRASpec, seed: UInt64) {
         var rng = RandomGenerator(seed: seed)
         for layer in layers {
-            for p in layer.projections where spec.targets.contains(String(p.name.split(separator: ".").last!)) {
+            for p in layer.projections where spec.targets.contains(p.module) {
                 p.lora = LoRAFactors.initialised(inFeatures: p.inFeatures, outFeatures: p.outFeatures, spec: spec, rng: &rng)
             }
         }
@@ -196,9 +196,10 @@ public final class TransformerModel {
 
     /// Attaches given LoRA factors by PEFT key (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`).
     public func attachLoRA(_ spec: LoRASpec, weights: [String: Tensor]) throws {
-        for layer in layers {
-            for p in layer.projections where spec.targets.contains(String(p.name.split(separator: ".").last!)) {
-                let keyA = "base_model.model.\(p.name).lora_A.weight", keyB = "base_model.model.\(p.name).lora_B.weight"
+        for (l, layer) in layers.enumerated() {
+            for p in layer.projections where spec.targets.contains(p.module) {
+                let keyA = PEFTKey.name(layer: l, module: p.module, matrix: "lora_A")
+                let keyB = PEFTKey.name(layer: l, module: p.module, matrix: "lora_B")
                 guard let A = weights[keyA] else { throw ModelError("adapter has no tensor '\(keyA)'") }
                 guard let B = weights[keyB] else { throw ModelError("adapter has no tensor '\(keyB)'") }
                 guard A.shape == [spec.rank, p.inFeatures] else {
@@ -246,8 +247,10 @@ public final class TransformerModel {
 
     /// The LoRA factors under PEFT's key names.
     public func loraWeights() -> [(name: String, tensor: Tensor)] {
-        layers.flatMap { $0.projections }.compactMap { p in p.lora.map { (p, $0) } }.flatMap { p, l in
-            [("base_model.model.\(p.name).lora_A.weight", l.A), ("base_model.model.\(p.name).lora_B.weight", l.B)]
+        layers.enumerated().flatMap { l, layer in
+            layer.projections.compactMap { p in p.lora.map { (p.module, $0) } }.flatMap { module, f in
+                [(PEFTKey.name(layer: l, module: module, matrix: "lora_A"), f.A), (PEFTKey.name(layer: l, module: module, matrix: "lora_B"), f.B)]
+            }
         }.sorted { $0.0 < $1.0 }
     }
 

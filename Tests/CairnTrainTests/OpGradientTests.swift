@@ -186,6 +186,30 @@ struct OpGradientTests {
         for t in valid..<T { for c in 0..<(KV * D) { #expect(dk[(T + t) * KV * D + c] == 0 && dv[(T + t) * KV * D + c] == 0) } }
     }
 
+    /// The BLAS backward against its naive reference: one query block (T = 7) and three causal
+    /// blocks with a short last one (T = 150); grouped heads; a batch row whose first key and last
+    /// keys are padded (query 0 sees no key: no gradient); queries after a KV cache's offset.
+    @Test(arguments: [(4, 4, 7, 0), (4, 2, 7, 0), (4, 1, 7, 0), (2, 1, 150, 0), (4, 2, 3, 5)])
+    func attentionBackwardMatchesReference(H: Int, KV: Int, Tq: Int, qOffset: Int) {
+        let B = 2, D = 6, Tk = Tq + qOffset, valid = Tk * 4 / 7
+        let s = AttentionShape(B: B, Tq: Tq, Tk: Tk, qOffset: qOffset, H: H, KV: KV, D: D)
+        let mask = [Array(repeating: 1, count: Tk), [0] + Array(repeating: 1, count: valid - 1) + Array(repeating: 0, count: Tk - valid)]
+        let q = randomTensor([B * Tq, H * D], seed: 90), k = randomTensor([B * Tk, KV * D], seed: 91), v = randomTensor([B * Tk, KV * D], seed: 92)
+        let dout = randomTensor([B * Tq, H * D], seed: 93)
+        let out = Tensor(shape: q.shape), lse = Tensor(shape: [B, H, Tq])
+        AttentionOp.forward(out: out.data, lse: lse.data, q: q.data, k: k.data, v: v.data, shape: s, keyMask: mask)
+        // Both accumulate into gradients that already hold something.
+        let dq = randomTensor(q.shape, seed: 94), dk = randomTensor(k.shape, seed: 95), dv = randomTensor(v.shape, seed: 96)
+        let dqR = dq.copy(), dkR = dk.copy(), dvR = dv.copy()
+        AttentionOp.backward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dout.data, out: out.data, lse: lse.data,
+                             q: q.data, k: k.data, v: v.data, shape: s, keyMask: mask)
+        AttentionOp.backwardReference(dq: dqR.data, dk: dkR.data, dv: dvR.data, dout: dout.data,
+                                      q: q.data, k: k.data, v: v.data, shape: s, keyMask: mask)
+        #expect(dq.maxAbsDifference(dqR) < 1e-4, "dq")
+        #expect(dk.maxAbsDifference(dkR) < 1e-4, "dk")
+        #expect(dv.maxAbsDifference(dvR) < 1e-4, "dv")
+    }
+
     @Test func attentionWithAKVCacheOffsetMatchesTheFullComputation() {
         // The last 2 queries against 6 cached keys equal the last 2 rows of the full causal pass.
         let T = 6, H = 2, KV = 1, D = 4
@@ -213,7 +237,8 @@ struct OpGradientTests {
     }
 
     /// Padding-free rows: sequences side by side in one row give what each gives in a row of its
-    /// own — outputs, lse and all three gradients — and padding after them gets zero output.
+    /// own — outputs, lse and all three gradients — and padding after them gets zero output; the
+    /// gradients are also those of the naive backward reference.
     @Test func attentionOverSequencesSideBySideMatchesSeparateRows() {
         let lengths = [5, 70, 3], T = 80, H = 4, KV = 2, D = 8
         let q = randomTensor([T, H * D], seed: 80), k = randomTensor([T, KV * D], seed: 81), v = randomTensor([T, KV * D], seed: 82)
@@ -238,6 +263,15 @@ struct OpGradientTests {
             for h in 0..<H { for i in 0..<L { #expect(lse[h * T + s0 + i] == l[h * L + i]) } }
         }
         for i in (start * H * D)..<(T * H * D) { #expect(out[i] == 0) }
+        // And the gradients are the naive reference's, run on each sequence alone.
+        let dqR = Tensor(shape: dq.shape), dkR = Tensor(shape: dk.shape), dvR = Tensor(shape: dv.shape)
+        for (s0, L) in spans {
+            let (qo, ko) = (s0 * H * D, s0 * KV * D)
+            AttentionOp.backwardReference(dq: dqR.data + qo, dk: dkR.data + ko, dv: dvR.data + ko, dout: dout.data + qo,
+                                          q: q.data + qo, k: k.data + ko, v: v.data + ko,
+                                          shape: AttentionShape(B: 1, Tq: L, Tk: L, H: H, KV: KV, D: D), keyMask: nil)
+        }
+        #expect(dq.maxAbsDifference(dqR) < 1e-4 && dk.maxAbsDifference(dkR) < 1e-4 && dv.maxAbsDifference(dvR) < 1e-4)
     }
 
     @Test func crossEntropyGradientAndIgnoredRows() {

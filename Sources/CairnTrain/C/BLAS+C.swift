@@ -44,13 +44,18 @@ public enum BLAS {
 
     /// Runs `body(w)` for w in 0 ..< n at once, one thread each, every product single-threaded
     /// (each worker runs its own products: on two cores that beats two OpenBLAS threads waiting on
-    /// each other per product). Call from one thread; rethrows the first error.
-    public static func workers(_ n: Int, _ body: (Int) throws -> Void) throws {
-        var failure: Error?
+    /// each other per product). Call from one thread; rethrows the first error (a `body` that
+    /// cannot throw makes this call one that cannot). The one data-parallel driver of CairnTrain:
+    /// the training step's shards, the prompts' pass, a few rows against a wide weight and the
+    /// GGUF dequantisation all run through it.
+    public static func workers<E: Error>(_ n: Int, _ body: (Int) throws(E) -> Void) throws(E) {
+        var failure: E?
         let lock = NSLock()
         singleThreaded {
             DispatchQueue.concurrentPerform(iterations: n) { w in
-                do { try body(w) } catch { lock.lock(); failure = failure ?? error; lock.unlock() }
+                if case .failure(let error) = Result(catching: { () throws(E) in try body(w) }) {
+                    lock.lock(); failure = failure ?? error; lock.unlock()
+                }
             }
         }
         if let e = failure { throw e }
@@ -74,9 +79,9 @@ public enum BLAS {
 
     /// C = alpha · op(A) · op(B) + beta · C, row-major. op(A) is (m, k), op(B) is (k, n), C is (m, n);
     /// lda/ldb/ldc are the row strides of A, B and C as stored.
-    public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
-                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
         if k == 0 {  // C = beta · C
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
@@ -89,11 +94,25 @@ public enum BLAS {
         run(Shape(m: m, n: n, k: k, tA: transA, tB: transB), threads: threads(m: m, n: n, k: k), overwrites: beta == 0, call)
     }
 
+    /// `sgemm` on tensors, for callers outside CairnTrain (benchmarks): the same product, with
+    /// each matrix checked to lie inside its tensor.
+    public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                             a: Tensor, lda: Int, b: Tensor, ldb: Int, beta: Float = 0, c: Tensor, ldc: Int) {
+        func fits(_ t: Tensor, rows: Int, cols: Int, ld: Int) -> Bool {
+            rows == 0 || cols == 0 || (ld >= cols && (rows - 1) * ld + cols <= t.count)
+        }
+        precondition(fits(a, rows: transA ? k : m, cols: transA ? m : k, ld: lda), "A does not fit its tensor")
+        precondition(fits(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb), "B does not fit its tensor")
+        precondition(fits(c, rows: m, cols: n, ld: ldc), "C does not fit its tensor")
+        sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a.data, lda: lda, b: b.data, ldb: ldb,
+              beta: beta, c: c.data, ldc: ldc)
+    }
+
     /// y (m or n) = alpha · op(A) · x + beta · y with A (m, n) row-major, op(A) = Aᵀ when `transA`.
     /// One row of a product (a token being generated): reads A once, where sgemm first copies
     /// A into panels — for one row, that copy costs more than the product.
-    public static func sgemv(transA: Bool, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                             x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>) {
+    static func sgemv(transA: Bool, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                      x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>) {
         if m == 0 || n == 0 {  // y = beta · y
             for i in 0..<(transA ? n : m) { y[i] = beta == 0 ? 0 : beta * y[i] }
             return
@@ -151,9 +170,9 @@ public enum BLAS {
     }
 
     /// The naive reference of `sgemm`, for tests.
-    public static func sgemmReference(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
-                                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    static func sgemmReference(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                               beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         for i in 0..<m {
             for j in 0..<n {
                 var s: Double = 0

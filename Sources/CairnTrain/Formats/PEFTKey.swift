@@ -2,9 +2,11 @@
 /// (the adapter name removed): `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`,
 /// `base_model.model.model.layers.0.mlp.down_proj.lora_B.weight`.
 public enum PEFTKey {
-    /// The seven linear layers of a decoder block, attention first.
-    public static let modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    static let attentionModules: Set<String> = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    /// The four attention projections (under `self_attn`), in order; LoRA's default targets.
+    public static let attentionModules = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    /// The seven linear layers of a decoder block, attention first (the MLP's under `mlp`). The
+    /// one list of the module names: LoRA targets, adapter keys and adapter configs use it.
+    public static let modules = attentionModules + ["gate_proj", "up_proj", "down_proj"]
     static let matrices: Set<String> = ["lora_A", "lora_B"]
     static let prefix = "base_model.model.model.layers."
 

@@ -1,7 +1,8 @@
 import Foundation
 
 extension GGMLQuant {
-    /// `dequantize` split over the cores in runs of whole blocks; small tensors on the calling thread.
+    /// `dequantize` split over the cores in runs of whole blocks (`BLAS.workers`); small tensors on
+    /// the calling thread.
     static func dequantizeParallel(_ type: GGMLType, _ source: UnsafeRawPointer, count: Int,
                                    into out: UnsafeMutablePointer<Float>) throws {
         let blocks = count / type.blockSize
@@ -11,25 +12,11 @@ extension GGMLQuant {
             return
         }
         let per = (blocks + parts - 1) / parts
-        let errors = ErrorSlot()
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
+        try BLAS.workers(parts) { p in
             let first = p * per, last = min(blocks, first + per)
             guard first < last else { return }
-            do {
-                try dequantize(type, source + first * type.typeSize, count: (last - first) * type.blockSize,
-                               into: out + first * type.blockSize)
-            } catch {
-                errors.keep(error)
-            }
+            try dequantize(type, source + first * type.typeSize, count: (last - first) * type.blockSize,
+                           into: out + first * type.blockSize)
         }
-        if let e = errors.error { throw e }
     }
-}
-
-/// The first error thrown by concurrent work.
-private final class ErrorSlot: @unchecked Sendable {
-    private let lock = NSLock()
-    private var first: Error?
-    func keep(_ e: Error) { lock.lock(); if first == nil { first = e }; lock.unlock() }
-    var error: Error? { lock.lock(); defer { lock.unlock() }; return first }
 }

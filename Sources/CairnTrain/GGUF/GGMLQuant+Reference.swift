@@ -2,7 +2,9 @@
 /// integer arithmetic, same float operations in the same order), with Swift's own `Float16` for
 /// the f16 fields. Slow; the tests hold the fast path to it and both to gguf-py.
 extension GGMLQuant {
-    /// Dequantises like `dequantize`, element by element exactly as ggml's C reads the blocks.
+    /// Dequantises like `dequantize`, element by element exactly as ggml's C reads the blocks. One
+    /// case per type in one switch, each a transcription of ggml's `dequantize_row_*`: long because
+    /// it is that table, kept together so that it reads against ggml-quants.c.
     static func dequantizeReference(_ type: GGMLType, _ source: UnsafeRawPointer, count: Int,
                                     into out: UnsafeMutablePointer<Float>) throws {
         let nb = try checkedBlocks(type, count: count, supported: GGMLType.readable, .dequantize)

@@ -26,8 +26,8 @@ public enum GGMLQuant {
     /// Types: `GGMLType.readable` (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
     /// Throws `GGMLQuantError` naming the type for any other type, and for a count that is negative
     /// or not a whole number of blocks.
-    public static func dequantize(_ type: GGMLType, _ source: UnsafeRawPointer, count: Int,
-                                  into out: UnsafeMutablePointer<Float>) throws {
+    static func dequantize(_ type: GGMLType, _ source: UnsafeRawPointer, count: Int,
+                           into out: UnsafeMutablePointer<Float>) throws {
         let blocks = try checkedBlocks(type, count: count, supported: GGMLType.readable, .dequantize)
         switch type {
         case .f32: UnsafeMutableRawPointer(out).copyMemory(from: source, byteCount: 4 * count)
@@ -58,8 +58,8 @@ public enum GGMLQuant {
     ///   d stored as f16 (ggml's `quantize_row_q8_0_ref`). Inputs are expected finite; a block with
     ///   ±∞ or NaN gets what x86 ggml writes (those qs become 0), never a trap.
     /// Throws `GGMLQuantError` for other types and for a count that is not a whole number of blocks.
-    public static func quantize(_ type: GGMLType, _ source: UnsafePointer<Float>, count: Int,
-                                into out: UnsafeMutableRawPointer) throws {
+    static func quantize(_ type: GGMLType, _ source: UnsafePointer<Float>, count: Int,
+                         into out: UnsafeMutableRawPointer) throws {
         let blocks = try checkedBlocks(type, count: count, supported: quantizable, .quantize)
         switch type {
         case .f32: out.copyMemory(from: source, byteCount: 4 * count)

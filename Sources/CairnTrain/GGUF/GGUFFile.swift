@@ -62,16 +62,7 @@ public final class GGUFFile {
         let tensorCount = try r.count("tensor count", minimumBytesEach: 24)
         let kvCount = try r.count("metadata count", minimumBytesEach: 13)
 
-        var meta = GGUFMetadata(file: path)
-        for _ in 0..<kvCount {
-            let key = try r.string("a metadata key")
-            guard !meta.contains(key) else { throw FormatError(file: path, key: key, "appears twice in the metadata") }
-            let rawType = try r.u32("the type of key '\(key)'")
-            guard let type = GGUFValueType(rawValue: rawType) else {
-                throw FormatError(file: path, key: key, "has unknown value type \(rawType)")
-            }
-            meta[key] = try r.value(type, key: key, depth: 0)
-        }
+        let meta = try Self.readMetadata(&r, count: kvCount, path: path)
         metadata = meta
 
         var alignment = GGUFFile.defaultAlignment
@@ -87,46 +78,72 @@ public final class GGUFFile {
         var index: [String: Int] = [:]
         infos.reserveCapacity(tensorCount)
         for i in 0..<tensorCount {
-            let name = try r.string("the name of tensor \(i)")
-            guard index[name] == nil else { throw FormatError(file: path, tensor: name, "appears twice") }
-            let nDims = Int(try r.u32("the dimension count of tensor '\(name)'"))
-            guard (1...4).contains(nDims) else {
-                throw FormatError(file: path, tensor: name, "has \(nDims) dimensions; GGUF tensors have 1 to 4")
-            }
-            var dims: [Int] = []
-            var elements = 1
-            for _ in 0..<nDims {
-                let d = try r.u64("a dimension of tensor '\(name)'")
-                guard d > 0, d < 1 << 40 else { throw FormatError(file: path, tensor: name, "has dimension \(d)") }
-                let (product, overflow) = elements.multipliedReportingOverflow(by: Int(d))
-                guard !overflow, product < 1 << 48 else { throw FormatError(file: path, tensor: name, "has too many elements") }
-                elements = product
-                dims.append(Int(d))
-            }
-            let rawType = try r.u32("the type of tensor '\(name)'")
-            guard let type = GGMLType(rawValue: rawType) else {
-                throw FormatError(file: path, tensor: name, "has unknown ggml type \(rawType)")
-            }
-            guard dims[0] % type.blockSize == 0 else {
-                throw FormatError(file: path, tensor: name, "has a first dimension of \(dims[0]), not a multiple of \(type)'s block of \(type.blockSize)")
-            }
-            let offset = try r.u64("the offset of tensor '\(name)'")
-            guard offset % UInt64(alignment) == 0 else {
-                throw FormatError(file: path, tensor: name, "starts at data offset \(offset), not a multiple of the alignment \(alignment)")
-            }
-            guard offset < UInt64(file.size) else {
-                throw FormatError(file: path, tensor: name, "starts at data offset \(offset), past the end of the file (\(file.size) bytes): truncated file?")
-            }
-            index[name] = infos.count
-            infos.append(GGUFTensorInfo(name: name, dimensions: dims, type: type, offset: Int(offset)))
+            let t = try Self.readTensorInfo(&r, number: i, seen: index, alignment: alignment, fileSize: file.size, path: path)
+            index[t.name] = infos.count
+            infos.append(t)
         }
         tensors = infos
         tensorIndex = index
 
         let headerEnd = r.position
         dataOffset = (headerEnd + alignment - 1) / alignment * alignment
-        let dataSize = file.size - min(dataOffset, file.size)
-        // Every tensor inside the data section, none overlapping another.
+        try Self.checkDataSection(infos, size: file.size - min(dataOffset, file.size), path: path)
+    }
+
+    /// The `count` key-value pairs of the metadata, each key once.
+    private static func readMetadata(_ r: inout ByteReader, count kvCount: Int, path: String) throws -> GGUFMetadata {
+        var meta = GGUFMetadata(file: path)
+        for _ in 0..<kvCount {
+            let key = try r.string("a metadata key")
+            guard !meta.contains(key) else { throw FormatError(file: path, key: key, "appears twice in the metadata") }
+            let rawType = try r.u32("the type of key '\(key)'")
+            guard let type = GGUFValueType(rawValue: rawType) else {
+                throw FormatError(file: path, key: key, "has unknown value type \(rawType)")
+            }
+            meta[key] = try r.value(type, key: key, depth: 0)
+        }
+        return meta
+    }
+
+    /// Tensor `i`'s info: its name (not one of `seen`), 1 to 4 dimensions, a ggml type whose blocks
+    /// fit the first dimension, and an aligned offset before the end of the file.
+    private static func readTensorInfo(_ r: inout ByteReader, number i: Int, seen: [String: Int], alignment: Int, fileSize: Int,
+                                       path: String) throws -> GGUFTensorInfo {
+        let name = try r.string("the name of tensor \(i)")
+        guard seen[name] == nil else { throw FormatError(file: path, tensor: name, "appears twice") }
+        let nDims = Int(try r.u32("the dimension count of tensor '\(name)'"))
+        guard (1...4).contains(nDims) else {
+            throw FormatError(file: path, tensor: name, "has \(nDims) dimensions; GGUF tensors have 1 to 4")
+        }
+        var dims: [Int] = []
+        var elements = 1
+        for _ in 0..<nDims {
+            let d = try r.u64("a dimension of tensor '\(name)'")
+            guard d > 0, d < 1 << 40 else { throw FormatError(file: path, tensor: name, "has dimension \(d)") }
+            let (product, overflow) = elements.multipliedReportingOverflow(by: Int(d))
+            guard !overflow, product < 1 << 48 else { throw FormatError(file: path, tensor: name, "has too many elements") }
+            elements = product
+            dims.append(Int(d))
+        }
+        let rawType = try r.u32("the type of tensor '\(name)'")
+        guard let type = GGMLType(rawValue: rawType) else {
+            throw FormatError(file: path, tensor: name, "has unknown ggml type \(rawType)")
+        }
+        guard dims[0] % type.blockSize == 0 else {
+            throw FormatError(file: path, tensor: name, "has a first dimension of \(dims[0]), not a multiple of \(type)'s block of \(type.blockSize)")
+        }
+        let offset = try r.u64("the offset of tensor '\(name)'")
+        guard offset % UInt64(alignment) == 0 else {
+            throw FormatError(file: path, tensor: name, "starts at data offset \(offset), not a multiple of the alignment \(alignment)")
+        }
+        guard offset < UInt64(fileSize) else {
+            throw FormatError(file: path, tensor: name, "starts at data offset \(offset), past the end of the file (\(fileSize) bytes): truncated file?")
+        }
+        return GGUFTensorInfo(name: name, dimensions: dims, type: type, offset: Int(offset))
+    }
+
+    /// Every tensor inside the data section of `size` bytes, none overlapping another.
+    private static func checkDataSection(_ infos: [GGUFTensorInfo], size dataSize: Int, path: String) throws {
         var previousEnd = 0, previousName = ""
         for t in infos.sorted(by: { $0.offset < $1.offset }) {
             let end = t.offset + t.byteCount
@@ -145,7 +162,7 @@ public final class GGUFFile {
     public func info(_ name: String) -> GGUFTensorInfo? { tensorIndex[name].map { tensors[$0] } }
 
     /// The tensor's bytes as stored (valid while this file is alive).
-    public func bytes(of info: GGUFTensorInfo) -> UnsafeRawBufferPointer {
+    func bytes(of info: GGUFTensorInfo) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: file.base! + dataOffset + info.offset, count: info.byteCount)
     }
 

@@ -35,7 +35,27 @@ extension GGUFTokenizer {
         }
         let count = max(vocabularySize ?? 0, tokenizer.vocabSize)
 
-        // get_vocab_base.
+        let (tokens, types) = vocabBase(tokenizer, count: count)
+        let root = try JSONSerialization.jsonObject(with: tokenizer.jsonData) as? [String: Any] ?? [:]
+        let merges = mergeValues((root["model"] as? [String: Any])?["merges"])
+
+        var entries: [(key: String, value: GGUFValue)] = [
+            ("tokenizer.ggml.model", .string("gpt2")),
+            ("tokenizer.ggml.pre", .string(pre.names[0])),
+            ("tokenizer.ggml.tokens", .array(.string, tokens)),
+            ("tokenizer.ggml.token_type", .array(.int32, types)),
+        ]
+        if !merges.isEmpty { entries.append(("tokenizer.ggml.merges", .array(.string, merges))) }
+        let special = specialVocab(tokenizer, config: tokenizer.effectiveConfig, postProcessor: root["post_processor"])
+        for (type, id) in special.ids { entries.append(("tokenizer.ggml.\(type)", .uint32(UInt32(id)))) }
+        for (type, add) in special.add { entries.append(("tokenizer.ggml.add_\(type)_token", .bool(add))) }
+        entries += chatTemplate(tokenizer.effectiveConfig["chat_template"])
+        return entries
+    }
+
+    /// convert_hf_to_gguf.py's `get_vocab_base`: every id's text and token type, `count` ids (ids
+    /// past the tokenizer's are `[PADn]`, unused).
+    private static func vocabBase(_ tokenizer: Tokenizer, count: Int) -> (tokens: [GGUFValue], types: [GGUFValue]) {
         var addedByID: [Int: AddedToken] = [:]
         for t in tokenizer.json.addedTokens { addedByID[t.id] = t }
         var tokens: [GGUFValue] = [], types: [GGUFValue] = []
@@ -61,10 +81,13 @@ extension GGUFTokenizer {
             tokens.append(.string(text))
             types.append(.int32(Int32(type.rawValue)))
         }
+        return (tokens, types)
+    }
 
-        let root = try JSONSerialization.jsonObject(with: tokenizer.jsonData) as? [String: Any] ?? [:]
+    /// tokenizer.json's `model.merges` as `tokenizer.ggml.merges` strings ("a b"; a pair's spaces spelled Ġ).
+    private static func mergeValues(_ value: Any?) -> [GGUFValue] {
         var merges: [GGUFValue] = []
-        for m in (root["model"] as? [String: Any])?["merges"] as? [Any] ?? [] {
+        for m in value as? [Any] ?? [] {
             if let s = m as? String {
                 merges.append(.string(s))
             } else if let pair = m as? [String], pair.count == 2 {
@@ -72,19 +95,7 @@ extension GGUFTokenizer {
                 merges.append(.string(spelled[0] + " " + spelled[1]))
             }
         }
-
-        var entries: [(key: String, value: GGUFValue)] = [
-            ("tokenizer.ggml.model", .string("gpt2")),
-            ("tokenizer.ggml.pre", .string(pre.names[0])),
-            ("tokenizer.ggml.tokens", .array(.string, tokens)),
-            ("tokenizer.ggml.token_type", .array(.int32, types)),
-        ]
-        if !merges.isEmpty { entries.append(("tokenizer.ggml.merges", .array(.string, merges))) }
-        let special = specialVocab(tokenizer, config: tokenizer.effectiveConfig, postProcessor: root["post_processor"])
-        for (type, id) in special.ids { entries.append(("tokenizer.ggml.\(type)", .uint32(UInt32(id)))) }
-        for (type, add) in special.add { entries.append(("tokenizer.ggml.add_\(type)_token", .bool(add))) }
-        entries += chatTemplate(tokenizer.effectiveConfig["chat_template"])
-        return entries
+        return merges
     }
 
     /// convert_hf_to_gguf.py's `does_token_look_special`.
@@ -97,7 +108,8 @@ extension GGUFTokenizer {
 
     /// gguf-py's `SpecialVocab._try_load_from_tokenizer_json` for a tokenizer.json and tokenizer_config.json:
     /// the special token ids (keyed by the GGUF key's last part, in the order it writes them) and the
-    /// add_*_token flags it has a writer for (bos, eos, sep).
+    /// add_*_token flags it has a writer for (bos, eos, sep). Longer than this project's functions
+    /// are: it follows gguf-py's function branch for branch, in one piece, so that it reads against it.
     private static func specialVocab(_ tokenizer: Tokenizer, config: [String: Any], postProcessor: Any?)
         -> (ids: [(String, Int)], add: [(String, Bool)]) {
         func name(_ value: Any?) -> String? {

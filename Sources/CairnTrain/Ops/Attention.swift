@@ -224,6 +224,42 @@ enum AttentionOp {
         }
     }
 
+    /// Naive reference of `backward` (each query row in double, no BLAS, the probabilities
+    /// recomputed from the scores): per query row i with allowed keys j, P = softmax(q·kᵀ/√D),
+    /// dP_j = dOᵢ·v_j, Dᵢ = Σ_j P_j·dP_j, dS_j = P_j·(dP_j − Dᵢ); dq_i += Σ_j dS_j·k_j/√D,
+    /// dk_j += dS_j·q_i/√D, dv_j += P_j·dOᵢ. A query with no allowed key gets no gradient.
+    static func backwardReference(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                                  dout: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                  shape s: AttentionShape, keyMask: [[Int]]?) {
+        let qStride = s.H * s.D, kvStride = s.KV * s.D
+        for b in 0..<s.B {
+            for h in 0..<s.H {
+                let kvh = h / s.group
+                func qi(_ i: Int, _ d: Int) -> Int { b * s.Tq * qStride + i * qStride + h * s.D + d }
+                func kj(_ j: Int, _ d: Int) -> Int { b * s.kvBatchStride + j * kvStride + kvh * s.D + d }
+                for i in 0..<s.Tq {
+                    let keys = (0..<s.Tk).filter { s.allowed(b, i, $0, keyMask) }
+                    if keys.isEmpty { continue }
+                    let scores = keys.map { j in (0..<s.D).reduce(0.0) { $0 + Double(q[qi(i, $1)]) * Double(k[kj(j, $1)]) } * Double(s.scale) }
+                    let m = scores.max()!, e = scores.map { Foundation.exp($0 - m) }, sum = e.reduce(0, +)
+                    let P = e.map { $0 / sum }
+                    let dP = keys.map { j in (0..<s.D).reduce(0.0) { $0 + Double(dout[qi(i, $1)]) * Double(v[kj(j, $1)]) } }
+                    let Di = zip(P, dP).reduce(0.0) { $0 + $1.0 * $1.1 }
+                    var dqi = [Double](repeating: 0, count: s.D)
+                    for (n, j) in keys.enumerated() {
+                        let dS = P[n] * (dP[n] - Di) * Double(s.scale)
+                        for d in 0..<s.D {
+                            dqi[d] += dS * Double(k[kj(j, d)])
+                            dk[kj(j, d)] += Float(dS * Double(q[qi(i, d)]))
+                            dv[kj(j, d)] += Float(P[n] * Double(dout[qi(i, d)]))
+                        }
+                    }
+                    for d in 0..<s.D { dq[qi(i, d)] += Float(dqi[d]) }
+                }
+            }
+        }
+    }
+
     // MARK: Padding-free rows
 
     /// Attention over rows that hold several sequences side by side (TRL's padding-free

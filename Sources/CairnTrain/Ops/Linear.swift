@@ -28,13 +28,11 @@ enum LinearOp {
     private static func forwardFewRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                        N: Int, C: Int, OC: Int, accumulate: Bool) {
         let blocks = (OC + splitBlock - 1) / splitBlock, workers = min(BLAS.maxThreads, blocks)
-        BLAS.singleThreaded {
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                for b in stride(from: w * blocks / workers, to: (w + 1) * blocks / workers, by: 1) {
-                    let o0 = b * splitBlock, n = min(splitBlock, OC - o0)
-                    BLAS.sgemm(transA: false, transB: true, m: N, n: n, k: C, a: inp, lda: C, b: weight + o0 * C, ldb: C,
-                               beta: accumulate ? 1 : 0, c: out + o0, ldc: OC)
-                }
+        BLAS.workers(workers) { w in
+            for b in stride(from: w * blocks / workers, to: (w + 1) * blocks / workers, by: 1) {
+                let o0 = b * splitBlock, n = min(splitBlock, OC - o0)
+                BLAS.sgemm(transA: false, transB: true, m: N, n: n, k: C, a: inp, lda: C, b: weight + o0 * C, ldb: C,
+                           beta: accumulate ? 1 : 0, c: out + o0, ldc: OC)
             }
         }
     }

@@ -23,83 +23,11 @@ struct TokenizerJSON {
 
     init(data: Data, file: String, useBuiltinPatterns: Bool = true) throws {
         self.file = file
-        let root: [String: Any]
-        do {
-            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw TokenizerError(file: file, "the top level is not a JSON object")
-            }
-            root = object
-        } catch let error as TokenizerError {
-            throw error
-        } catch {
-            throw TokenizerError(file: file, "not valid JSON (\(error.localizedDescription))")
-        }
-        guard let modelValue = root["model"] else { throw TokenizerError(file: file, "missing key \"model\"") }
-        guard let model = modelValue as? [String: Any] else {
-            throw TokenizerError(file: file, "\"model\" is not an object")
-        }
-        let type = model["type"] as? String ?? "BPE"
-        guard type == "BPE" else {
-            throw TokenizerError(file: file, "model.type \"\(type)\" is not supported (Cairn reads byte-level BPE only)")
-        }
-        guard let vocabObject = model["vocab"] as? [String: Any] else {
-            throw TokenizerError(file: file, "missing or malformed key \"model.vocab\" (an object of token: id)")
-        }
-        var vocab: [String: Int] = [:]
-        vocab.reserveCapacity(vocabObject.count)
-        for (token, value) in vocabObject {
-            guard let id = Self.int(value), id >= 0 else {
-                throw TokenizerError(file: file, "model.vocab[\"\(token)\"] is not a non-negative integer id")
-            }
-            vocab[token] = id
-        }
-        guard let mergesArray = model["merges"] as? [Any] else {
-            throw TokenizerError(file: file, "missing or malformed key \"model.merges\" (a list)")
-        }
-        var merges: [(String, String)] = []
-        merges.reserveCapacity(mergesArray.count)
-        for (i, m) in mergesArray.enumerated() {
-            if let s = m as? String {
-                let parts = s.split(separator: " ", omittingEmptySubsequences: false)
-                guard parts.count == 2 else {
-                    throw TokenizerError(file: file, "model.merges[\(i)] \"\(s)\" is not two tokens separated by one space")
-                }
-                merges.append((String(parts[0]), String(parts[1])))
-            } else if let pair = m as? [Any], pair.count == 2, let a = pair[0] as? String, let b = pair[1] as? String {
-                merges.append((a, b))
-            } else {
-                throw TokenizerError(file: file, "model.merges[\(i)] is neither \"a b\" nor [\"a\", \"b\"]")
-            }
-        }
-        if let dropout = model["dropout"], !(dropout is NSNull), let p = Self.double(dropout), p > 0 {
-            throw TokenizerError(file: file, "model.dropout \(p) is not supported (BPE dropout is for training only)")
-        }
-        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-            if let value = model[key] as? String, !value.isEmpty {
-                throw TokenizerError(file: file, "model.\(key) \"\(value)\" is not supported by byte-level BPE")
-            }
-        }
-        let ignoreMerges = Self.bool(model["ignore_merges"]) ?? false
-        self.model = try BPEModel(vocab: vocab, merges: merges, ignoreMerges: ignoreMerges, file: file)
-
-        var added: [AddedToken] = []
-        if let list = root["added_tokens"], !(list is NSNull) {
-            guard let list = list as? [[String: Any]] else {
-                throw TokenizerError(file: file, "\"added_tokens\" is not a list of objects")
-            }
-            for (i, t) in list.enumerated() {
-                guard let id = Self.int(t["id"]), let content = t["content"] as? String else {
-                    throw TokenizerError(file: file, "added_tokens[\(i)] lacks \"id\" or \"content\"")
-                }
-                let special = Self.bool(t["special"]) ?? false
-                added.append(AddedToken(id: id, content: content, special: special,
-                                        singleWord: Self.bool(t["single_word"]) ?? false,
-                                        lstrip: Self.bool(t["lstrip"]) ?? false, rstrip: Self.bool(t["rstrip"]) ?? false,
-                                        normalized: Self.bool(t["normalized"]) ?? !special))
-            }
-        }
-        addedTokens = added
-        try Self.checkIDs(vocab: vocab, added: added, file: file)
+        let root = try Self.rootObject(data, file: file)
+        let vocab: [String: Int]
+        (model, vocab) = try Self.parseModel(root, file: file)
+        addedTokens = try Self.parseAddedTokens(root, file: file)
+        try Self.checkIDs(vocab: vocab, added: addedTokens, file: file)
 
         normalizeNFC = false
         if let normalizer = root["normalizer"], !(normalizer is NSNull) {
@@ -131,6 +59,97 @@ struct TokenizerJSON {
                 throw TokenizerError(file: file, "decoder.type \"\(type)\" is not supported (only ByteLevel)")
             }
         }
+    }
+
+    /// The file's top-level JSON object.
+    private static func rootObject(_ data: Data, file: String) throws -> [String: Any] {
+        do {
+            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw TokenizerError(file: file, "the top level is not a JSON object")
+            }
+            return object
+        } catch let error as TokenizerError {
+            throw error
+        } catch {
+            throw TokenizerError(file: file, "not valid JSON (\(error.localizedDescription))")
+        }
+    }
+
+    /// `model`: a byte-level BPE's vocabulary and merges, with the options Cairn refuses checked.
+    private static func parseModel(_ root: [String: Any], file: String) throws -> (BPEModel, vocab: [String: Int]) {
+        guard let modelValue = root["model"] else { throw TokenizerError(file: file, "missing key \"model\"") }
+        guard let model = modelValue as? [String: Any] else {
+            throw TokenizerError(file: file, "\"model\" is not an object")
+        }
+        let type = model["type"] as? String ?? "BPE"
+        guard type == "BPE" else {
+            throw TokenizerError(file: file, "model.type \"\(type)\" is not supported (Cairn reads byte-level BPE only)")
+        }
+        guard let vocabObject = model["vocab"] as? [String: Any] else {
+            throw TokenizerError(file: file, "missing or malformed key \"model.vocab\" (an object of token: id)")
+        }
+        var vocab: [String: Int] = [:]
+        vocab.reserveCapacity(vocabObject.count)
+        for (token, value) in vocabObject {
+            guard let id = int(value), id >= 0 else {
+                throw TokenizerError(file: file, "model.vocab[\"\(token)\"] is not a non-negative integer id")
+            }
+            vocab[token] = id
+        }
+        let merges = try parseMerges(model["merges"], file: file)
+        if let dropout = model["dropout"], !(dropout is NSNull), let p = double(dropout), p > 0 {
+            throw TokenizerError(file: file, "model.dropout \(p) is not supported (BPE dropout is for training only)")
+        }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
+            if let value = model[key] as? String, !value.isEmpty {
+                throw TokenizerError(file: file, "model.\(key) \"\(value)\" is not supported by byte-level BPE")
+            }
+        }
+        let ignoreMerges = bool(model["ignore_merges"]) ?? false
+        return (try BPEModel(vocab: vocab, merges: merges, ignoreMerges: ignoreMerges, file: file), vocab)
+    }
+
+    /// `model.merges`, each "a b" or ["a", "b"].
+    private static func parseMerges(_ value: Any?, file: String) throws -> [(String, String)] {
+        guard let mergesArray = value as? [Any] else {
+            throw TokenizerError(file: file, "missing or malformed key \"model.merges\" (a list)")
+        }
+        var merges: [(String, String)] = []
+        merges.reserveCapacity(mergesArray.count)
+        for (i, m) in mergesArray.enumerated() {
+            if let s = m as? String {
+                let parts = s.split(separator: " ", omittingEmptySubsequences: false)
+                guard parts.count == 2 else {
+                    throw TokenizerError(file: file, "model.merges[\(i)] \"\(s)\" is not two tokens separated by one space")
+                }
+                merges.append((String(parts[0]), String(parts[1])))
+            } else if let pair = m as? [Any], pair.count == 2, let a = pair[0] as? String, let b = pair[1] as? String {
+                merges.append((a, b))
+            } else {
+                throw TokenizerError(file: file, "model.merges[\(i)] is neither \"a b\" nor [\"a\", \"b\"]")
+            }
+        }
+        return merges
+    }
+
+    /// `added_tokens` (absent or null: none).
+    private static func parseAddedTokens(_ root: [String: Any], file: String) throws -> [AddedToken] {
+        var added: [AddedToken] = []
+        guard let list = root["added_tokens"], !(list is NSNull) else { return added }
+        guard let objects = list as? [[String: Any]] else {
+            throw TokenizerError(file: file, "\"added_tokens\" is not a list of objects")
+        }
+        for (i, t) in objects.enumerated() {
+            guard let id = int(t["id"]), let content = t["content"] as? String else {
+                throw TokenizerError(file: file, "added_tokens[\(i)] lacks \"id\" or \"content\"")
+            }
+            let special = bool(t["special"]) ?? false
+            added.append(AddedToken(id: id, content: content, special: special,
+                                    singleWord: bool(t["single_word"]) ?? false,
+                                    lstrip: bool(t["lstrip"]) ?? false, rstrip: bool(t["rstrip"]) ?? false,
+                                    normalized: bool(t["normalized"]) ?? !special))
+        }
+        return added
     }
 
     /// Whether the normalizer is NFC (true) or does nothing (false); anything else throws.

@@ -63,15 +63,25 @@ public enum TokenizerTrainer {
     /// Trains on in-memory texts.
     static func train(texts: [String], vocabSize: Int) throws -> Tokenizer {
         try checkVocabSize(vocabSize)
-        let learnedLimit = vocabSize - specialTokens.count
+        let (words, counts) = uniqueWords(texts)
+        var learner = BPELearner(words: words, counts: counts)
+        learner.learn(upTo: vocabSize - specialTokens.count)
+        let data = try tokenizerJSON(tokenBytes: learner.tokenBytes, merges: learner.merges)
+        let tokenizer = try Tokenizer(json: data, file: "tokenizer.json")
+        tokenizer.eosToken = "<|endoftext|>"
+        tokenizer.padToken = "<|endoftext|>"
+        return tokenizer
+    }
+
+    /// The texts' unique pre-tokens (bytes as symbol ids 0…255) with their counts, in order of
+    /// first appearance; the special tokens are cut out of the texts first.
+    private static func uniqueWords(_ texts: [String]) -> (words: [[Int32]], counts: [Int]) {
         let special = AddedVocabulary(specialTokens.enumerated().map {
             AddedToken(id: $0.offset, content: $0.element, special: true, singleWord: false, lstrip: false,
                        rstrip: false, normalized: false)
         }, normalize: { $0 })
         let preTokenizer = PreTokenizer(steps: [.split(.builtin(.qwen2(maxDigits: 1))),
                                                 .byteLevel(addPrefixSpace: false, useRegex: false)])
-
-        // Unique pre-tokens with their counts, in order of first appearance.
         var wordIndex: [ByteKey: Int] = [:]
         var words: [[Int32]] = []
         var counts: [Int] = []
@@ -91,91 +101,100 @@ public enum TokenizerTrainer {
                 }
             }
         }
+        return (words, counts)
+    }
 
-        // Tokens and merges learned so far.
+    /// The merge loop's state: the tokens and merges learned so far, the words as symbol ids, the
+    /// pair counts, the words each pair occurs in (may hold stale entries) and a heap of candidates.
+    private struct BPELearner {
+        var words: [[Int32]]
+        let counts: [Int]
         var tokenBytes: [[UInt8]] = (0..<256).map { [UInt8($0)] }
         var idOfTokenBytes: [[UInt8]: Int32] = [:]
-        for (i, b) in tokenBytes.enumerated() { idOfTokenBytes[b] = Int32(i) }
         var merges: [(Int32, Int32)] = []
-
-        // Pair counts, the words each pair occurs in (may hold stale entries), and a heap of candidates.
         var pairCounts: [UInt64: Int] = [:]
         var wordsOfPair: [UInt64: [Int32]] = [:]
-        for (w, symbols) in words.enumerated() where symbols.count > 1 {
-            for i in 0..<(symbols.count - 1) {
-                let key = pairKey(symbols[i], symbols[i + 1])
-                pairCounts[key, default: 0] += counts[w]
-                if wordsOfPair[key]?.last != Int32(w) { wordsOfPair[key, default: []].append(Int32(w)) }
-            }
-        }
         var heap = MinHeap<PairCandidate>()
-        for (key, count) in pairCounts { heap.push(PairCandidate(count: count, key: key)) }
 
-        while tokenBytes.count < learnedLimit, let top = heap.pop() {
-            let current = pairCounts[top.key] ?? 0
-            if current != top.count {
-                if current > 0 { heap.push(PairCandidate(count: current, key: top.key)) }
-                continue
+        init(words: [[Int32]], counts: [Int]) {
+            self.words = words
+            self.counts = counts
+            for (i, b) in tokenBytes.enumerated() { idOfTokenBytes[b] = Int32(i) }
+            for (w, symbols) in words.enumerated() where symbols.count > 1 {
+                for i in 0..<(symbols.count - 1) {
+                    let key = pairKey(symbols[i], symbols[i + 1])
+                    pairCounts[key, default: 0] += counts[w]
+                    if wordsOfPair[key]?.last != Int32(w) { wordsOfPair[key, default: []].append(Int32(w)) }
+                }
             }
-            guard current > 0 else { break }
-            let left = Int32(top.key >> 32), right = Int32(top.key & 0xFFFF_FFFF)
-            let merged = tokenBytes[Int(left)] + tokenBytes[Int(right)]
-            let newID: Int32
-            if let existing = idOfTokenBytes[merged] {
-                newID = existing
-            } else {
-                newID = Int32(tokenBytes.count)
-                tokenBytes.append(merged)
-                idOfTokenBytes[merged] = newID
-            }
-            merges.append((left, right))
+            for (key, count) in pairCounts { heap.push(PairCandidate(count: count, key: key)) }
+        }
 
-            var delta: [UInt64: Int] = [:]
-            for w32 in wordsOfPair[top.key] ?? [] {
-                let w = Int(w32)
-                let old = words[w]
-                var new: [Int32] = []
-                new.reserveCapacity(old.count)
-                var i = 0, changed = false
-                while i < old.count {
-                    if i + 1 < old.count && old[i] == left && old[i + 1] == right {
-                        new.append(newID)
-                        i += 2
-                        changed = true
-                    } else {
-                        new.append(old[i])
-                        i += 1
-                    }
+        /// Merges the most frequent pair until there are `limit` tokens or no pair is left.
+        mutating func learn(upTo limit: Int) {
+            while tokenBytes.count < limit, let top = heap.pop() {
+                let current = pairCounts[top.key] ?? 0
+                if current != top.count {
+                    if current > 0 { heap.push(PairCandidate(count: current, key: top.key)) }
+                    continue
                 }
-                guard changed else { continue }
-                let c = counts[w]
-                for k in 0..<(old.count - 1) { delta[pairKey(old[k], old[k + 1]), default: 0] -= c }
-                if new.count > 1 {
-                    var lastAdded: UInt64? = nil
-                    for k in 0..<(new.count - 1) {
-                        let key = pairKey(new[k], new[k + 1])
-                        delta[key, default: 0] += c
-                        if (new[k] == newID || new[k + 1] == newID) && lastAdded != key {
-                            wordsOfPair[key, default: []].append(w32)
-                            lastAdded = key
-                        }
-                    }
+                guard current > 0 else { break }
+                let left = Int32(top.key >> 32), right = Int32(top.key & 0xFFFF_FFFF)
+                let merged = tokenBytes[Int(left)] + tokenBytes[Int(right)]
+                let newID: Int32
+                if let existing = idOfTokenBytes[merged] {
+                    newID = existing
+                } else {
+                    newID = Int32(tokenBytes.count)
+                    tokenBytes.append(merged)
+                    idOfTokenBytes[merged] = newID
                 }
-                words[w] = new
-            }
-            wordsOfPair[top.key] = nil
-            for (key, d) in delta where d != 0 {
-                let value = (pairCounts[key] ?? 0) + d
-                if value > 0 { pairCounts[key] = value } else { pairCounts[key] = nil }
-                if d > 0 { heap.push(PairCandidate(count: value, key: key)) }
+                merges.append((left, right))
+                var delta: [UInt64: Int] = [:]
+                for w32 in wordsOfPair[top.key] ?? [] { rewrite(word: w32, left: left, right: right, as: newID, delta: &delta) }
+                wordsOfPair[top.key] = nil
+                for (key, d) in delta where d != 0 {
+                    let value = (pairCounts[key] ?? 0) + d
+                    if value > 0 { pairCounts[key] = value } else { pairCounts[key] = nil }
+                    if d > 0 { heap.push(PairCandidate(count: value, key: key)) }
+                }
             }
         }
 
-        let data = try tokenizerJSON(tokenBytes: tokenBytes, merges: merges)
-        let tokenizer = try Tokenizer(json: data, file: "tokenizer.json")
-        tokenizer.eosToken = "<|endoftext|>"
-        tokenizer.padToken = "<|endoftext|>"
-        return tokenizer
+        /// Replaces each (left, right) in word `w32` by `newID`, adding the change in pair counts
+        /// to `delta` and the word to the lists of its new pairs.
+        private mutating func rewrite(word w32: Int32, left: Int32, right: Int32, as newID: Int32, delta: inout [UInt64: Int]) {
+            let w = Int(w32)
+            let old = words[w]
+            var new: [Int32] = []
+            new.reserveCapacity(old.count)
+            var i = 0, changed = false
+            while i < old.count {
+                if i + 1 < old.count && old[i] == left && old[i + 1] == right {
+                    new.append(newID)
+                    i += 2
+                    changed = true
+                } else {
+                    new.append(old[i])
+                    i += 1
+                }
+            }
+            guard changed else { return }
+            let c = counts[w]
+            for k in 0..<(old.count - 1) { delta[pairKey(old[k], old[k + 1]), default: 0] -= c }
+            if new.count > 1 {
+                var lastAdded: UInt64? = nil
+                for k in 0..<(new.count - 1) {
+                    let key = pairKey(new[k], new[k + 1])
+                    delta[key, default: 0] += c
+                    if (new[k] == newID || new[k + 1] == newID) && lastAdded != key {
+                        wordsOfPair[key, default: []].append(w32)
+                        lastAdded = key
+                    }
+                }
+            }
+            words[w] = new
+        }
     }
 
     @inline(__always)

@@ -88,16 +88,8 @@ public struct TrainerCheckpoint {
     }
 }
 
-/// What SFTTrainer and DPOTrainer share for checkpoints: a model whose trainable tensors an
-/// AdamW updates, a step counter, the metrics and the dropout generator.
-protocol OptimizedTrainer: ResumableTrainer {
-    var model: TransformerModel { get }
-    var optimizer: AdamW { get }
-    var step: Int { get set }
-    var history: [LoggedMetrics] { get set }
-    var dropoutRNG: RandomGenerator? { get set }
-}
-
+/// SFTTrainer's and DPOTrainer's checkpoints: the trainable tensors, the AdamW moments, the
+/// step, the metrics and the dropout generator (see `OptimizedTrainer`).
 extension OptimizedTrainer {
     public func checkpointState() -> TrainerCheckpoint {
         let trainable = model.trainableParameters()

@@ -28,15 +28,11 @@ public final class DPOTrainer: ResumableTrainer {
         referenceLogps = try model.withAdapterDisabled {
             try DPOTrainer.sequenceLogps(model: model, examples: pairs.flatMap { [$0.chosen, $0.rejected] }, batchSize: config.batchSize * 2, padID: padID)
         }.chunked2()
-        optimizer = AdamW(parameters: model.trainableParameters().map(\.tensor),
-                          hyper: .init(beta1: config.adamBeta1, beta2: config.adamBeta2, eps: config.adamEpsilon, weightDecay: config.weightDecay))
+        optimizer = AdamW(parameters: model.trainableParameters().map(\.tensor), hyper: config.adamW)
         order = DataOrder(count: pairs.count, batchSize: config.batchSize, seed: config.seed)
         totalSteps = config.totalSteps(examples: pairs.count)
-        dropoutRNG = config.loraDropout > 0 ? RandomGenerator(seed: config.seed).derived(0xD0) : nil
+        dropoutRNG = config.dropoutGenerator
     }
-
-    public var isFinished: Bool { step >= totalSteps }
-    public var stepsTotal: Int { totalSteps }
 
     /// Summed completion log-probabilities of each example (no gradients), computed as a
     /// training step computes them.
@@ -52,15 +48,11 @@ public final class DPOTrainer: ResumableTrainer {
     /// One optimizer step over `gradientAccumulation` micro-batches of pairs; returns TRL's metrics.
     @discardableResult
     public func trainStep() throws -> LoggedMetrics {
-        let lr = config.schedule(totalSteps: totalSteps).rate(at: step)
-        let firstMicro = step * config.gradientAccumulation
-        let micro = (0..<config.gradientAccumulation).map { order.microBatch(firstMicro + $0) }
-        let nPairs = micro.reduce(0) { $0 + $1.count }
+        let stepPasses = passes(step: step) { [pairs[$0].chosen, pairs[$0].rejected] }
+        let nPairs = stepPasses.reduce(0) { $0 + $1.items.count }
         model.zeroGradients()
         var sums: [String: Double] = [:]
-        for indices in micro.flatMap({ TrainingPass.split($0) { self.pairs[$0].chosen.ids.count + self.pairs[$0].rejected.ids.count } }) {
-            let examples = indices.flatMap { [pairs[$0].chosen, pairs[$0].rejected] }
-            let batch = config.paddingFree ? SFTDataset.paddingFreeBatch(examples) : SFTDataset.batch(examples, padID: padID)
+        for (indices, batch) in stepPasses {
             // One forward: the policy's log-probabilities set each sequence's gradient weight.
             // The step's loss is the mean over all its pairs: this pass's mean × its share.
             let share = Double(indices.count) / Double(nPairs)
@@ -78,17 +70,7 @@ public final class DPOTrainer: ResumableTrainer {
                 return weights
             }
         }
-        guard let l = sums["loss"], l.isFinite else { throw TrainingError(step: step + 1, "the loss is \(sums["loss"] ?? .nan)") }
-        let grads = model.namedGradients().map(\.tensor)
-        let norm = clipGradientNorm(grads, maxNorm: config.maxGradNorm)
-        guard norm.isFinite else { throw TrainingError(step: step + 1, "a gradient is not finite (norm \(norm))") }
-        optimizer.update(gradients: grads, learningRate: lr)
-        step += 1
-        sums["learning_rate"] = lr
-        sums["grad_norm"] = norm
-        let m = LoggedMetrics(step: step, epoch: order.epoch(ofMicroBatch: step * config.gradientAccumulation), values: sums)
-        history.append(m)
-        return m
+        return try finishStep(sums)
     }
 
     /// Held-out preference accuracy (the implicit reward of the chosen completion above the

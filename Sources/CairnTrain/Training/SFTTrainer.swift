@@ -15,61 +15,6 @@ public struct LoggedMetrics: Codable, Sendable, Equatable {
     public var values: [String: Double]
 }
 
-/// The data order: every epoch a seeded permutation of the examples, cut into micro-batches,
-/// grouped into optimizer steps of `gradientAccumulation` micro-batches.
-struct DataOrder {
-    let count: Int
-    let batchSize: Int
-    let seed: UInt64
-
-    func permutation(epoch: Int) -> [Int] {
-        var g = RandomGenerator(seed: seed).derived(UInt64(epoch) &+ 0x5EED)
-        var p = Array(0..<count)
-        if count > 1 { for i in stride(from: count - 1, to: 0, by: -1) { p.swapAt(i, Int(g.next() % UInt64(i + 1))) } }
-        return p
-    }
-
-    var microBatchesPerEpoch: Int { (count + batchSize - 1) / batchSize }
-
-    /// The example indices of global micro-batch `k` (epochs follow each other).
-    func microBatch(_ k: Int) -> [Int] {
-        let epoch = k / microBatchesPerEpoch, j = k % microBatchesPerEpoch
-        return Array(permutation(epoch: epoch)[(j * batchSize)..<min(count, (j + 1) * batchSize)])
-    }
-
-    func epoch(ofMicroBatch k: Int) -> Double { Double(k) / Double(microBatchesPerEpoch) }
-}
-
-/// How much one forward and backward takes at once. A pass keeps every layer's activations for
-/// its backward (about 0.6 MB per token on SmolLM2-135M), so a micro-batch with more tokens runs
-/// as several passes whose gradients add up — the same step, up to fp32 summation order (losses
-/// are normalised by the loss tokens of the whole step, and a DPO pair's loss is its own).
-public enum TrainingPass {
-    public static let maxTokens = 512
-
-    /// `items` in order, in as few passes as keep each under `maxTokens` (an item longer than
-    /// that goes alone), the passes as even in tokens as the order allows: two passes of 300
-    /// tokens use the cores better than one of 512 and one of 88.
-    static func split<T>(_ items: [T], tokens: (T) -> Int) -> [[T]] {
-        let sizes = items.map(tokens), total = sizes.reduce(0, +)
-        guard total > maxTokens, items.count > 1 else { return items.isEmpty ? [] : [items] }
-        var passes = (total + maxTokens - 1) / maxTokens
-        while true {
-            // Cut at each share of the total; retry with one pass more while a pass is too long.
-            var out: [[T]] = [], current: [T] = [], n = 0, done = 0
-            for (item, t) in zip(items, sizes) {
-                if !current.isEmpty && (n + t > maxTokens || done + t / 2 > total * (out.count + 1) / passes) {
-                    out.append(current); current = []; n = 0
-                }
-                current.append(item); n += t; done += t
-            }
-            out.append(current)
-            if out.count <= passes || passes >= items.count { return out }
-            passes += 1
-        }
-    }
-}
-
 /// Next-token training on labelled examples: LoRA supervised fine-tuning (`.lora`, the base
 /// frozen) or full-parameter training (`.full`, pretraining). AdamW, warmup then decay, gradient
 /// accumulation normalised by the loss tokens of all accumulated micro-batches, norm clipping.
@@ -102,32 +47,21 @@ public final class SFTTrainer: ResumableTrainer {
         }
         model.setTrainable(mode)
         self.model = model; self.config = config; self.train = train; self.padID = padID
-        optimizer = AdamW(parameters: model.trainableParameters().map(\.tensor),
-                          hyper: .init(beta1: config.adamBeta1, beta2: config.adamBeta2, eps: config.adamEpsilon, weightDecay: config.weightDecay))
+        optimizer = AdamW(parameters: model.trainableParameters().map(\.tensor), hyper: config.adamW)
         order = DataOrder(count: train.count, batchSize: config.batchSize, seed: config.seed)
         totalSteps = config.totalSteps(examples: train.count)
-        dropoutRNG = mode == .lora && config.loraDropout > 0 ? RandomGenerator(seed: config.seed).derived(0xD0) : nil
+        dropoutRNG = mode == .lora ? config.dropoutGenerator : nil
     }
-
-    public var isFinished: Bool { step >= totalSteps }
-    public var stepsTotal: Int { totalSteps }
 
     /// The passes of optimizer step `step` (0-based): its micro-batches, each cut into passes of at
     /// most `TrainingPass.maxTokens` tokens, padded or padding-free as configured.
     public func microBatches(step: Int) -> [TrainingBatch] {
-        let firstMicro = step * config.gradientAccumulation
-        return (0..<config.gradientAccumulation).flatMap { k in
-            TrainingPass.split(order.microBatch(firstMicro + k).map { train[$0] }, tokens: { $0.ids.count }).map { examples in
-                config.paddingFree ? SFTDataset.paddingFreeBatch(examples) : SFTDataset.batch(examples, padID: padID)
-            }
-        }
+        passes(step: step) { [train[$0]] }.map(\.batch)
     }
 
     /// One optimizer step; returns its metrics (loss, learning_rate, grad_norm, tokens).
     @discardableResult
     public func trainStep() throws -> LoggedMetrics {
-        let schedule = config.schedule(totalSteps: totalSteps)
-        let lr = schedule.rate(at: step)
         let batches = microBatches(step: step)
         let tokens = batches.reduce(0) { $0 + $1.lossTokens }
         model.zeroGradients()
@@ -137,16 +71,7 @@ public final class SFTTrainer: ResumableTrainer {
             lossSum += s
         }
         let loss = tokens > 0 ? lossSum / Double(tokens) : 0
-        guard loss.isFinite else { throw TrainingError(step: step + 1, "the loss is \(loss)") }
-        let grads = model.namedGradients().map(\.tensor)
-        let norm = clipGradientNorm(grads, maxNorm: config.maxGradNorm)
-        guard norm.isFinite else { throw TrainingError(step: step + 1, "a gradient is not finite (norm \(norm))") }
-        optimizer.update(gradients: grads, learningRate: lr)
-        step += 1
-        let m = LoggedMetrics(step: step, epoch: order.epoch(ofMicroBatch: step * config.gradientAccumulation),
-                              values: ["loss": loss, "learning_rate": lr, "grad_norm": norm, "tokens": Double(tokens)])
-        history.append(m)
-        return m
+        return try finishStep(["loss": loss, "tokens": Double(tokens)])
     }
 
     /// Mean loss per loss token over `examples` (no gradients, no dropout).

@@ -24,7 +24,7 @@ public struct TrainingConfig: Equatable, Sendable {
     public var loraR: Int = 16
     public var loraAlpha: Double = 32
     public var loraDropout: Double = 0.05
-    public var targetModules: [String] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    public var targetModules: [String] = PEFTKey.attentionModules
     public var useRslora: Bool = false
     public var completionOnlyLoss: Bool = true
     /// TRL's padding-free batches: a micro-batch's examples side by side in one row, attention
@@ -43,6 +43,14 @@ public struct TrainingConfig: Equatable, Sendable {
     public func loraSpec() throws -> LoRASpec {
         try LoRASpec(rank: loraR, alpha: loraAlpha, dropout: loraDropout, targets: targetModules, useRSLoRA: useRslora)
     }
+
+    /// AdamW's settings.
+    var adamW: AdamW.Hyperparameters {
+        .init(beta1: adamBeta1, beta2: adamBeta2, eps: adamEpsilon, weightDecay: weightDecay)
+    }
+
+    /// The LoRA dropout masks' generator (seeded), nil without dropout.
+    var dropoutGenerator: RandomGenerator? { loraDropout > 0 ? RandomGenerator(seed: seed).derived(0xD0) : nil }
 
     /// Optimizer steps for `examples` examples.
     public func totalSteps(examples: Int) -> Int {

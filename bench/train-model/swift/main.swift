@@ -24,7 +24,7 @@ if CommandLine.arguments.contains("--skinny") {
         let a = Tensor(shape: [m * k]), b = Tensor(shape: [k * n]), c = Tensor(shape: [m * n])
         for i in 0..<a.count { a[i] = Float(i % 13) * 0.01 }
         for i in 0..<b.count { b[i] = Float(i % 7) * 0.01 }
-        let run = { BLAS.sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: n, c: c.data, ldc: n) }
+        let run = { BLAS.sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: c, ldc: n) }
         run()  // first use: calibrates the shape
         let chosen = time(run)
         let one = BLAS.singleThreaded { time(run) }

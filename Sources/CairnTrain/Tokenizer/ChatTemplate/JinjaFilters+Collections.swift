@@ -2,6 +2,8 @@ import Foundation
 
 /// Filters over sequences (`map`, `select*`, `sort`, `unique`…) and the numeric and text helpers.
 extension JinjaInterpreter {
+    /// One case per filter, in one switch: the function is long because it is the table of these
+    /// filters, each case a few lines read on its own (as jinja2's filters.py is a list of them).
     func applyCollectionFilter(_ name: String, _ value: Value, _ args: Arguments, scope: Scope) throws -> Value {
         func p(_ params: [String]) throws -> [Value?] { try Self.bind(args, params, name) }
         switch name {

@@ -73,6 +73,8 @@ extension JinjaInterpreter {
         }
     }
 
+    /// One case per filter, in one switch: the function is long because it is the table of jinja2's
+    /// scalar and text filters, each case a few lines read on its own (collections: +Collections).
     func applyFilter(_ name: String, _ value: Value, _ args: Arguments, scope: Scope) throws -> Value {
         func p(_ params: [String]) throws -> [Value?] { try Self.bind(args, params, name) }
         switch name {

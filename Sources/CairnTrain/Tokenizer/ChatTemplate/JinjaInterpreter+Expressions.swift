@@ -9,6 +9,8 @@ extension JinjaInterpreter {
         }
     }
 
+    /// One case per expression kind, in one switch: long because it is the evaluator's table, each
+    /// case a few lines read on its own.
     private func evalUnlocated(_ e: Expr, _ scope: Scope) throws -> Value {
         switch e.kind {
         case .none: return .none

@@ -92,6 +92,8 @@ final class JinjaInterpreter {
         return .normal
     }
 
+    /// One case per statement kind, in one switch: long because it is the interpreter's table, each
+    /// case a few lines read on its own.
     func exec(_ stmt: Stmt, _ scope: Scope) throws -> Flow {
         switch stmt.kind {
         case .output(let parts):

@@ -79,6 +79,8 @@ extension JinjaInterpreter {
         return i
     }
 
+    /// One case per `str` method, in one switch: the function is long because it is the table of
+    /// Python's string methods, each case a few lines read on its own.
     func strMethod(_ obj: Value, _ name: String, _ args: Arguments) throws -> Value {
         let isMarkup = obj.isMarkup
         let s = Array(obj.stringValue!.unicodeScalars)

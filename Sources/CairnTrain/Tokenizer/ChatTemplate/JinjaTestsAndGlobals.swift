@@ -4,6 +4,7 @@ import Foundation
 extension JinjaInterpreter {
     static let implementedTests: Set<String> = JinjaParser.knownTests
 
+    /// One case per test, in one switch: the function is long because it is the table of jinja2's tests.
     func applyTest(_ name: String, _ v: Value, _ args: Arguments) throws -> Bool {
         func arg() throws -> Value {
             guard let a = args.positional.first ?? args.keywords.first?.1 else {

@@ -52,6 +52,7 @@ enum PyOps {
         }
     }
 
+    /// One case per operator, int then float (Python's rules for each, side by side): a table.
     static func arithmetic(_ op: String, _ x: Value.Number, _ y: Value.Number) throws -> Value {
         if case .int(let i) = x, case .int(let j) = y {
             switch op {

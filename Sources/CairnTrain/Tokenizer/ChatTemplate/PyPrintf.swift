@@ -5,7 +5,9 @@ import Foundation
 enum PyPrintf {
     private static func argumentError(_ m: String) -> JinjaRuntimeError { .type(m) }
 
-    /// `fmt % args`.
+    /// `fmt % args`. One pass over the format string whose state (the next argument, the mapping,
+    /// flags, width, precision) lives in locals shared by every conversion; kept in one piece rather
+    /// than passing that state between pieces.
     static func format(_ fmt: String, _ args: Value, markup: Bool) throws -> String {
         let f = Array(fmt.unicodeScalars)
         var positional: [Value]

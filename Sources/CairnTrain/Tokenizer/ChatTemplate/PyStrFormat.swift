@@ -60,7 +60,8 @@ enum PyStrFormat {
         return out
     }
 
-    /// Python's `format(value, spec)`.
+    /// Python's `format(value, spec)`: the spec parsed left to right (fill, align, sign, #, 0, width,
+    /// grouping, precision, type) and applied, in one piece as the mini-language reads.
     static func formatValue(_ v: Value, _ spec: [Unicode.Scalar]) throws -> String {
         if spec.isEmpty { return try PyFormat.str(v) }
         var i = 0
