@@ -1,4 +1,5 @@
 import CairnStore
+import CairnSystem
 import CairnTrain
 import Foundation
 
