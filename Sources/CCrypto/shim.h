@@ -2,4 +2,5 @@
 #define CAIRN_CCRYPTO_SHIM_H
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/err.h>
 #endif

@@ -1,4 +1,5 @@
 import CairnStore
+import CairnSystem
 import CairnTrain
 import Foundation
 
@@ -48,7 +49,7 @@ final class GatePlan {
         var r = CheckRequest(name: name)
         try fill(&r)
         let file = checksDir + "/\(name).request.json"
-        try r.bytes.write(to: URL(fileURLWithPath: file), options: .atomic)
+        try AtomicFile.write(r.bytes, to: file)
         tasks.append(GateTask(name: name, blocking: blocking, timeoutSeconds: timeout,
                               work: .process(arguments: [executable, "check", name, "--request", file], result: checksDir + "/\(name).json",
                                              log: checksDir + "/\(name).log")))

@@ -1,4 +1,5 @@
 import CairnStore
+import CairnSystem
 import Foundation
 
 /// Resuming: a run stopped (interrupted, or failed) continues from its journal.
@@ -37,8 +38,6 @@ extension Orchestrator {
     public static func effectiveStatus(_ run: RunRecord) throws -> RunStatus {
         guard run.status == .running else { return run.status }
         guard let pid = run.metadata["pid"]?.numberValue.map({ pid_t($0) }) else { return .interrupted }
-        let alive = kill(pid, 0) == 0 || errno == EPERM
-        let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
-        return alive && cmd.contains("cairn") ? .running : .interrupted
+        return Processes.isAlive(pid, running: "cairn") ? .running : .interrupted
     }
 }

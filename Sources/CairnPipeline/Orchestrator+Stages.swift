@@ -1,4 +1,5 @@
 import CairnStore
+import CairnSystem
 import CairnTrain
 import Foundation
 
@@ -109,7 +110,7 @@ extension Orchestrator {
         keyed.key = gateKey(key)
         let report = keyed.json
         let bytes = Array(report.description.utf8)
-        try Data(bytes).write(to: URL(fileURLWithPath: workDir + "/\(stage.name.rawValue)/gate.json"), options: .atomic)
+        try AtomicFile.write(bytes, to: workDir + "/\(stage.name.rawValue)/gate.json")
         let stored = try store.add(bytes: bytes, fileName: "gate.json", kind: .report, name: "\(config.pipelineID)/run-\(runID)/\(stage.name.rawValue)-gate.json")
         try store.record(execution: execution, .generated, stored.artifact.id, role: "gate_report")
         try store.finishStage(execution: execution, status: .succeeded, metrics: metrics, gateReport: report)

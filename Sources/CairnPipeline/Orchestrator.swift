@@ -1,4 +1,5 @@
 import CairnStore
+import CairnSystem
 import CairnTrain
 import Foundation
 
@@ -230,8 +231,8 @@ public final class Orchestrator {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = try enc.encode(r.json)
-        try data.write(to: URL(fileURLWithPath: workDir + "/pipeline_result.json"), options: .atomic)
-        try data.write(to: URL(fileURLWithPath: config.outputDir + "/pipeline_result.json"), options: .atomic)
+        try AtomicFile.write(data, to: workDir + "/pipeline_result.json")
+        try AtomicFile.write(data, to: config.outputDir + "/pipeline_result.json")
         let stored = try? store.add(bytes: Array(data), fileName: "pipeline_result.json", kind: .report, name: "\(config.pipelineID)/run-\(runID)/pipeline_result.json")
         try journal.finished(resultPath: workDir + "/pipeline_result.json", finalArtifact: r.finalArtifact, resultArtifact: stored?.artifact.id)
     }

@@ -1,4 +1,5 @@
 import CairnStore
+import CairnSystem
 import Foundation
 
 /// The run's artifacts as files in its work directory: outputs where the stages wrote them,
@@ -28,7 +29,7 @@ final class RunFiles {
         if !FileManager.default.fileExists(atPath: dir + "/.complete") {
             try? FileManager.default.removeItem(atPath: dir)
             _ = try store.checkout(id, into: dir)
-            FileManager.default.createFile(atPath: dir + "/.complete", contents: nil)
+            try? AtomicFile.write([UInt8](), to: dir + "/.complete")
         }
         // A one-file artifact stored from a file (a dataset, a config) is that file; an artifact
         // stored from a directory keeps its directory even with one file in it.
@@ -56,7 +57,7 @@ final class RunFiles {
     func builtinFile(_ name: String, _ lines: [String]) -> String {
         let p = workDir + "/inputs/" + name
         try? FileManager.default.createDirectory(atPath: workDir + "/inputs", withIntermediateDirectories: true)
-        try? (lines.joined(separator: "\n") + "\n").write(toFile: p, atomically: true, encoding: .utf8)
+        try? AtomicFile.write(lines.joined(separator: "\n") + "\n", to: p)
         return p
     }
 }

@@ -1,3 +1,4 @@
+import CairnSystem
 import CairnTrain
 import Foundation
 
@@ -37,7 +38,7 @@ public enum TrainingJobs {
 
     static func writeSummary(_ s: Summary, to dir: String) throws {
         let data = try JSONSerialization.data(withJSONObject: s, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: URL(fileURLWithPath: dir + "/metrics.json"), options: .atomic)
+        try AtomicFile.write(data, to: dir + "/metrics.json")
     }
 
     /// Training and held-out indices: all for training when an eval file is given, else the eval_split.

@@ -112,7 +112,7 @@ extension ArtifactStore {
         let modified: Double
         /// Its writer is gone, or it is older than the cutoff.
         func isLeftover(cutoff: Double) -> Bool {
-            modified < cutoff || pid.map { !FS.processIsAlive($0) } ?? true
+            modified < cutoff || pid.map { !Processes.isAlive($0) } ?? true
         }
     }
 

@@ -312,7 +312,7 @@ public final class ArtifactStore {
                         throw StoreError(.refused, "cannot check out '\(e.path)': '\(dir)' is not a directory")
                     }
                 }
-                let temp = dir + "/.cairn-checkout-\(FS.currentPID)-" + UUID().uuidString.prefix(8).lowercased()
+                let temp = dir + "/.cairn-checkout-\(Processes.currentID)-" + UUID().uuidString.prefix(8).lowercased()
                 let out = try FileDescriptor.createExclusive(temp, mode: 0o600)
                 temps.append((temp, base + "/" + e.path))
                 let n = try blobs.readVerified(e.blob) { try out.writeAll($0) }

@@ -21,7 +21,7 @@ final class BlobStore: @unchecked Sendable {
     /// after this process so that fsck can tell a live writer's temp file from a leftover one.
     func newTempPath() -> String {
         tempLock.lock(); tempCounter += 1; let n = tempCounter; tempLock.unlock()
-        return root + "/" + BlobStore.tempPrefix + "\(FS.currentPID)-\(BlobStore.nonce)-\(n)"
+        return root + "/" + BlobStore.tempPrefix + "\(Processes.currentID)-\(BlobStore.nonce)-\(n)"
     }
 
     private let tempLock = NSLock()

@@ -149,7 +149,7 @@ final class Journal {
     /// Writes a new journal at `path` from whole lines (temp file, fsync, rename, fsync the directory).
     static func create(at path: String, lines: [[UInt8]]) throws {
         let dir = String(path[..<path.lastIndex(of: "/")!])
-        let temp = path + ".new-\(FS.currentPID)"
+        let temp = path + ".new-\(Processes.currentID)"
         try FS.removeFile(temp)
         let out = try FileDescriptor.createExclusive(temp, mode: 0o644)
         for l in lines { try l.withUnsafeBytes { try out.writeAll($0) } }

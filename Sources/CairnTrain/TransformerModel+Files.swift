@@ -1,3 +1,4 @@
+import CairnSystem
 import Foundation
 
 /// Reading and writing models and adapters in Hugging Face's formats.
@@ -30,7 +31,7 @@ extension TransformerModel {
         var json = config.jsonObject()
         json["torch_dtype"] = dtype == .f32 ? "float32" : dtype == .f16 ? "float16" : "bfloat16"
         let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: URL(fileURLWithPath: directory + "/config.json"), options: .atomic)
+        try AtomicFile.write(data, to: directory + "/config.json")
         try SafeTensorsWriter.write(namedParameters(), to: directory + "/model.safetensors", dtype: dtype)
     }
 

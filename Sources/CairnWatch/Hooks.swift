@@ -1,6 +1,7 @@
 import CairnGit
 import CairnPipeline
 import CairnStore
+import CairnSystem
 import Foundation
 
 /// The git hooks Cairn installs in a training repository (post-commit, post-receive), made from
@@ -20,7 +21,7 @@ public enum Hooks {
             let text = template.replacingOccurrences(of: "@CAIRN@", with: executable).replacingOccurrences(of: "@STORE@", with: store)
                 .replacingOccurrences(of: "@HOOK@", with: hook)
             let path = hooks + "/" + hook
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            try AtomicFile.write(text, to: path)
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
             return path
         }

@@ -1,6 +1,7 @@
 import CairnGit
 import CairnPipeline
 import CairnStore
+import CairnSystem
 import Foundation
 
 /// Runs one queue entry in this process (`cairn queue run-one ID`): the pipeline as it is in
@@ -143,8 +144,7 @@ public final class QueueWorker {
     /// is resumed by the next process that takes them).
     public func recoverInterrupted() throws {
         for e in try store.queue(state: "running") where !children.contains(where: { $0.entry == e.id }) {
-            let cmd = e.pid.flatMap { try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8) } ?? ""
-            if !cmd.contains("cairn") { try store.updateQueue(e.id, state: "pending") }
+            if !(e.pid.map { Processes.isAlive(pid_t(truncatingIfNeeded: $0), running: "cairn") } ?? false) { try store.updateQueue(e.id, state: "pending") }
         }
     }
 

@@ -1,5 +1,6 @@
 import CairnPipeline
 import CairnStore
+import CairnSystem
 import Foundation
 
 /// `cairn run`, `runs`, `run show`, `resume` and the internal `check` (a gate check in its own process).
@@ -66,7 +67,7 @@ enum PipelineCommands {
             results = [CheckResult(name: a.positionals[0], status: .error, details: "\(error)")]
         }
         let data = try JSONEncoder().encode(results)
-        try data.write(to: URL(fileURLWithPath: try a.required("result")), options: .atomic)
+        try AtomicFile.write(data, to: try a.required("result"))
         for r in results { Output.note("\(r.name): \(r.status.rawValue): \(r.details)") }
         return 0
     }
@@ -93,7 +94,7 @@ enum PipelineCommands {
         let out = try a.required("out")
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let path = out + "/run-\(id).html"
-        try Data(try RunReport.html(store: store, run: id).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try AtomicFile.write(try RunReport.html(store: store, run: id), to: path)
         Output.out(path)
         return 0
     }

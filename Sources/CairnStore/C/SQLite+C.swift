@@ -26,12 +26,14 @@ struct Row {
     func double(_ i: Int) -> Double? { values[i].double }
 }
 
-/// An SQLite error that keeps the C function's name, the result code and SQLite's message.
+/// An SQLite error that keeps the C function's name, the result code, SQLite's message and, as
+/// GRDB's do, the SQL of the failing statement (nil for calls that run none, such as opening).
 struct SQLiteError: Error, CustomStringConvertible {
     let function: String
     let code: Int32
     let message: String
-    var description: String { "\(function) failed (\(code)): \(message)" }
+    var sql: String? = nil
+    var description: String { "\(function) failed (\(code)): \(message)" + (sql.map { " — while executing `\($0)`" } ?? "") }
     /// SQLITE_CORRUPT or SQLITE_NOTADB: the file is damaged or is not a database.
     var isCorruption: Bool { code & 0xff == SQLITE_CORRUPT || code & 0xff == SQLITE_NOTADB }
     var isBusy: Bool { code & 0xff == SQLITE_BUSY || code & 0xff == SQLITE_LOCKED }
@@ -71,9 +73,9 @@ final class Database {
         handle = nil
     }
 
-    private func check(_ rc: Int32, _ function: String) throws {
+    private func check(_ rc: Int32, _ function: String, sql: String? = nil) throws {
         guard rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW else {
-            throw SQLiteError(function: function, code: rc, message: String(cString: sqlite3_errmsg(handle)))
+            throw SQLiteError(function: function, code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
         }
     }
 
@@ -84,7 +86,7 @@ final class Database {
         if rc != SQLITE_OK {
             let msg = err.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
             sqlite3_free(err)
-            throw SQLiteError(function: "sqlite3_exec", code: rc, message: msg)
+            throw SQLiteError(function: "sqlite3_exec", code: rc, message: msg, sql: sql)
         }
     }
 
@@ -95,12 +97,12 @@ final class Database {
             return stmt
         }
         var stmt: OpaquePointer?
-        try check(sqlite3_prepare_v2(handle, sql, -1, &stmt, nil), "sqlite3_prepare_v2")
+        try check(sqlite3_prepare_v2(handle, sql, -1, &stmt, nil), "sqlite3_prepare_v2", sql: sql)
         cache[sql] = stmt!
         return stmt!
     }
 
-    private func bind(_ stmt: OpaquePointer, _ params: [SQLValue]) throws {
+    private func bind(_ stmt: OpaquePointer, _ params: [SQLValue], sql: String) throws {
         for (i, value) in params.enumerated() {
             let idx = Int32(i + 1)
             let rc: Int32
@@ -111,7 +113,7 @@ final class Database {
             case .text(let v): rc = sqlite3_bind_text(stmt, idx, v, -1, transient)
             case .blob(let v): rc = v.withUnsafeBytes { sqlite3_bind_blob(stmt, idx, $0.baseAddress, Int32($0.count), transient) }
             }
-            try check(rc, "sqlite3_bind")
+            try check(rc, "sqlite3_bind", sql: sql)
         }
     }
 
@@ -140,12 +142,12 @@ final class Database {
     func forEach(_ sql: String, _ params: [SQLValue] = [], _ body: (Row) throws -> Void) throws {
         let stmt = try prepared(sql)
         defer { sqlite3_reset(stmt) }
-        try bind(stmt, params)
+        try bind(stmt, params, sql: sql)
         let n = sqlite3_column_count(stmt)
         while true {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
-            guard rc == SQLITE_ROW else { try check(rc, "sqlite3_step"); break }
+            guard rc == SQLITE_ROW else { try check(rc, "sqlite3_step", sql: sql); break }
             try body(Row(values: (0..<n).map { column(stmt, $0) }))
         }
     }

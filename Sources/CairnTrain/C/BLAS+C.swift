@@ -1,4 +1,5 @@
 // The only file of CairnTrain that calls OpenBLAS.
+import CairnSystem
 import COpenBLAS
 import Foundation
 
@@ -207,12 +208,8 @@ public enum BLAS {
         let env = ProcessInfo.processInfo.environment
         guard env["OPENBLAS_CORETYPE"] == nil, env["CAIRN_NO_REEXEC"] == nil,
               !avx512Cores.contains(coreName.lowercased()), let core = preferredCoreType() else { return }
-        setenv("OPENBLAS_CORETYPE", core, 1)
-        let args = CommandLine.arguments
-        var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-        execv("/proc/self/exe", &cargs)
-        // execv returned: it failed; carry on with OpenBLAS's own choice.
-        for p in cargs { free(p) }
+        Processes.reexecute(setting: "OPENBLAS_CORETYPE", to: core)
+        // It returned: execv failed; carry on with OpenBLAS's own choice.
     }
 
     /// OpenBLAS's own description of the kernel it picked (e.g. "Haswell", "SkylakeX").

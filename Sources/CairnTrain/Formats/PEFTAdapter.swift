@@ -1,3 +1,4 @@
+import CairnSystem
 import Foundation
 
 /// A PEFT LoRA adapter directory: `adapter_config.json` and `adapter_model.safetensors` with PEFT's
@@ -76,7 +77,7 @@ public struct PEFTAdapter {
         let json: Data
         do { json = try config.jsonData() } catch { throw FormatError(file: configPath, "cannot be encoded: \(error)") }
         do {
-            let out = try AtomicFileWriter(path: configPath)
+            let out = try AtomicFile(path: configPath)
             try json.withUnsafeBytes { try out.write($0) }
             try out.commit()
         } catch {

@@ -1,3 +1,4 @@
+import CairnSystem
 /// Writes safetensors files that `safetensors.torch.load_file` reads: tensors sorted by name with
 /// contiguous offsets, the header JSON padded with spaces to a multiple of 8 bytes (so the data
 /// section starts 8-aligned), and `__metadata__`.
@@ -21,8 +22,8 @@ public enum SafeTensorsWriter {
         }
         let header = headerBytes(sorted, dtype: dtype, metadata: metadata)
 
-        let out: AtomicFileWriter
-        do { out = try AtomicFileWriter(path: path) } catch { throw FormatError(file: path, "cannot be written: \(error)") }
+        let out: AtomicFile
+        do { out = try AtomicFile(path: path) } catch { throw FormatError(file: path, "cannot be written: \(error)") }
         do {
             var length = UInt64(header.count).littleEndian
             try withUnsafeBytes(of: &length) { try out.write($0) }

@@ -1,3 +1,4 @@
+import CairnSystem
 import Foundation
 
 extension GGUFModel {
@@ -40,7 +41,7 @@ extension GGUFModel {
         if let e = config.eosTokenIDs.first { generation["eos_token_id"] = config.eosTokenIDs.count == 1 ? e : config.eosTokenIDs }
         if let p = config.padTokenID { generation["pad_token_id"] = p }
         let data = try JSONSerialization.data(withJSONObject: generation, options: [.prettyPrinted, .sortedKeys])
-        try AtomicFileWriter.writeFile(directory + "/generation_config.json", Array(data))
+        try AtomicFile.write(data, to: directory + "/generation_config.json")
         var types: [String: Int] = [:]
         for t in file.tensors { types[t.type.description, default: 0] += 1 }
         return ImportSummary(architecture: config.architecture.modelType, name: try? file.metadata.optionalString("general.name"),

@@ -1,6 +1,7 @@
+import CairnSystem
 /// Writes GGUF version 3 files as gguf-py's `GGUFWriter` lays them out: header, metadata in the
 /// order given, tensor infos, padding to the alignment, then each tensor's data at an aligned offset
-/// (zero padding between). Written to a temp file, fsync'd and renamed (`AtomicFileWriter`), one
+/// (zero padding between). Written to a temp file, fsync'd and renamed (`AtomicFile`), one
 /// tensor at a time, so memory stays at one converted tensor.
 public enum GGUFWriter {
     /// One tensor to write: its PyTorch shape comes from `tensor`; `type` is what it is stored as.
@@ -50,8 +51,8 @@ public enum GGUFWriter {
         }
         header.pad(to: alignment)
 
-        let out: AtomicFileWriter
-        do { out = try AtomicFileWriter(path: path) } catch { throw FormatError(file: path, "cannot be written: \(error)") }
+        let out: AtomicFile
+        do { out = try AtomicFile(path: path) } catch { throw FormatError(file: path, "cannot be written: \(error)") }
         do {
             try out.write(header.bytes)
             let zeros = [UInt8](repeating: 0, count: alignment)

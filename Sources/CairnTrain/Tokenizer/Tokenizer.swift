@@ -1,3 +1,4 @@
+import CairnSystem
 import Foundation
 
 /// A byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` (GPT-2, Qwen2, Llama-3, SmolLM and
@@ -275,7 +276,7 @@ public final class Tokenizer: @unchecked Sendable {
         }
         for (path, data) in files {
             do {
-                try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+                try AtomicFile.write(data, to: path)
             } catch {
                 throw TokenizerError(file: path, "cannot write (\(error.localizedDescription))")
             }

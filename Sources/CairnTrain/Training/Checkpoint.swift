@@ -1,3 +1,4 @@
+import CairnSystem
 import Foundation
 
 /// A trainer that runs optimizer steps and can be checkpointed and resumed exactly.
@@ -50,10 +51,10 @@ public struct TrainerCheckpoint {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let json = try enc.encode(StateFile(step: step, optimizerStep: optimizerStep, dropoutRNG: dropoutRNG, history: history, names: names))
-        try AtomicFileWriter.writeFile(temp + "/trainer_state.json", Array(json))
+        try AtomicFile.write(json, to: temp + "/trainer_state.json")
         try? FileManager.default.removeItem(atPath: final)
         try FileManager.default.moveItem(atPath: temp, toPath: final)
-        try AtomicFileWriter.syncDirectory(directory)
+        try FileSystem.syncDirectory(directory)
         return final
     }
 

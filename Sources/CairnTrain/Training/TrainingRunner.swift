@@ -1,3 +1,4 @@
+import CairnSystem
 import Foundation
 
 /// Drives a trainer to its end: resumes from the newest complete checkpoint when asked, writes
@@ -30,7 +31,7 @@ public struct TrainingRunner {
         // metrics.jsonl restarts from what the checkpoint logged, so a resumed run's file is whole.
         try FileManager.default.createDirectory(atPath: (metricsFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let logged = trainer.history.filter { shouldLog($0.step, total: trainer.stepsTotal) }
-        try Data(logged.map(line).joined()).write(to: URL(fileURLWithPath: metricsFile), options: .atomic)
+        try AtomicFile.write(Data(logged.map(line).joined()), to: metricsFile)
         guard let handle = FileHandle(forWritingAtPath: metricsFile) else { throw TrainingError(step: nil, "cannot write '\(metricsFile)'") }
         defer { try? handle.close() }
         try handle.seekToEnd()

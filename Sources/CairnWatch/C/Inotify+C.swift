@@ -1,4 +1,6 @@
-// The only file of CairnWatch that calls inotify, poll and flock.
+// The only file of CairnWatch that calls inotify and poll; its errors come through CairnSystem's
+// errno gate.
+import CairnSystem
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -19,8 +21,7 @@ public final class RefWatcher {
 
     public init(gitDirectory: String) throws {
         gitDir = gitDirectory.hasSuffix("/") ? String(gitDirectory.dropLast()) : gitDirectory
-        fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard fd >= 0 else { throw WatchError("inotify_init1: \(String(cString: strerror(errno)))") }
+        fd = try WatchError.gate("inotify_init1") { inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) }
         try add(gitDir)  // HEAD, packed-refs (written as packed-refs.lock then renamed)
         try addTree(gitDir + "/refs/heads")
     }
@@ -30,8 +31,7 @@ public final class RefWatcher {
     static let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR)
 
     func add(_ dir: String) throws {
-        let wd = inotify_add_watch(fd, dir, Self.mask)
-        guard wd >= 0 else { throw WatchError("inotify_add_watch('\(dir)'): \(String(cString: strerror(errno)))") }
+        let wd = try WatchError.gate("inotify_add_watch", dir) { inotify_add_watch(fd, dir, Self.mask) }
         watches[wd] = dir
     }
 
@@ -81,39 +81,28 @@ public struct WatchError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+
+    /// A call through the errno gate whose failure reads "function('path'): reason".
+    static func gate(_ function: String, _ path: String = "", _ call: () -> Int32) throws -> Int32 {
+        do { return try systemCall(function, path, call) } catch let e as SystemError {
+            throw WatchError("\(function)\(path.isEmpty ? "" : "('\(path)')"): \(e.message)")
+        }
+    }
 }
 
 /// An exclusive flock held while this process works the queue (the watcher, `cairn queue work`).
 public final class WorkerLock {
-    let fd: Int32
+    private let lock: FileLock
     /// nil when another process holds it.
     public init?(path: String) {
-        let f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard f >= 0 else { return nil }
-        guard flock(f, LOCK_EX | LOCK_NB) == 0 else { close(f); return nil }
-        fd = f
+        guard let l = (try? FileLock(trying: path, exclusive: true)) ?? nil else { return nil }
+        lock = l
     }
-    deinit { flock(fd, LOCK_UN); close(fd) }
 }
 
 /// Starts a process in a new session, detached from this one (for hooks: the push does not wait).
 public func spawnDetached(_ arguments: [String], logPath: String) throws {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    var attr = posix_spawnattr_t()
-    posix_spawnattr_init(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
-    posix_spawnattr_setflags(&attr, Int16(0x80))  // POSIX_SPAWN_SETSID (glibc 2.26+), not imported
     var env = ProcessInfo.processInfo.environment
     env["CAIRN_DIE_WITH_PARENT"] = nil
-    let argv = arguments.map { strdup($0) } + [nil]
-    let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, arguments[0], &actions, &attr, argv, envp)
-    guard rc == 0 else { throw WatchError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
+    try Subprocess.startDetached(arguments, environment: env, logPath: logPath)
 }

@@ -6,7 +6,7 @@ import Glibc
 /// A child process in its own process group, with its stdout and stderr merged into one pipe
 /// that the parent copies to a log file and (optionally) to its own stderr. The whole group is
 /// stopped at a deadline: SIGTERM, then SIGKILL 2 s later, so everything the child started goes
-/// with it. The only file of CairnPipeline that calls posix_spawn, waitpid and kill.
+/// with it. The one place that calls posix_spawn, waitpid and kill on a child.
 public final class Subprocess: @unchecked Sendable {
     public struct Outcome: Sendable {
         /// Exit status when it exited; nil when a signal ended it.
@@ -22,8 +22,16 @@ public final class Subprocess: @unchecked Sendable {
         }
     }
 
+    /// A process that could not be started: "cannot start EXECUTABLE: reason".
+    public struct StartError: Error, CustomStringConvertible, Sendable {
+        public let executable: String
+        public let cause: SystemError
+        public var description: String {
+            "cannot start \(executable): \(cause.function == "posix_spawn" ? "" : cause.function + ": ")\(cause.message)"
+        }
+    }
+
     public let pid: pid_t
-    private let readFD: Int32
     private let started = Date()
     private var reader: Thread?
     private let readerDone = DispatchSemaphore(value: 0)
@@ -32,59 +40,89 @@ public final class Subprocess: @unchecked Sendable {
     /// when `echo` is set, to this process's stderr.
     public init(_ arguments: [String], environment: [String: String]? = nil, logPath: String?, echo: Bool) throws {
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw PipelineError("cannot start \(arguments[0]): pipe: \(String(cString: strerror(errno)))") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        posix_spawn_file_actions_addclose(&actions, fds[1])
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        posix_spawnattr_setpgroup(&attr, 0)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for s in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, s) }
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-
-        let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
-        var child: pid_t = 0
-        let rc = Self.withCStrings(arguments) { argv in
-            Self.withCStrings(env) { envp in posix_spawn(&child, arguments[0], &actions, &attr, argv, envp) }
+        guard pipe(&fds) == 0 else { throw StartError(executable: arguments[0], cause: .last("pipe")) }
+        let output = Output.pipe(write: fds[1], read: fds[0])
+        do {
+            pid = try Self.spawn(arguments, environment: environment ?? ProcessInfo.processInfo.environment, output: output, detached: false)
+            close(fds[1])
+        } catch {
+            close(fds[1]); close(fds[0])
+            throw error
         }
-        close(fds[1])
-        guard rc == 0 else {
-            close(fds[0])
-            throw PipelineError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))")
-        }
-        pid = child
-        readFD = fds[0]
-        let log = logPath.flatMap { FileHandle(forWritingAtPath: $0) ?? (FileManager.default.createFile(atPath: $0, contents: nil) ? FileHandle(forWritingAtPath: $0) : nil) }
-        log?.seekToEndOfFile()
-        let fd = readFD, done = readerDone
+        let fd = fds[0], done = readerDone
         let t = Thread {
-            var buf = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = read(fd, &buf, buf.count)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                let data = Data(buf[0..<n])
-                log?.write(data)
-                if echo { FileHandle.standardError.write(data) }
-            }
-            try? log?.close()
-            close(fd)
+            Self.copyOutput(fd, to: logPath, echo: echo)
             done.signal()
         }
         t.start()
         reader = t
+    }
+
+    /// Copies the child's output until it closes the pipe; the pipe and the log are closed on return.
+    private static func copyOutput(_ fd: Int32, to logPath: String?, echo: Bool) {
+        let pipe = FileDescriptor(adopting: fd, path: "pipe")
+        let log = logPath.flatMap { try? FileDescriptor.open($0, O_WRONLY | O_CREAT | O_APPEND) }
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while let n = try? buf.withUnsafeMutableBytes({ try pipe.read(into: $0) }), n > 0 {
+            try? log?.writeAll(Array(buf[0..<n]))
+            if echo { FileHandle.standardError.write(Data(buf[0..<n])) }
+        }
+    }
+
+    /// Starts a process in a new session, detached from this one (nothing waits for it), its
+    /// stdout and stderr appended to `logPath`.
+    public static func startDetached(_ arguments: [String], environment: [String: String], logPath: String) throws {
+        _ = try spawn(arguments, environment: environment, output: .appending(logPath), detached: true)
+    }
+
+    private enum Output {
+        case pipe(write: Int32, read: Int32)
+        case appending(String)
+    }
+
+    /// posix_spawn with stdin from /dev/null and stdout+stderr to `output`. Not `detached`: in a
+    /// process group of its own, with an empty signal mask and SIGTERM, SIGINT, SIGPIPE and SIGHUP
+    /// at their defaults (whatever this process ignores). `detached`: in a session of its own.
+    private static func spawn(_ arguments: [String], environment: [String: String], output: Output, detached: Bool) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        switch output {
+        case .pipe(let write, let read):
+            posix_spawn_file_actions_adddup2(&actions, write, 1)
+            posix_spawn_file_actions_adddup2(&actions, write, 2)
+            posix_spawn_file_actions_addclose(&actions, read)
+            posix_spawn_file_actions_addclose(&actions, write)
+        case .appending(let path):
+            posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        if detached {
+            posix_spawnattr_setflags(&attr, Int16(0x80))  // POSIX_SPAWN_SETSID (glibc 2.26+), not imported
+        } else {
+            posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+            posix_spawnattr_setpgroup(&attr, 0)
+            var empty = sigset_t()
+            sigemptyset(&empty)
+            posix_spawnattr_setsigmask(&attr, &empty)
+            var defaults = sigset_t()
+            sigemptyset(&defaults)
+            for s in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, s) }
+            posix_spawnattr_setsigdefault(&attr, &defaults)
+        }
+        let env = environment.map { "\($0.key)=\($0.value)" }
+        var child: pid_t = 0
+        let rc = withCStrings(arguments) { argv in
+            withCStrings(env) { envp in posix_spawn(&child, arguments[0], &actions, &attr, argv, envp) }
+        }
+        do { try systemCheck("posix_spawn", arguments[0], rc) } catch let e as SystemError {
+            throw StartError(executable: arguments[0], cause: e)
+        }
+        return child
     }
 
     private static func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
@@ -125,23 +163,30 @@ public final class Subprocess: @unchecked Sendable {
             if !forwarded && stopRequested() { forwarded = true; signalGroup(SIGTERM) }
             usleep(20_000)
         }
-        // Anything the child left running in its group goes too.
+        return finished(status, timedOut: timedOut)
+    }
+
+    /// The outcome if the child has ended (its output then fully copied), else nil. Never blocks.
+    public func poll() -> Outcome? {
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        return finished(status, timedOut: false)
+    }
+
+    /// After the child ended: anything it left running in its group goes too, its output is
+    /// copied, and its waitpid status becomes an Outcome (WIFEXITED / WEXITSTATUS / WTERMSIG are
+    /// macros Swift does not import).
+    private func finished(_ status: Int32, timedOut: Bool) -> Outcome {
         kill(-pid, SIGKILL)
         _ = readerDone.wait(timeout: .now() + 5)
         let seconds = Date().timeIntervalSince(started)
-        return outcome(status, timedOut: timedOut, seconds: seconds)
-    }
-
-    /// A waitpid status as an Outcome (WIFEXITED / WEXITSTATUS / WTERMSIG are macros Swift does not import).
-    private func outcome(_ status: Int32, timedOut: Bool, seconds: Double) -> Outcome {
         let exited = (status & 0x7f) == 0
         return Outcome(exitCode: exited ? (status >> 8) & 0xff : nil, signal: exited ? nil : status & 0x7f, timedOut: timedOut, seconds: seconds)
     }
 
-    /// In a stage or check process started by an orchestrator (CAIRN_DIE_WITH_PARENT=its pid):
-    /// die with it, so that a SIGKILLed orchestrator leaves no training running behind it.
-    public static func dieWithParentIfAsked() {
-        guard let s = ProcessInfo.processInfo.environment["CAIRN_DIE_WITH_PARENT"], let parent = pid_t(s) else { return }
+    /// Makes this process die (SIGKILL) when its parent `parent` does, so that a SIGKILLed
+    /// parent leaves nothing running behind it.
+    public static func dieWithParent(_ parent: pid_t) {
         // prctl is variadic, so Swift does not import it: called through dlsym with its integer
         // arguments (PR_SET_PDEATHSIG is 1).
         typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
@@ -151,27 +196,10 @@ public final class Subprocess: @unchecked Sendable {
         if getppid() != parent { exit(137) }  // it died before prctl took effect
     }
 
-    /// The outcome if the child has ended (its output then fully copied), else nil. Never blocks.
-    public func poll() -> Outcome? {
-        var status: Int32 = 0
-        let r = waitpid(pid, &status, WNOHANG)
-        guard r == pid else { return nil }
-        kill(-pid, SIGKILL)
-        _ = readerDone.wait(timeout: .now() + 5)
-        return outcome(status, timedOut: false, seconds: Date().timeIntervalSince(started))
-    }
-
     /// The path of the running executable (for starting stage processes of the same cairn).
     public static var currentExecutable: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
-}
-
-/// An orchestration failure that is not the user's input (exit code 1).
-public struct PipelineError: Error, CustomStringConvertible, Sendable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }
 
 /// SIGTERM and SIGINT set this flag (through dispatch sources, so nothing runs in a signal
