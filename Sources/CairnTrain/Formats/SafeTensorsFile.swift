@@ -55,34 +55,43 @@ public final class SafeTensorsFile {
         metadata = header.metadata
 
         var entries: [String: Entry] = [:]
-        for (name, raw) in header.tensors {
-            guard let bits = DType.safetensorsBits(raw.dtype) else {
-                throw FormatError(file: path, tensor: name, "has unknown dtype \"\(raw.dtype)\" (Cairn reads F32, F16 and BF16)")
-            }
-            guard raw.shape.allSatisfy({ $0 >= 0 }) else {
-                throw FormatError(file: path, tensor: name, "has a negative dimension in shape \(raw.shape)")
-            }
-            guard raw.dataOffsets.count == 2 else {
-                throw FormatError(file: path, tensor: name, "has data_offsets \(raw.dataOffsets); want [begin, end]")
-            }
-            let (begin, end) = (raw.dataOffsets[0], raw.dataOffsets[1])
-            guard begin >= 0, begin <= end else {
-                throw FormatError(file: path, tensor: name, "has data_offsets [\(begin), \(end)]: begin must be ≥ 0 and ≤ end")
-            }
-            guard end <= dataSize else {
-                throw FormatError(file: path, tensor: name, "ends at byte \(end) but the data section has \(dataSize) bytes (truncated file?)")
-            }
-            var elements = 1, overflow = false
-            for d in raw.shape where !overflow { (elements, overflow) = elements.multipliedReportingOverflow(by: d) }
-            let (totalBits, overflow2) = elements.multipliedReportingOverflow(by: bits)
-            guard !overflow, !overflow2, totalBits % 8 == 0, totalBits / 8 == end - begin else {
-                let want = overflow || overflow2 ? "more than \(Int.max) bytes" : "\(Double(totalBits) / 8) bytes"
-                throw FormatError(file: path, tensor: name, "has shape \(raw.shape) of \(raw.dtype) (\(want)) but data_offsets [\(begin), \(end)] hold \(end - begin) bytes")
-            }
-            entries[name] = Entry(dtypeName: raw.dtype, dtype: DType(rawValue: raw.dtype), shape: raw.shape, begin: begin, end: end)
-        }
+        for (name, raw) in header.tensors { entries[name] = try Self.entry(name, raw, dataSize: dataSize, path: path) }
+        try Self.checkTiling(entries, dataSize: dataSize, path: path)
+        self.entries = entries
+        names = entries.keys.sorted()
+    }
 
-        // The tensors must tile the data section: sorted by offset, each starts where the last ended.
+    /// One header entry checked: a dtype Cairn knows, a shape, offsets inside the data section
+    /// holding exactly shape × dtype bytes.
+    private static func entry(_ name: String, _ raw: RawEntry, dataSize: Int, path: String) throws -> Entry {
+        guard let bits = DType.safetensorsBits(raw.dtype) else {
+            throw FormatError(file: path, tensor: name, "has unknown dtype \"\(raw.dtype)\" (Cairn reads F32, F16 and BF16)")
+        }
+        guard raw.shape.allSatisfy({ $0 >= 0 }) else {
+            throw FormatError(file: path, tensor: name, "has a negative dimension in shape \(raw.shape)")
+        }
+        guard raw.dataOffsets.count == 2 else {
+            throw FormatError(file: path, tensor: name, "has data_offsets \(raw.dataOffsets); want [begin, end]")
+        }
+        let (begin, end) = (raw.dataOffsets[0], raw.dataOffsets[1])
+        guard begin >= 0, begin <= end else {
+            throw FormatError(file: path, tensor: name, "has data_offsets [\(begin), \(end)]: begin must be ≥ 0 and ≤ end")
+        }
+        guard end <= dataSize else {
+            throw FormatError(file: path, tensor: name, "ends at byte \(end) but the data section has \(dataSize) bytes (truncated file?)")
+        }
+        var elements = 1, overflow = false
+        for d in raw.shape where !overflow { (elements, overflow) = elements.multipliedReportingOverflow(by: d) }
+        let (totalBits, overflow2) = elements.multipliedReportingOverflow(by: bits)
+        guard !overflow, !overflow2, totalBits % 8 == 0, totalBits / 8 == end - begin else {
+            let want = overflow || overflow2 ? "more than \(Int.max) bytes" : "\(Double(totalBits) / 8) bytes"
+            throw FormatError(file: path, tensor: name, "has shape \(raw.shape) of \(raw.dtype) (\(want)) but data_offsets [\(begin), \(end)] hold \(end - begin) bytes")
+        }
+        return Entry(dtypeName: raw.dtype, dtype: DType(rawValue: raw.dtype), shape: raw.shape, begin: begin, end: end)
+    }
+
+    /// The tensors must tile the data section: sorted by offset, each starts where the last ended.
+    static func checkTiling(_ entries: [String: Entry], dataSize: Int, path: String) throws {
         let byOffset = entries.sorted { ($0.value.begin, $0.value.end, $0.key) < ($1.value.begin, $1.value.end, $1.key) }
         var covered = 0
         var previous: (name: String, entry: Entry)?
@@ -99,8 +108,6 @@ public final class SafeTensorsFile {
         guard covered == dataSize else {
             throw FormatError(file: path, "the tensors end at byte \(covered) of a \(dataSize)-byte data section: \(dataSize - covered) bytes belong to no tensor")
         }
-        self.entries = entries
-        names = entries.keys.sorted()
     }
 
     /// The tensor's dtype; nil when there is no such tensor, or its dtype is one Cairn does not
