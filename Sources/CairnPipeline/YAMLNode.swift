@@ -139,7 +139,7 @@ public struct Bounds: CustomStringConvertible, Sendable {
 }
 
 /// Levenshtein distance, for "did you mean".
-func editDistance(_ a: String, _ b: String) -> Int {
+public func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a), b = Array(b)
     var row = Array(0...b.count)
     for i in 1...max(a.count, 1) where !a.isEmpty {

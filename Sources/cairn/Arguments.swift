@@ -55,7 +55,8 @@ struct Arguments {
                 }
                 options[name, default: []].append(value!)
             } else {
-                throw UsageError(message: "unknown option '--\(name)'")
+                let known = spec.flags.union(spec.options).union(["store", "help"]).sorted()
+                throw UsageError(message: "unknown option '--\(name)'" + (Help.nearest(name, in: known).map { " — did you mean --\($0)?" } ?? ""))
             }
         }
         if flags.contains("help") { return }

@@ -7,11 +7,7 @@ import Foundation
 
 let commands = StoreCommands.specs + ModelCommands.specs + TrainCommands.specs + PipelineCommands.specs + WatchCommands.specs
 
-func printHelp() {
-    Output.out("usage: cairn COMMAND [ARGS] [--store DIR]\n\nCommands:")
-    for c in commands { Output.out("  " + c.name.padding(toLength: 17, withPad: " ", startingAt: 0) + c.summary) }
-    Output.out("\nThe store is --store DIR, else $CAIRN_STORE, else the nearest ./store. `cairn COMMAND --help` for details.")
-}
+func printHelp() { Output.out(Help.overview(commands)) }
 
 func main() -> Int32 {
     Subprocess.dieWithParentIfAsked()
@@ -29,8 +25,15 @@ func main() -> Int32 {
     }
     guard let spec = commands.first(where: { $0.name == name }) else {
         let subs = commands.filter { $0.name.hasPrefix(name + " ") }.map { String($0.name.dropFirst(name.count + 1)) }
-        Output.note(subs.isEmpty ? "cairn: unknown command '\(name)' (see `cairn --help`)"
-                                 : "cairn \(name): give one of \(subs.joined(separator: ", ")) (see `cairn --help`)")
+        if !subs.isEmpty {
+            let hint = args.first.flatMap { Help.nearest($0, in: subs) }.map { " — did you mean `cairn \(name) \($0)`?" } ?? ""
+            Output.note("cairn \(name): give one of \(subs.joined(separator: ", "))\(hint) (see `cairn --help`)")
+        } else {
+            // A mistyped command: the nearest one, as one word or two (`cairn lineag`, `cairn model generat`).
+            let typed = ([first] + args.prefix(1)).joined(separator: " ")
+            let hint = Help.nearest(typed, in: commands.map(\.name)) ?? Help.nearest(first, in: commands.map(\.name))
+            Output.note("cairn: unknown command '\(name)'" + (hint.map { " — did you mean `cairn \($0)`?" } ?? "") + " (see `cairn --help`)")
+        }
         return 2
     }
     if (ModelCommands.specs + TrainCommands.specs).contains(where: { $0.name == name }) || name == "check" {
@@ -39,7 +42,7 @@ func main() -> Int32 {
     do {
         let parsed = try Arguments(args, spec: spec)
         if parsed.has("help") {
-            Output.out("usage: \(spec.usage)\n\n\(spec.summary)")
+            Output.out(Help.command(spec))
             return 0
         }
         if ModelCommands.specs.contains(where: { $0.name == name }) { return try ModelCommands.run(name, parsed) }

@@ -94,3 +94,41 @@ struct CLITests {
         #expect(ArtifactStore.locate(explicit: nil, environment: ["CAIRN_STORE": "y"]) == "y")
     }
 }
+
+@Suite("cairn's help")
+struct HelpTests {
+    /// `cairn` alone lists every command under a task heading; each command's --help has an example.
+    @Test func everyCommandIsListedByTaskAndHasAnExample() throws {
+        let overview = try run(cairnBinary, [])
+        #expect(overview.status == 2)
+        #expect(overview.stdout.contains("Store: artifacts, lineage, aliases:") && overview.stdout.contains("GitOps: runs from commits:"))
+        // Each line: two spaces, the name, at least two spaces, the summary.
+        let names = overview.stdout.split(separator: "\n").filter { $0.hasPrefix("  ") }
+            .map { String($0.dropFirst(2)).components(separatedBy: "  ")[0] }
+        #expect(names.count >= 30)
+        for name in names {
+            let r = try run(cairnBinary, name.split(separator: " ").map(String.init) + ["--help"])
+            #expect(r.status == 0, "\(name)")
+            let example = r.stdout.split(separator: "\n").first { $0.hasPrefix("example: cairn \(name)") }
+            #expect(example != nil, "\(name) has no example: \(r.stdout)")
+        }
+        // Nothing is missing from the overview: the commands `--help` knows are the ones listed.
+        #expect(try run(cairnBinary, ["--help"]).stdout == overview.stdout)
+    }
+
+    @Test func aMistypedCommandOrOptionSuggestsTheNearestOne() throws {
+        let t = TempDir()
+        let cases: [([String], String)] = [
+            (["lineag", "x"], "did you mean `cairn lineage`?"),
+            (["model", "generat"], "did you mean `cairn model generate`?"),
+            (["checkout", "a", "b", "--forse"], "did you mean --force?"),
+            (["gc", "--dryrun"], "did you mean --dry-run?"),
+        ]
+        for (args, hint) in cases {
+            let r = try run(cairnBinary, args + ["--store", t.sub("store")])
+            #expect(r.status == 2, "\(args)")
+            #expect(r.stderr.contains(hint), "\(args): \(r.stderr)")
+        }
+        #expect(!(try run(cairnBinary, ["frobnicate"])).stderr.contains("did you mean"))
+    }
+}
