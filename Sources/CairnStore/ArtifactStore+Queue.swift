@@ -89,6 +89,15 @@ extension ArtifactStore {
         }
     }
 
+    /// Every branch the trigger has handled: repository, branch, the tip handled and when.
+    public func watchedTips() throws -> [(repo: String, branch: String, tip: String, updatedAt: Double)] {
+        try indexed("cannot read the trigger state") {
+            try db.query("SELECT repo, branch, tip, updated_at FROM watch_state ORDER BY repo, branch").map {
+                ($0.string(0)!, $0.string(1)!, $0.string(2)!, $0.double(3)!)
+            }
+        }
+    }
+
     /// Records the tip handled; with `expected`, only if the stored one is still that (so two
     /// reconciles at once never both handle the same commits). Returns whether it was stored.
     @discardableResult

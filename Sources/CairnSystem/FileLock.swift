@@ -23,4 +23,21 @@ public final class FileLock {
             return nil
         }
     }
+
+    /// Whether some process holds a flock on the file at `path`, looked up in /proc/locks
+    /// without taking the lock (taking it, even for an instant, could turn away a process that
+    /// tries to take it then). False when the file does not exist or /proc/locks cannot be read.
+    public static func isHeld(path: String) -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0, let locks = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return false }
+        // The kernel writes the device as MAJOR:MINOR in hex (glibc's encoding of st_dev) and the inode in decimal.
+        let dev = UInt64(st.st_dev)
+        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff))
+        let minor = (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff))
+        let id = String(format: "%02llx:%02llx:%llu", major, minor, UInt64(st.st_ino))
+        return locks.split(separator: "\n").contains { line in
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            return f.count >= 6 && f[1] == "FLOCK" && f[5] == id
+        }
+    }
 }

@@ -37,4 +37,13 @@ enum Output {
         f.timeZone = TimeZone(identifier: "UTC")
         return f.string(from: Date(timeIntervalSince1970: t)) + "Z"
     }
+
+    /// A duration as people say it: 40 s, 12 min, 3 h, 2 d.
+    static func age(_ seconds: Double) -> String {
+        let s = max(0, seconds)
+        if s < 90 { return "\(Int(s)) s" }
+        if s < 90 * 60 { return "\(Int(s / 60)) min" }
+        if s < 36 * 3600 { return "\(Int(s / 3600)) h" }
+        return "\(Int(s / 86400)) d"
+    }
 }

@@ -19,6 +19,9 @@ enum WatchCommands {
                     options: ["jobs"]),
         CommandSpec(name: "queue run-one", usage: "cairn queue run-one ID [--quiet]", summary: "run one queued entry (the worker starts these)",
                     flags: ["quiet", "allow-commands"], positionals: 1...1),
+        CommandSpec(name: "status", usage: "cairn status [--json]",
+                    summary: "one screen: the store, the watcher and its branches, queued and running runs, newest runs, aliases",
+                    flags: ["json"]),
         CommandSpec(name: "hooks install", usage: "cairn hooks install REPO [--store S]",
                     summary: "install post-commit and post-receive hooks that run `cairn trigger`", positionals: 1...1),
     ]
@@ -59,6 +62,7 @@ enum WatchCommands {
                 try QueueWorker.startDetachedIfPending(store: store, executable: Subprocess.currentExecutable)
             }
             return 0
+        case "status": return try status(a)
         case "hooks install":
             let repo = try GitRepository(path: a.positionals[0])
             let cairn = Subprocess.currentExecutable
@@ -88,6 +92,38 @@ enum WatchCommands {
         let watcher = try Watcher(repository: repo, store: store, options: o)
         try watcher.run { stop.isSet }
         Output.note("stopped")
+        return 0
+    }
+
+    /// `cairn status`: like `git status`, what is going on in the store.
+    static func status(_ a: Arguments) throws -> Int32 {
+        let s = try StoreStatus(store: try a.openStore())
+        if a.has("json") { try Output.json(s); return 0 }
+        let now = Date().timeIntervalSince1970
+        Output.out("store \(s.store): \(s.artifacts) artifact(s)")
+        Output.out(s.queueHeld ? "watcher: running (a watcher or `cairn queue work` holds the queue)" : "watcher: not running (`cairn watch REPO` starts one)")
+        for b in s.branches {
+            Output.out("  \(b.repo) \(b.branch) at \(b.tip.prefix(10)), handled \(Output.age(now - b.handledAt)) ago")
+        }
+        let running = s.queue.filter { $0.entry.state == "running" }.count
+        Output.out("\nqueue: \(running) running, \(s.queue.count - running) pending")
+        for q in s.queue {
+            var line = "  #\(q.entry.id) \(q.entry.pipeline) at \(q.entry.commit.prefix(10))  \(q.entry.state)"
+            if let r = q.run { line += "  run \(r)" }
+            if let st = q.stage { line += ": \(st)" + (q.step.map { " step \($0)" } ?? "") + (q.loss.map { String(format: " loss %.4f", $0) } ?? "") }
+            Output.out(line)
+        }
+        Output.out("\nnewest runs:")
+        if s.recentRuns.isEmpty { Output.out("  none yet") }
+        for r in s.recentRuns {
+            Output.out("  \(r.run.id)  \(r.run.pipeline)  \(r.effectiveStatus)  \(Output.age(now - r.run.startedAt)) ago"
+                       + (r.run.commit.map { "  commit \($0.prefix(10))" } ?? ""))
+        }
+        Output.out("\naliases:")
+        if s.aliases.isEmpty { Output.out("  none yet") }
+        for al in s.aliases {
+            Output.out("  \(al.name) → \(al.artifact.short)  (version \(al.version), moved \(Output.age(now - al.updatedAt)) ago)")
+        }
         return 0
     }
 }

@@ -1,0 +1,69 @@
+import CairnPipeline
+import CairnSystem
+import CairnStore
+import Foundation
+
+/// What `cairn status` shows in one screen: the store, whether a watcher (or queue worker) holds
+/// the queue and which branches the trigger follows, the runs queued and running with their
+/// stage and training step, the newest runs, and every alias.
+public struct StoreStatus: Encodable {
+    public struct Branch: Encodable {
+        public let repo: String
+        public let branch: String
+        public let tip: String
+        /// When the trigger last handled this branch.
+        public let handledAt: Double
+        enum CodingKeys: String, CodingKey { case repo, branch, tip, handledAt = "handled_at" }
+    }
+
+    public struct Active: Encodable {
+        public let entry: QueueEntry
+        public let run: Int64?
+        /// The stage the run is in, its newest training step and loss (from the stage's metrics.jsonl).
+        public let stage: String?
+        public let step: Int?
+        public let loss: Double?
+    }
+
+    public struct Run: Encodable {
+        public let run: RunRecord
+        public let effectiveStatus: String
+        enum CodingKeys: String, CodingKey { case run, effectiveStatus = "effective_status" }
+    }
+
+    public let store: String
+    public let artifacts: Int
+    /// A watcher or `cairn queue work` holds the queue now.
+    public let queueHeld: Bool
+    public let branches: [Branch]
+    public let queue: [Active]
+    public let recentRuns: [Run]
+    public let aliases: [AliasRecord]
+
+    enum CodingKeys: String, CodingKey {
+        case store, artifacts, queueHeld = "queue_held", branches, queue, recentRuns = "recent_runs", aliases
+    }
+
+    public init(store: ArtifactStore, recent: Int = 5) throws {
+        self.store = store.root
+        artifacts = try store.artifacts().count
+        queueHeld = FileLock.isHeld(path: store.root + "/queue-worker.lock")
+        branches = try store.watchedTips().map { Branch(repo: $0.repo, branch: $0.branch, tip: $0.tip, handledAt: $0.updatedAt) }
+        queue = try store.queue().filter { ["pending", "running"].contains($0.state) }.map { e in
+            let rec = try e.run.flatMap { try store.run($0) }
+            let stage = rec?.metadata["stage"]?["name"]?.stringValue
+            let last = stage.flatMap { s in rec?.metadata["work_dir"]?.stringValue.flatMap { Self.lastMetrics($0 + "/\(s)/train/metrics.jsonl") } }
+            return Active(entry: e, run: e.run, stage: stage, step: last?.step, loss: last?.loss)
+        }
+        recentRuns = try store.runs(limit: recent).map { Run(run: $0, effectiveStatus: try Orchestrator.effectiveStatus($0).rawValue) }
+        aliases = try store.aliases()
+    }
+
+    /// The step and loss of the last line of a training log (read from its end).
+    static func lastMetrics(_ path: String) -> (step: Int, loss: Double?)? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let line = text.split(separator: "\n").last, let v = JSONValue.parse(String(line)),
+              let step = v["step"]?.numberValue else { return nil }
+        return (Int(step), v["loss"]?.numberValue)
+    }
+}
