@@ -1,9 +1,9 @@
 # Cairn — build, test, benchmark. Every target installs the Debian packages it needs first.
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
-DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config git
+DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config git python3
 BENCH_PACKAGES := hyperfine
 
-.PHONY: deps build test release model demo demo-store bench-store bench-train-model bench-pipeline clean
+.PHONY: deps build test release model demo demo-pipeline demo-store bench-store bench-train-model bench-pipeline clean
 
 # Installs only what is missing (apt-get needs root: CI and these machines run as root).
 deps:
@@ -34,6 +34,11 @@ model: deps
 # The main job: the task-api example end to end (base model, SFT -> merge -> DPO, gates,
 # promotion, lineage) into ./store; `make demo-store` shows the store commands on a throwaway store.
 demo: deps
+	$(SWIFT) build -c release --product cairn
+	scripts/demo-gitops.sh
+
+# The task-api pipeline run directly (no git): base model, SFT -> merge -> DPO, lineage, into ./store.
+demo-pipeline: deps
 	$(SWIFT) build -c release --product cairn
 	scripts/demo-pipeline.sh
 

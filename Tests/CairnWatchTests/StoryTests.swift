@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+import CairnTestSupport
+
+/// The product's story end to end on the tiny model (scripts/demo-gitops.sh): a real git
+/// repository with Cairn's hooks and a watcher; a commit that trains and promotes; a harmful
+/// commit rejected by a named gate with the alias left where it was; a DPO-only commit whose SFT
+/// and merge come from the stage cache; a rollback; lineage back to the commit.
+@Suite("The GitOps story")
+struct StoryTests {
+    @Test func aCommitTrainsAGateRejectsACacheServesAndProductionRollsBack() throws {
+        let dir = NSTemporaryDirectory() + "cairn-story-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let started = Date()
+        let r = try shell(TestProcess.repositoryRoot + "/scripts/demo-gitops.sh", [],
+                          env: ["DEMO_DIR": dir, "CAIRN": cairnBinary(), "MODEL": "tiny"])
+        #expect(r.status == 0, "\(r.out)\n\(r.err.suffix(3000))")
+        #expect(Date().timeIntervalSince(started) < 180)
+        let head = try shell("/usr/bin/git", ["-C", dir + "/task-api-repo", "log", "--format=%H %s"]).out.split(separator: "\n")
+        #expect(head.count == 3)
+        let first = String(head.last!.prefix(10))
+        // Lineage of production goes back to the first commit.
+        #expect(r.out.contains("task-api-v1.0/dpo @ \(first)"))
+        // The harmful commit: rejected by the gate after SFT, naming the checks that failed.
+        #expect(r.out.contains("gate: FAILED") && r.out.contains("loss_acceptable        failed"))
+        #expect(r.err.contains("task-api@production did not move"))
+        // The good second version: SFT and merge from the cache, DPO run again.
+        #expect(r.out.contains("sft (execution 6, attempt 1): cached") && r.out.contains("merge (execution 7, attempt 1): cached"))
+        // Rollback, and the history with every move.
+        let history = r.out.split(separator: "\n").filter { $0.contains("task-api@production") || $0.contains("rollback") }
+        #expect(r.out.contains("(rollback, version 3)"), "\(history)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/reports/run-4.html"))
+    }
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The GitOps story, in a scratch training repository (never this checkout): `cairn init`, hooks
+# and a watcher; a commit of the task-api pipeline trains and promotes task-api@production; a
+# harmful commit is rejected by a named gate and the alias stays; a good second version
+# (a DPO-only change: SFT and merge come from the stage cache) is promoted; production rolls
+# back; the alias history shows every move.
+#
+# Env: DEMO_DIR (default /tmp/cairn-demo; emptied first), CAIRN (default .build/release/cairn),
+#      MODEL=tiny (a small Llama Cairn initialises and pretrains here). SmolLM2 is issue 15's next step.
+# Every step is printed as the command a user would type.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SRC=$PWD
+CAIRN=$(cd "$(dirname "${CAIRN:-.build/release/cairn}")" && pwd)/$(basename "${CAIRN:-.build/release/cairn}")
+DEMO=${DEMO_DIR:-/tmp/cairn-demo}
+MODEL=${MODEL:-tiny}
+case "$DEMO/" in "$SRC"/*) echo "DEMO_DIR must be outside the Cairn checkout" >&2; exit 2 ;; esac
+export CAIRN_STORE=$DEMO/store
+REPO=$DEMO/task-api-repo
+start=$(date +%s)
+say() { printf '\n\033[1m%s\033[0m\n' "$*" >&2; }
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; "$@"; }
+cleanup() { [ -n "${WATCH_PID:-}" ] && kill "$WATCH_PID" 2>/dev/null && wait "$WATCH_PID" 2>/dev/null; true; }
+trap cleanup EXIT
+
+rm -rf "$DEMO"; mkdir -p "$DEMO"
+say "1. A store, a training repository with Cairn's hooks, and a watcher"
+step "$CAIRN" init
+step git init -q -b main "$REPO"
+git -C "$REPO" config user.name "Ada Lovelace"; git -C "$REPO" config user.email ada@example.com
+step "$CAIRN" hooks install "$REPO"
+"$CAIRN" watch "$REPO" --branch main --interval 2 >"$DEMO/watch.log" 2>&1 &
+WATCH_PID=$!
+printf '\033[1m$ %s\033[0m  (in the background, log %s)\n' "cairn watch $REPO --branch main" "$DEMO/watch.log" >&2
+
+say "The base model: $MODEL"
+case "$MODEL" in
+tiny)
+    work=$DEMO/base; mkdir -p "$work"
+    step "$CAIRN" tokenizer train --corpus pipelines/task-api/data/corpus.txt --vocab-size 512 --out "$work/tokenizer"
+    step "$CAIRN" model init --arch llama --config pipelines/base-model/model.json --tokenizer "$work/tokenizer" --out "$work/init" --seed 1
+    init=$("$CAIRN" add "$work/init" --kind base-model --name tiny-llama-init)
+    step "$CAIRN" alias set task-api-base@init "$init" --reason "initialised by cairn model init"
+    step "$CAIRN" run pipelines/base-model --quiet >/dev/null
+    BASE=task-api-base@latest ;;
+*) echo "MODEL=$MODEL: only tiny is wired so far" >&2; exit 2 ;;
+esac
+
+# The task-api pipeline as a training repository would hold it.
+mkdir -p "$REPO/pipelines/task-api"
+cp -r pipelines/task-api/data pipelines/task-api/schema.json pipelines/task-api/blocklist.txt \
+      pipelines/task-api/sft_config.yaml pipelines/task-api/dpo_config.yaml "$REPO/pipelines/task-api/"
+sed -e "s|^base_model: .*|base_model: $BASE|" -e "s|^output_dir: .*|output_dir: ./artifacts|" \
+    pipelines/task-api/pipeline.yaml >"$REPO/pipelines/task-api/pipeline.yaml"
+
+# Waits for the run of commit $1 to finish, showing the watcher's progress; prints its status.
+wait_run() {
+    local commit=$1 t0 line st
+    t0=$(date +%s)
+    while :; do
+        st=$("$CAIRN" runs --json --limit 20 | python3 -c "import json,sys; rs=[r for r in json.load(sys.stdin) if (r['run'].get('commit') or '')=='$commit']; print(rs[0]['effectiveStatus'] if rs else 'queued')")
+        case "$st" in succeeded|failed|rejected) echo "$st"; return ;; esac
+        line=$("$CAIRN" status | sed -n 's/^  #[0-9]* .*running  //p' | head -1)
+        printf '\r\033[K  %3ds  %s' $(( $(date +%s) - t0 )) "${line:-$st}" >&2
+        [ $(( $(date +%s) - t0 )) -gt 1800 ] && { echo timeout; return; }
+        sleep 2
+    done
+}
+commit() {  # commit MESSAGE: commits everything, prints the commit id
+    git -C "$REPO" add -A
+    printf '\n\033[1m$ git commit -am "%s"\033[0m\n' "$1" >&2
+    git -C "$REPO" commit -q -m "$1"
+    git -C "$REPO" rev-parse HEAD
+}
+
+say "2. Commit the pipeline: the watcher starts the run"
+c1=$(commit "task-api v1: SFT -> merge -> DPO on $BASE")
+s1=$(wait_run "$c1"); printf '\n  run of %s: %s\n' "${c1:0:10}" "$s1" >&2
+[ "$s1" = succeeded ] || { echo "the first run did not succeed ($s1): see $DEMO/watch.log" >&2; exit 1; }
+v1=$("$CAIRN" show task-api@production --json | python3 -c "import json,sys; print(json.load(sys.stdin)['artifact']['id'])")
+
+say "3. Where did the production model come from?"
+step "$CAIRN" lineage task-api@production
+step "$CAIRN" runs --limit 1
+
+say "4. A harmful commit: a learning rate that wrecks the model"
+sed -i 's/^learning_rate: .*/learning_rate: 5.0/' "$REPO/pipelines/task-api/sft_config.yaml"
+c2=$(commit "sft: learning rate 5.0 (faster!)")
+s2=$(wait_run "$c2"); printf '\n  run of %s: %s\n' "${c2:0:10}" "$s2" >&2
+run2=$("$CAIRN" runs --json --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['run']['id'])")
+step "$CAIRN" run show "$run2"
+[ "$s2" = rejected ] || { echo "the harmful commit was not rejected ($s2)" >&2; exit 1; }
+now=$("$CAIRN" show task-api@production --json | python3 -c "import json,sys; print(json.load(sys.stdin)['artifact']['id'])")
+[ "$now" = "$v1" ] || { echo "task-api@production moved after a rejected run" >&2; exit 1; }
+echo "  task-api@production did not move: still ${v1:0:19}" >&2
+
+say "5. A good second version: only DPO changes, so SFT and merge come from the stage cache"
+git -C "$REPO" checkout -q "$c1" -- pipelines/task-api/sft_config.yaml
+sed -i 's/^beta: .*/beta: 0.2/' "$REPO/pipelines/task-api/dpo_config.yaml"
+c3=$(commit "dpo: beta 0.2")
+s3=$(wait_run "$c3"); printf '\n  run of %s: %s\n' "${c3:0:10}" "$s3" >&2
+[ "$s3" = succeeded ] || { echo "the second version did not succeed ($s3)" >&2; exit 1; }
+run3=$("$CAIRN" runs --json --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['run']['id'])")
+step "$CAIRN" run show "$run3"
+
+say "6. Roll production back to the first version"
+step "$CAIRN" rollback task-api@production --reason "demo: back to v1"
+step "$CAIRN" alias history task-api@production
+step "$CAIRN" status
+step "$CAIRN" report "$run3" --out "$DEMO/reports"
+say "The report: $DEMO/reports/run-$run3.html. Chat with the model:"
+echo "  $CAIRN model generate task-api@production --prompt 'Create a task: buy milk' --store $CAIRN_STORE" >&2
+echo "demo finished in $(( $(date +%s) - start )) s" >&2
