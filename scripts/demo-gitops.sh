@@ -6,7 +6,8 @@
 # back; the alias history shows every move.
 #
 # Env: DEMO_DIR (default /tmp/cairn-demo; emptied first), CAIRN (default .build/release/cairn),
-#      MODEL=tiny (a small Llama Cairn initialises and pretrains here). SmolLM2 is issue 15's next step.
+#      MODEL=tiny (a small Llama Cairn initialises and pretrains here) or smollm2 (SmolLM2-135M-Instruct,
+#      scripts/fetch-model.sh; pipelines/task-api-smollm2).
 # Every step is printed as the command a user would type.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,16 +43,20 @@ tiny)
     init=$("$CAIRN" add "$work/init" --kind base-model --name tiny-llama-init)
     step "$CAIRN" alias set task-api-base@init "$init" --reason "initialised by cairn model init"
     step "$CAIRN" run pipelines/base-model --quiet >/dev/null
-    BASE=task-api-base@latest ;;
-*) echo "MODEL=$MODEL: only tiny is wired so far" >&2; exit 2 ;;
+    BASE=task-api-base@latest; PIPELINE=pipelines/task-api ;;
+smollm2)
+    # Downloaded once into ~/.cache/cairn, imported into the store with its GGUF as its source.
+    CAIRN=$CAIRN step scripts/fetch-model.sh
+    BASE=smollm2-135m-instruct@upstream; PIPELINE=pipelines/task-api-smollm2 ;;
+*) echo "MODEL=$MODEL: tiny or smollm2" >&2; exit 2 ;;
 esac
 
 # The task-api pipeline as a training repository would hold it.
 mkdir -p "$REPO/pipelines/task-api"
-cp -r pipelines/task-api/data pipelines/task-api/schema.json pipelines/task-api/blocklist.txt \
-      pipelines/task-api/sft_config.yaml pipelines/task-api/dpo_config.yaml "$REPO/pipelines/task-api/"
+cp -r "$PIPELINE"/data "$PIPELINE"/schema.json "$PIPELINE"/blocklist.txt \
+      "$PIPELINE"/sft_config.yaml "$PIPELINE"/dpo_config.yaml "$REPO/pipelines/task-api/"
 sed -e "s|^base_model: .*|base_model: $BASE|" -e "s|^output_dir: .*|output_dir: ./artifacts|" \
-    pipelines/task-api/pipeline.yaml >"$REPO/pipelines/task-api/pipeline.yaml"
+    "$PIPELINE"/pipeline.yaml >"$REPO/pipelines/task-api/pipeline.yaml"
 
 # Waits for the run of commit $1 to finish, showing the watcher's progress; prints its status.
 wait_run() {
@@ -74,7 +79,7 @@ commit() {  # commit MESSAGE: commits everything, prints the commit id
 }
 
 say "2. Commit the pipeline: the watcher starts the run"
-c1=$(commit "task-api v1: SFT -> merge -> DPO on $BASE")
+c1=$(commit "task-api v1: the pipeline on $BASE")
 s1=$(wait_run "$c1"); printf '\n  run of %s: %s\n' "${c1:0:10}" "$s1" >&2
 [ "$s1" = succeeded ] || { echo "the first run did not succeed ($s1): see $DEMO/watch.log" >&2; exit 1; }
 v1=$("$CAIRN" show task-api@production --json | python3 -c "import json,sys; print(json.load(sys.stdin)['artifact']['id'])")
