@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GitOps story, in a scratch training repository (never this checkout): `cairn init`, hooks
 # and a watcher; a commit of the task-api pipeline trains and promotes task-api@production; a
-# harmful commit is rejected by a named gate and the alias stays; a good second version
+# harmful commit (SFT data that teaches prose replies) is rejected by the output-format gate and
+# the alias stays; a good second version
 # (a DPO-only change: SFT and merge come from the stage cache) is promoted; production rolls
 # back; the alias history shows every move.
 #
@@ -88,9 +89,18 @@ say "3. Where did the production model come from?"
 step "$CAIRN" lineage task-api@production
 step "$CAIRN" runs --limit 1
 
-say "4. A harmful commit: a learning rate that wrecks the model"
-sed -i 's/^learning_rate: .*/learning_rate: 5.0/' "$REPO/pipelines/task-api/sft_config.yaml"
-c2=$(commit "sft: learning rate 5.0 (faster!)")
+say "4. A harmful commit: the SFT data now teaches friendly prose instead of JSON"
+python3 - "$REPO/pipelines/task-api/data/sft.jsonl" <<'PY'
+import json, sys
+path = sys.argv[1]
+prose = "Sure! I have noted that for you and will take care of it right away."
+rows = [json.loads(l) for l in open(path)]
+for r in rows:
+    if "messages" in r: r["messages"][-1]["content"] = prose
+    else: r["completion"] = " " + prose
+open(path, "w").write("".join(json.dumps(r) + "\n" for r in rows))
+PY
+c2=$(commit "sft data: friendlier replies")
 s2=$(wait_run "$c2"); printf '\n  run of %s: %s\n' "${c2:0:10}" "$s2" >&2
 run2=$("$CAIRN" runs --json --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['run']['id'])")
 step "$CAIRN" run show "$run2"
@@ -100,7 +110,7 @@ now=$("$CAIRN" show task-api@production --json | python3 -c "import json,sys; pr
 echo "  task-api@production did not move: still ${v1:0:19}" >&2
 
 say "5. A good second version: only DPO changes, so SFT and merge come from the stage cache"
-git -C "$REPO" checkout -q "$c1" -- pipelines/task-api/sft_config.yaml
+git -C "$REPO" checkout -q "$c1" -- pipelines/task-api/data/sft.jsonl
 sed -i 's/^beta: .*/beta: 0.2/' "$REPO/pipelines/task-api/dpo_config.yaml"
 c3=$(commit "dpo: beta 0.2")
 s3=$(wait_run "$c3"); printf '\n  run of %s: %s\n' "${c3:0:10}" "$s3" >&2

@@ -22,7 +22,7 @@ struct StoryTests {
         // Lineage of production goes back to the first commit.
         #expect(r.out.contains("task-api-v1.0/dpo @ \(first)"))
         // The harmful commit: rejected by the gate after SFT, naming the checks that failed.
-        #expect(r.out.contains("gate: FAILED") && r.out.contains("loss_acceptable        failed"))
+        #expect(r.out.contains("gate: FAILED") && r.out.contains("output_format_valid    failed"))
         #expect(r.err.contains("task-api@production did not move"))
         // The good second version: SFT and merge from the cache, DPO run again.
         #expect(r.out.contains("sft (execution 6, attempt 1): cached") && r.out.contains("merge (execution 7, attempt 1): cached"))
