@@ -55,15 +55,20 @@ extension ArtifactStore {
         let (columns, rows) = try db.queryNamed("SELECT * FROM \(table) WHERE " + keyColumns.map { "\($0) = ?" }.joined(separator: " AND "),
                                                 keyColumns.map { key[$0]! })
         guard let row = rows.first else { return }
-        var image: [String: JSONValue] = [:]
-        for (i, c) in columns.enumerated() { image[c] = Self.json(row[i]) }
-        journalOps!.append(.object(["t": .string(table), "row": .object(image)]))
+        journalOps!.append(Self.rowOp(table, columns, row))
     }
 
     /// Logs the deletion of one row, by its key, in the open write.
     func logDelete(_ table: String, _ key: [String: SQLValue]) {
         precondition(Self.key(of: table) != nil && journalOps != nil, "logDelete(\(table)) outside a journaled write")
         journalOps!.append(.object(["t": .string(table), "del": .object(key.mapValues(Self.json))]))
+    }
+
+    /// The op that gives a row back on replay: its full image.
+    static func rowOp(_ table: String, _ columns: [String], _ row: Row) -> JSONValue {
+        var image: [String: JSONValue] = [:]
+        for (i, c) in columns.enumerated() { image[c] = json(row[i]) }
+        return .object(["t": .string(table), "row": .object(image)])
     }
 
     static func json(_ v: SQLValue) -> JSONValue {
@@ -183,11 +188,7 @@ extension ArtifactStore {
         var ops: [JSONValue] = []
         for (table, key) in Self.journaledTables {
             let (columns, rows) = try db.queryNamed("SELECT * FROM \(table) ORDER BY \(key.joined(separator: ", "))")
-            for row in rows {
-                var image: [String: JSONValue] = [:]
-                for (i, c) in columns.enumerated() { image[c] = Self.json(row[i]) }
-                ops.append(.object(["t": .string(table), "row": .object(image)]))
-            }
+            ops += rows.map { rowOp(table, columns, $0) }
         }
         return ops
     }

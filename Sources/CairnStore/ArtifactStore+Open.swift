@@ -67,12 +67,9 @@ extension ArtifactStore {
             let existing = try db.query("SELECT store FROM journal_state WHERE one = 1").first?.string(0)
             if let e = existing, try FS.lstatInfo(jpath) != nil { return e }
             let id = existing ?? UUID().uuidString.lowercased()
-            var lines = [JournalRecord.line(seq: 1, payload: .object(["format": .number(1), "store": .string(id)]))]
+            var lines = [JournalRecord.headerLine(store: id)]
             let ops = try snapshotOps(db)
-            if !ops.isEmpty {
-                lines.append(JournalRecord.line(seq: 2, payload: .object([
-                    "at": .number(FS.now), "by": .string(FS.userName), "ops": .array(ops), "snapshot": .bool(true)])))
-            }
+            if !ops.isEmpty { lines.append(JournalRecord.snapshotLine(ops: ops)) }
             try Journal.create(at: jpath, lines: lines)
             let end = Int64(lines.reduce(0) { $0 + $1.count })
             try db.run("INSERT OR REPLACE INTO journal_state(one, store, seq, line_start, line_end) VALUES(1, ?, ?, ?, ?)",

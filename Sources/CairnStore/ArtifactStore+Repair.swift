@@ -76,7 +76,7 @@ extension ArtifactStore {
         }
         for suffix in ["", "-wal", "-shm", "-journal"] { try FS.removeFile(temp + suffix) }
         var unreadable: [String] = []
-        var counts: [Int] = []
+        var counts: [Int] = []  // artifacts, runs, alias moves, queue entries
         do {
             let db = try Database(path: temp, create: true)
             defer { db.close() }
@@ -88,9 +88,7 @@ extension ArtifactStore {
                 try db.run("INSERT INTO journal_state(one, store, seq, line_start, line_end) VALUES(1, ?, ?, ?, ?)",
                            [.text(id), .int(last.seq), .int(last.start), .int(last.end)])
             }
-            for table in ["artifacts", "runs", "alias_history", "run_queue"] {
-                counts.append(Int(try db.query("SELECT count(*) FROM \(table)")[0].int(0)!))
-            }
+            counts = try recordCounts(db)
             try db.execute("PRAGMA journal_mode=WAL")
         } catch let e as SQLiteError {
             throw StoreError(.io, "cannot build the new index '\(temp)': \(e.description); the old index was not touched")
@@ -131,20 +129,21 @@ extension ArtifactStore {
             guard let id = try db.query("SELECT store FROM journal_state WHERE one = 1").first?.string(0), marker.map({ $0.id == id }) ?? true else {
                 throw StoreError(.badStore, "\(damage.problem), and the index '\(index)' is not this store's either: restore them from a backup; nothing was changed")
             }
-            let lines = [JournalRecord.line(seq: 1, payload: .object(["format": .number(1), "store": .string(id)])),
-                         JournalRecord.line(seq: 2, payload: .object(["at": .number(FS.now), "by": .string(FS.userName),
-                                                                       "ops": .array(try snapshotOps(db)), "snapshot": .bool(true)]))]
+            let lines = [JournalRecord.headerLine(store: id), JournalRecord.snapshotLine(ops: try snapshotOps(db))]
             if try FS.lstatInfo(jpath) != nil { try FS.removeFile(kept); _ = try FS.linkNoReplace(jpath, kept) }
             try Journal.create(at: jpath, lines: lines)
             let end = Int64(lines[0].count + lines[1].count)
             try db.run("UPDATE journal_state SET seq = 2, line_start = ?, line_end = ? WHERE one = 1", [.int(Int64(lines[0].count)), .int(end)])
-            for table in ["artifacts", "runs", "alias_history", "run_queue"] {
-                counts.append(Int(try db.query("SELECT count(*) FROM \(table)")[0].int(0)!))
-            }
+            counts = try recordCounts(db)
             if marker == nil { try StoreMarker(id: id).write(root: root) }
         }
         return RepairReport(action: .rewroteJournal, damage: damage.problem, records: 2, artifacts: counts[0], runs: counts[1],
                             aliasMoves: counts[2], queueEntries: counts[3], unreadableManifests: [],
                             keptAs: try FS.lstatInfo(kept) != nil ? kept : nil)
+    }
+
+    /// What a repair report counts: artifacts, runs, alias moves and queue entries.
+    private static func recordCounts(_ db: Database) throws -> [Int] {
+        try ["artifacts", "runs", "alias_history", "run_queue"].map { Int(try db.query("SELECT count(*) FROM \($0)")[0].int(0)!) }
     }
 }

@@ -23,6 +23,16 @@ struct JournalRecord {
         return Array("\(seq) \(SHA256Hasher.hex(body)) ".utf8) + body + [0x0A]
     }
 
+    /// Record 1 of every journal: which store it belongs to.
+    static func headerLine(store: String) -> [UInt8] {
+        line(seq: 1, payload: .object(["format": .number(1), "store": .string(store)]))
+    }
+
+    /// Record 2 of a journal written from an index that had none: every row, as ops.
+    static func snapshotLine(ops: [JSONValue]) -> [UInt8] {
+        line(seq: 2, payload: .object(["at": .number(FS.now), "by": .string(FS.userName), "ops": .array(ops), "snapshot": .bool(true)]))
+    }
+
     /// Decodes one line without its newline; nil when it is not a whole, intact record.
     static func decode(_ line: ArraySlice<UInt8>) -> JournalRecord? {
         guard let s1 = line.firstIndex(of: 0x20), let seq = Int64(String(decoding: line[line.startIndex..<s1], as: UTF8.self)),

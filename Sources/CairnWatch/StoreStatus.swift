@@ -61,8 +61,12 @@ public struct StoreStatus: Encodable {
 
     /// The step and loss of the last line of a training log (read from its end).
     static func lastMetrics(_ path: String) -> (step: Int, loss: Double?)? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let line = text.split(separator: "\n").last, let v = JSONValue.parse(String(line)),
+        guard let file = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? file.close() }
+        let size = (try? file.seekToEnd()) ?? 0
+        try? file.seek(toOffset: size > 4096 ? size - 4096 : 0)
+        guard let data = try? file.readToEnd(), let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+              let v = JSONValue.parse(String(line)),
               let step = v["step"]?.numberValue else { return nil }
         return (Int(step), v["loss"]?.numberValue)
     }
