@@ -130,6 +130,13 @@ struct IntegrityTests {
         // A tree with many small files (batched syncfs path) and a few big ones (streamed).
         for i in 0..<60 { t.writeBytes("data/small/\(i).bin", pseudoRandomBytes(3000 + i * 97, seed: UInt64(i))) }
         for i in 0..<3 { t.writeBytes("data/big/\(i).bin", pseudoRandomBytes(6 << 20, seed: UInt64(100 + i))) }
+        // How long one add of a changed tree takes here, to spread the kills over it (a fixed
+        // window missed every add on a fast machine: they finish in about 50 ms).
+        #expect(try cairn(store.root, "add", t.sub("data"), "--kind", "dataset").status == 0)
+        t.writeBytes("data/big/round.bin", pseudoRandomBytes(5 << 20, seed: 1999))
+        let started = Date()
+        #expect(try cairn(store.root, "add", t.sub("data"), "--kind", "dataset").status == 0)
+        let full = Date().timeIntervalSince(started)
         var killedMidway = 0
         for round in 0..<24 {
             // Vary the tree so that each round has new blobs to write.
@@ -141,7 +148,7 @@ struct IntegrityTests {
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
-            usleep(UInt32.random(in: 0...250_000))
+            usleep(UInt32(Double.random(in: 0...(full * 1.2)) * 1e6))
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             if p.terminationReason == .uncaughtSignal { killedMidway += 1 }
