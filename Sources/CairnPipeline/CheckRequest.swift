@@ -20,9 +20,11 @@ public struct CheckRequest: Codable, Sendable, Equatable {
     public var beta = TrainingConfig().beta
     public var maxNewTokens = CheckConfig.defaultMaxNewTokens
     public var maxSeqLength = TrainingConfig().maxSeqLength
+    /// output_format_valid: also measure the model without the adapter (where training started).
+    public var baseline = false
 
     enum CodingKeys: String, CodingKey {
-        case name, model, adapter, merged, export, data, schema, blocklist, threshold, beta, tolerance
+        case name, model, adapter, merged, export, data, schema, blocklist, threshold, beta, tolerance, baseline
         case minAccuracy = "min_accuracy", maxNewTokens = "max_new_tokens", maxSeqLength = "max_seq_length"
     }
 
@@ -51,6 +53,10 @@ public struct CheckRequest: Codable, Sendable, Equatable {
         if let v = try number("beta") { beta = v }
         if let v = try whole("max-new-tokens") { maxNewTokens = v }
         if let v = try whole("max-seq-length") { maxSeqLength = v }
+        if let s = take("baseline") {
+            guard let b = Bool(s) else { throw PipelineError("check \(name): --baseline wants true or false, not '\(s)'") }
+            baseline = b
+        }
         if let k = o.keys.sorted().first { throw PipelineError("check \(name): unknown option --\(k)") }
     }
 

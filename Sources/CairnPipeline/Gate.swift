@@ -39,7 +39,7 @@ public struct GateReport: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey { case stage, passed, seconds, checks, key }
-    enum CheckKeys: String, CodingKey { case name, status, blocking, details, seconds, value }
+    enum CheckKeys: String, CodingKey { case name, status, blocking, details, seconds, value, baseline, samples }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -56,6 +56,8 @@ public struct GateReport: Codable, Sendable {
             try o.encode(r.details, forKey: .details)
             try o.encode(r.seconds, forKey: .seconds)
             if let v = r.value, v.isFinite { try o.encode(v, forKey: .value) }
+            if let v = r.baseline, v.isFinite { try o.encode(v, forKey: .baseline) }
+            try o.encodeIfPresent(r.samples, forKey: .samples)
         }
     }
 
@@ -73,7 +75,9 @@ public struct GateReport: Codable, Sendable {
                                        blocking: try o.decodeIfPresent(Bool.self, forKey: .blocking) ?? false,
                                        details: try o.decodeIfPresent(String.self, forKey: .details) ?? "",
                                        value: try o.decodeIfPresent(Double.self, forKey: .value),
-                                       seconds: try o.decodeIfPresent(Double.self, forKey: .seconds) ?? 0))
+                                       seconds: try o.decodeIfPresent(Double.self, forKey: .seconds) ?? 0,
+                                       baseline: try o.decodeIfPresent(Double.self, forKey: .baseline),
+                                       samples: try o.decodeIfPresent([ReplySample].self, forKey: .samples)))
         }
     }
 

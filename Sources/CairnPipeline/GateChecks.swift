@@ -12,11 +12,30 @@ public struct CheckResult: Codable, Sendable, Equatable {
     /// The measured number (loss, accuracy, pass rate, max |Δ|) when there is one.
     public var value: Double?
     public var seconds: Double
+    /// The same measure on the model before this stage's training (the SFT gate's base model).
+    public var baseline: Double?
+    /// A few prompts with the reply this check judged, and the base model's reply when measured.
+    public var samples: [ReplySample]?
 
-    public init(name: String, status: Status, blocking: Bool = true, details: String, value: Double? = nil, seconds: Double = 0) {
+    public init(name: String, status: Status, blocking: Bool = true, details: String, value: Double? = nil, seconds: Double = 0,
+                baseline: Double? = nil, samples: [ReplySample]? = nil) {
         self.name = name; self.status = status; self.blocking = blocking; self.details = details; self.value = value; self.seconds = seconds
+        self.baseline = baseline; self.samples = samples
     }
     public var passed: Bool { status == .passed || status == .skipped }
+}
+
+/// One prompt a generation check gave the model: its text (the last user turn), the reply, whether
+/// the check accepted it, and the base model's reply to the same prompt when it was measured.
+public struct ReplySample: Codable, Sendable, Equatable {
+    public var prompt: String
+    public var reply: String
+    public var ok: Bool
+    public var baseline: String?
+
+    public init(prompt: String, reply: String, ok: Bool, baseline: String? = nil) {
+        self.prompt = prompt; self.reply = reply; self.ok = ok; self.baseline = baseline
+    }
 }
 
 /// The checks of the three gates. Cheap ones read files; the ones that load a model run in a
@@ -157,26 +176,44 @@ public enum GateChecks {
     }
 
     /// Share of prompts whose completion parses as JSON (and matches the schema when given).
+    /// With `baseline`, the model is measured first without the adapter (the SFT gate's base
+    /// model: where the training started), then with it. Keeps `sampleCount` prompts' replies.
     public static func outputFormatValid(model dir: String, adapter: String?, promptsFile: String, schemaFile: String?,
-                                         threshold: Double, maxNewTokens: Int) throws -> CheckResult {
-        let (model, tok) = try loadModel(dir, adapter: adapter)
+                                         threshold: Double, maxNewTokens: Int, baseline: Bool = false) throws -> CheckResult {
+        let model = try TransformerModel.load(directory: dir), tok = try Tokenizer(directory: dir)
         let schema = try schemaFile.map { try JSONSchema(file: $0) }
         let ps = try prompts(promptsFile)
-        let outs = try complete(model: model, tokenizer: tok, prompts: ps, maxNewTokens: maxNewTokens)
-        var valid = 0
-        var firstBad: String?
-        for o in outs {
-            let text = o.trimmingCharacters(in: .whitespacesAndNewlines)
-            if let v = JSONValue.parse(text), schema.map({ $0.validate(v).isEmpty }) ?? true {
-                valid += 1
-            } else if firstBad == nil { firstBad = text }
+        func judge(_ outs: [String]) -> [Bool] {
+            outs.map { o in
+                let text = o.trimmingCharacters(in: .whitespacesAndNewlines)
+                guard let v = JSONValue.parse(text) else { return false }
+                return schema.map { $0.validate(v).isEmpty } ?? true
+            }
         }
+        var before: [String]?
+        if baseline && adapter != nil { before = try complete(model: model, tokenizer: tok, prompts: ps, maxNewTokens: maxNewTokens) }
+        if let a = adapter { try model.loadAdapter(directory: a) }
+        let outs = try complete(model: model, tokenizer: tok, prompts: ps, maxNewTokens: maxNewTokens)
+        let ok = judge(outs), valid = ok.filter { $0 }.count
         let rate = ps.isEmpty ? 0 : Double(valid) / Double(ps.count)
         var details = String(format: "%d/%d outputs valid JSON%@ (%.1f%%), threshold %.0f%%", valid, ps.count, schema == nil ? "" : " matching the schema",
                              rate * 100, threshold * 100)
-        if let b = firstBad { details += "; first invalid: \(String(b.prefix(80)).debugDescription)" }
-        return CheckResult(name: "output_format_valid", status: rate >= threshold ? .passed : .failed, details: details, value: rate)
+        var baseRate: Double?
+        if let b = before {
+            let n = judge(b).filter { $0 }.count
+            baseRate = ps.isEmpty ? 0 : Double(n) / Double(ps.count)
+            details += String(format: "; the base model before training: %d/%d (%.1f%%)", n, ps.count, baseRate! * 100)
+        }
+        if let i = ok.firstIndex(of: false) { details += "; first invalid: \(String(outs[i].trimmingCharacters(in: .whitespacesAndNewlines).prefix(80)).debugDescription)" }
+        let samples = ps.indices.prefix(sampleCount).map {
+            ReplySample(prompt: ps[$0].userText, reply: outs[$0], ok: ok[$0], baseline: before?[$0])
+        }
+        return CheckResult(name: "output_format_valid", status: rate >= threshold ? .passed : .failed, details: details, value: rate,
+                           baseline: baseRate, samples: samples)
     }
+
+    /// How many prompts' replies a generation check keeps for the report.
+    public static let sampleCount = 4
 
     /// No completion of a red-team prompt contains a blocklisted phrase (case-insensitive;
     /// blank lines and lines starting with # are ignored).
@@ -190,15 +227,18 @@ public enum GateChecks {
         let (model, tok) = try loadModel(dir, adapter: adapter)
         let ps = try prompts(promptsFile)
         let outs = try complete(model: model, tokenizer: tok, prompts: ps, maxNewTokens: maxNewTokens)
-        var hits: [String] = []
+        var hits: [String] = [], clean: [Bool] = []
         for (i, o) in outs.enumerated() {
             let l = o.lowercased()
-            if let p = phrases.first(where: { l.contains($0) }) { hits.append("prompt \(i + 1): '\(p)'") }
+            let p = phrases.first(where: { l.contains($0) })
+            if let p { hits.append("prompt \(i + 1): '\(p)'") }
+            clean.append(p == nil)
         }
         return CheckResult(name: "no_harmful_content", status: hits.isEmpty ? .passed : .failed,
                            details: hits.isEmpty ? "\(ps.count) red-team prompts, no output matches \(phrases.count) blocklisted phrases"
                                                  : "\(hits.count)/\(ps.count) outputs match the blocklist: " + hits.prefix(3).joined(separator: "; "),
-                           value: Double(hits.count))
+                           value: Double(hits.count),
+                           samples: ps.indices.prefix(sampleCount).map { ReplySample(prompt: ps[$0].userText, reply: outs[$0], ok: clean[$0]) })
     }
 }
 
@@ -232,7 +272,7 @@ extension GateChecks {
                                           beta: r.beta, minAccuracy: r.minAccuracy, maxSeqLength: r.maxSeqLength)
         case "output_format_valid":
             return [try outputFormatValid(model: r.need(r.model, "model"), adapter: r.adapter, promptsFile: r.need(r.data, "data"), schemaFile: r.schema,
-                                          threshold: r.threshold, maxNewTokens: r.maxNewTokens)]
+                                          threshold: r.threshold, maxNewTokens: r.maxNewTokens, baseline: r.baseline)]
         case "no_harmful_content":
             return [try noHarmfulContent(model: r.need(r.model, "model"), adapter: r.adapter, promptsFile: r.need(r.data, "data"), blocklistFile: r.blocklist,
                                          maxNewTokens: r.maxNewTokens)]

@@ -71,7 +71,7 @@ final class GatePlan {
         if stage.name == .sft, let c = custom("output_format_valid"), let prompts = try files.evalPrompts() {
             try process("output_format_valid", blocking: c.blocking, timeout: c.timeoutSeconds) {
                 $0.model = try input(0); $0.adapter = try output("adapter"); $0.data = prompts
-                $0.schema = try files.dataset("schema"); c.apply(to: &$0)
+                $0.schema = try files.dataset("schema"); $0.baseline = true; c.apply(to: &$0)
             }
         }
     }

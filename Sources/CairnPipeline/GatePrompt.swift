@@ -16,6 +16,14 @@ public enum GatePrompt: Equatable, Sendable {
         }
     }
 
+    /// What a person reads as the prompt: the text, or the conversation's last user turn.
+    public var userText: String {
+        switch self {
+        case .text(let s): return s
+        case .chat(let m): return m.last(where: { $0.role == "user" })?.content ?? m.last?.content ?? ""
+        }
+    }
+
     /// One JSONL line that `GatePrompt.read` reads back as this prompt.
     public var jsonLine: String {
         switch self {

@@ -17,7 +17,7 @@ enum PipelineCommands {
                     flags: ["quiet", "allow-commands"], positionals: 1...1),
         CommandSpec(name: "report", usage: "cairn report RUN --out DIR", summary: "write a self-contained HTML page of a run (curves, gates, lineage)",
                     options: ["out"], positionals: 1...1),
-        CommandSpec(name: "check", usage: "cairn check NAME --result FILE (--request FILE.json | [--model D] [--adapter D] [--merged D] [--export F] [--data F] [--schema F] [--blocklist F] [--threshold X] [--min-accuracy X] [--tolerance X] [--beta X] [--max-new-tokens N] [--max-seq-length N])",
+        CommandSpec(name: "check", usage: "cairn check NAME --result FILE (--request FILE.json | [--model D] [--adapter D] [--merged D] [--export F] [--data F] [--schema F] [--blocklist F] [--threshold X] [--min-accuracy X] [--tolerance X] [--beta X] [--max-new-tokens N] [--max-seq-length N] [--baseline true|false])",
                     summary: "run one gate check (the orchestrator starts these)",
                     options: ["result", "request", "model", "adapter", "merged", "export", "data", "schema", "blocklist", "threshold", "min-accuracy", "tolerance", "beta", "max-new-tokens", "max-seq-length"],
                     positionals: 1...1),
