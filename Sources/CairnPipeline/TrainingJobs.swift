@@ -31,9 +31,12 @@ public enum TrainingJobs {
     /// The reference's metrics.json keys, and what else the stage measured.
     public typealias Summary = [String: Double]
 
-    static func runner(_ o: Options) -> TrainingRunner {
+    /// `evaluate`: the held-out measurement, when the stage has held-out data; it runs every
+    /// eval_steps (default: every save_steps) steps and is logged in metrics.jsonl with the step.
+    static func runner(_ o: Options, evaluate: (() throws -> [String: Double])?) -> TrainingRunner {
         TrainingRunner(checkpointDirectory: o.out + "/checkpoints", metricsFile: o.out + "/metrics.jsonl",
-                       saveSteps: o.config.saveSteps, keep: o.config.saveTotalLimit, loggingSteps: o.config.loggingSteps)
+                       saveSteps: o.config.saveSteps, keep: o.config.saveTotalLimit, loggingSteps: o.config.loggingSteps,
+                       evalSteps: o.config.evalSteps ?? o.config.saveSteps, evaluate: evaluate)
     }
 
     static func writeSummary(_ s: Summary, to dir: String) throws {
@@ -46,12 +49,6 @@ public enum TrainingJobs {
         o.eval == nil ? c.evalSplitIndices(count: count) : (Array(0..<count), [])
     }
 
-    /// Held-out loss on `o.eval` (read by `load`) when given, else on the eval_split examples; nil without either.
-    static func heldOutLoss(_ o: Options, model: TransformerModel, batchSize: Int, padID: Int, split: [SFTExample],
-                            load: (String) throws -> SFTDataset) throws -> Double? {
-        let examples = try o.eval.map { try load($0).examples } ?? split
-        return examples.isEmpty ? nil : try SFTTrainer.evaluate(model: model, examples: examples, batchSize: batchSize, padID: padID)
-    }
 
     static func prepare(_ o: Options) throws -> (TransformerModel, Tokenizer) {
         try FileManager.default.createDirectory(atPath: o.out, withIntermediateDirectories: true)
@@ -95,8 +92,14 @@ public enum TrainingJobs {
         }
         let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
         let (trainIdx, evalIdx) = split(o, c, count: data.examples.count)
+        // Held-out examples: the eval file when given, else the eval_split. The held-out SFT loss is
+        // over completion tokens whatever completion_only_loss says (as it has been).
+        let held = try o.eval.map {
+            try SFTDataset(file: $0, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: mode == .lora).examples
+        } ?? evalIdx.map { data.examples[$0] }
+        let heldOutLoss = { try SFTTrainer.evaluate(model: model, examples: held, batchSize: c.batchSize, padID: pad) }
         let trainer = try SFTTrainer(model: model, train: trainIdx.map { data.examples[$0] }, config: c, padID: pad, mode: mode)
-        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
+        let from = try runner(o, evaluate: held.isEmpty ? nil : { ["eval_loss": try heldOutLoss()] }).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
         if from > 0 { o.note("resumed from checkpoint-\(from)") }
         var summary: Summary = ["final_loss": trainer.history.last!.values["loss"]!, "total_steps": Double(trainer.step),
                                 "epochs_completed": trainer.history.last!.epoch]
@@ -104,10 +107,7 @@ public enum TrainingJobs {
             summary["samples_processed"] = Double(trainer.step * c.batchSize * c.gradientAccumulation)
             summary["train_loss"] = trainer.history.map { $0.values["loss"]! }.reduce(0, +) / Double(trainer.history.count)
         }
-        summary["eval_loss"] = try heldOutLoss(o, model: model, batchSize: c.batchSize, padID: pad, split: evalIdx.map { data.examples[$0] }) {
-            // The held-out SFT loss is over completion tokens whatever completion_only_loss says (as it has been).
-            try SFTDataset(file: $0, tokenizer: tok, maxSeqLength: c.maxSeqLength, completionOnlyLoss: mode == .lora)
-        }
+        if !held.isEmpty { summary["eval_loss"] = try heldOutLoss() }
         return (model, tok, summary)
     }
 
@@ -122,23 +122,20 @@ public enum TrainingJobs {
         }
         let pad = tok.padTokenID ?? tok.eosTokenID ?? 0
         let (trainIdx, evalIdx) = split(o, o.config, count: data.pairs.count)
+        let held = try o.eval.map { try PreferenceDataset(file: $0, tokenizer: tok, maxSeqLength: o.config.maxSeqLength).pairs }
+            ?? evalIdx.map { data.pairs[$0] }
+        let measure = { () throws -> [String: Double] in
+            let r = try DPOTrainer.evaluate(model: model, pairs: held, beta: o.config.beta, padID: pad)
+            return ["eval_accuracy": r.accuracy, "eval_margin": r.margin, "eval_loss": r.loss]
+        }
         let trainer = try DPOTrainer(model: model, pairs: trainIdx.map { data.pairs[$0] }, config: o.config, padID: pad)
-        let from = try runner(o).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
+        let from = try runner(o, evaluate: held.isEmpty ? nil : measure).run(trainer, resume: o.resume, progress: o.progress, stopRequested: o.stopRequested)
         if from > 0 { o.note("resumed from checkpoint-\(from)") }
         var summary: Summary = trainer.history.last!.values
         summary["final_loss"] = summary["loss"]
         summary["total_steps"] = Double(trainer.step)
         summary["beta_used"] = o.config.beta
-        if let e = o.eval {
-            let held = try PreferenceDataset(file: e, tokenizer: tok, maxSeqLength: o.config.maxSeqLength)
-            let r = try DPOTrainer.evaluate(model: model, pairs: held.pairs, beta: o.config.beta, padID: pad)
-            summary["eval_accuracy"] = r.accuracy
-            summary["eval_margin"] = r.margin
-        } else if !evalIdx.isEmpty {
-            let r = try DPOTrainer.evaluate(model: model, pairs: evalIdx.map { data.pairs[$0] }, beta: o.config.beta, padID: pad)
-            summary["eval_accuracy"] = r.accuracy
-            summary["eval_margin"] = r.margin
-        }
+        if !held.isEmpty { summary.merge(try measure()) { _, new in new } }
         try model.saveAdapter(to: o.out, baseModel: o.baseModelName ?? o.model)
         try tok.write(to: o.out)
         try writeSummary(summary, to: o.out)

@@ -51,7 +51,9 @@ public enum QueueRunner {
                     throw ConfigError(file: inRepo, line: c.line,
                                       c.message.replacingOccurrences(of: " " + tree, with: "") + " (commit \(commit.short))")
                 }
-                return try finish(id, store: store, try Orchestrator(store: store, config: config, options: o).run())
+                let result = try Orchestrator(store: store, config: config, options: o).run()
+                removeWorkFiles(of: result, config: config)
+                return try finish(id, store: store, result)
             } catch let error as ConfigError {
                 return try failBeforeRun(id, store: store, info: o.info!, run: started, error: "\(error)")
             } catch let error as UnsafePathError {
@@ -76,6 +78,15 @@ public enum QueueRunner {
         }
         try store.finishQueue(id, state: "done", run: r.runID)
         return r.success ? 0 : 1
+    }
+
+    /// A triggered run that reached a verdict (promoted or rejected by a gate) has everything it
+    /// made in the store; its working files (models, merged weights, checkpoints: about 1 GB a
+    /// run on SmolLM2) go, so a watched repository does not fill the disk one commit at a time.
+    /// A failed or interrupted run keeps them: its checkpoints are what `cairn resume` continues.
+    static func removeWorkFiles(of r: PipelineResult, config: PipelineConfig) {
+        guard r.status == .succeeded || r.status == .rejected else { return }
+        try? FileManager.default.removeItem(atPath: config.outputDir + "/run-\(r.runID)")
     }
 
     /// A run that could not start (bad config, unsafe path) is recorded as a failed run with

@@ -15,6 +15,9 @@ func trainingWorkspace() throws -> Scratch {
     try tok.write(to: s.path + "/base")
     _ = s.write("sft.yaml", "epochs: 3\nbatch_size: 4\ngradient_accumulation: 2\nlearning_rate: 3e-3\nwarmup_ratio: 0.1\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0.1\nsave_steps: 2\nsave_total_limit: 2\nlogging_steps: 1\nmax_seq_length: 96\n")
     _ = s.write("dpo.yaml", "epochs: 2\nbatch_size: 4\ngradient_accumulation: 1\nlearning_rate: 2e-3\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0.1\nbeta: 0.1\nsave_steps: 3\nlogging_steps: 1\nmax_seq_length: 96\n")
+    // Held out a quarter, measured every 2 steps, logged every 3: the eval lines are there because of the eval.
+    _ = s.write("sft-eval.yaml", "epochs: 2\nbatch_size: 4\ngradient_accumulation: 1\nlearning_rate: 3e-3\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0.0\nsave_steps: 3\nlogging_steps: 3\neval_split: 0.25\neval_steps: 2\nmax_seq_length: 96\n")
+    _ = s.write("dpo-eval.yaml", "epochs: 2\nbatch_size: 4\ngradient_accumulation: 1\nlearning_rate: 2e-3\nlora_r: 4\nlora_alpha: 8\nbeta: 0.1\nsave_steps: 3\nlogging_steps: 3\neval_split: 0.25\neval_steps: 2\nmax_seq_length: 96\n")
     return s
 }
 
@@ -44,10 +47,16 @@ struct TrainCLITests {
         return p.terminationReason == .uncaughtSignal
     }
 
-    @Test(arguments: [("sft", "train.jsonl", "sft.yaml", 4), ("dpo", "prefs.jsonl", "dpo.yaml", 3)])
+    @Test(arguments: [("sft", "train.jsonl", "sft.yaml", 4), ("dpo", "prefs.jsonl", "dpo.yaml", 3),
+                      ("sft", "train.jsonl", "sft-eval.yaml", 3), ("dpo", "prefs.jsonl", "dpo-eval.yaml", 3)])
     func killedAndResumedRunEndsByteIdentical(kind: String, data: String, config: String, killAfter: Int) throws {
         let s = try trainingWorkspace()
         let whole = try train(kind, s, out: "whole", data: data, config: config)
+        if config.contains("eval") {  // the held-out numbers are the same in another process
+            _ = try train(kind, s, out: "again", data: data, config: config)
+            #expect(FileManager.default.contents(atPath: s.path + "/whole/metrics.jsonl") == FileManager.default.contents(atPath: s.path + "/again/metrics.jsonl"))
+            #expect(FileManager.default.contents(atPath: s.path + "/whole/metrics.json") == FileManager.default.contents(atPath: s.path + "/again/metrics.json"))
+        }
         #expect(whole.status == 0, "\(whole.err)")
         let args = ["train", kind, "--model", s.path + "/base", "--data", s.path + "/" + data, "--config", s.path + "/" + config, "--out", s.path + "/cut"]
         let killed = try killAfterCheckpoint(args, checkpoints: s.path + "/cut/checkpoints", after: killAfter)
@@ -59,7 +68,23 @@ struct TrainCLITests {
         let a = FileManager.default.contents(atPath: s.path + "/whole/adapter_model.safetensors")
         let b = FileManager.default.contents(atPath: s.path + "/cut/adapter_model.safetensors")
         #expect(a != nil && a == b, "adapters differ after resume")
-        #expect(FileManager.default.contents(atPath: s.path + "/whole/metrics.jsonl") == FileManager.default.contents(atPath: s.path + "/cut/metrics.jsonl"))
+        let wholeLog = try String(contentsOfFile: s.path + "/whole/metrics.jsonl", encoding: .utf8)
+        let cutLog = try String(contentsOfFile: s.path + "/cut/metrics.jsonl", encoding: .utf8)
+        #expect(wholeLog == cutLog, "metrics.jsonl differs after the resume:\n\(zip(wholeLog.split(separator: "\n"), cutLog.split(separator: "\n")).filter { $0 != $1 }.map { "\($0)\n\($1)" }.joined(separator: "\n"))")
+        #expect(try String(contentsOfFile: s.path + "/whole/metrics.json", encoding: .utf8) == String(contentsOfFile: s.path + "/cut/metrics.json", encoding: .utf8))
+        if config.contains("eval") {
+            // Held-out data measured every eval_steps steps during training (not the last: the
+            // stage measures that itself), logged with the step and kept through the resume.
+            let rows = try String(contentsOfFile: s.path + "/cut/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+                .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let total = try #require(rows.last?["step"] as? Int)
+            let evalSteps = rows.filter { $0["eval_loss"] != nil }.compactMap { $0["step"] as? Int }
+            #expect(evalSteps == Array(stride(from: 2, to: total, by: 2)), "\(evalSteps) of \(total)")
+            #expect(rows.allSatisfy { ($0["eval_loss"] as? Double).map { $0.isFinite && $0 > 0 } ?? true })
+            if kind == "dpo" { #expect(rows.filter { $0["eval_accuracy"] != nil }.count == evalSteps.count) }
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.path + "/cut/metrics.json"))) as! [String: Double]
+            #expect(summary["eval_loss"] != nil)
+        }
         // The adapter loads back onto the base model.
         let m = try TransformerModel.load(directory: s.path + "/base")
         try m.loadAdapter(directory: s.path + "/cut")

@@ -30,5 +30,22 @@ struct StoryTests {
         let history = r.out.split(separator: "\n").filter { $0.contains("task-api@production") || $0.contains("rollback") }
         #expect(r.out.contains("(rollback, version 3)"), "\(history)")
         #expect(FileManager.default.fileExists(atPath: dir + "/reports/run-4.html"))
+        // Where training started and where it ended, from the gates' own measurements.
+        #expect(r.err.contains("valid JSON replies on 24 held-out prompts: base model 0% -> after SFT 100%"), "\(r.err.suffix(2000))")
+        // The watcher kept no working files of the runs that reached a verdict (the store has them).
+        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: dir + "/store-work/checkouts").filter { $0.hasSuffix("/run-3") || $0.hasSuffix("/run-4") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+
+        // Again, on the kept store: every stage and gate from the cache, the story told again.
+        let again = Date()
+        let r2 = try shell(TestProcess.repositoryRoot + "/scripts/demo-gitops.sh", [],
+                           env: ["DEMO_DIR": dir, "CAIRN": cairnBinary(), "MODEL": "tiny"])
+        #expect(r2.status == 0, "\(r2.out)\n\(r2.err.suffix(3000))")
+        #expect(Date().timeIntervalSince(again) < 60)
+        let trained = r2.out.split(separator: "\n").filter { ($0.hasPrefix("sft (") || $0.hasPrefix("dpo (")) && $0.contains("): succeeded") }
+        #expect(trained.isEmpty, "\(trained)")
+        // The last demo rolled production back from the second version: no pipeline promotes it again, a person does.
+        #expect(r2.err.contains("Cairn never promotes a rolled-back model by itself"))
+        #expect(r2.out.contains("(rollback, version 5)"))
     }
 }

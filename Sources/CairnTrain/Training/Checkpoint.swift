@@ -8,6 +8,9 @@ public protocol ResumableTrainer: AnyObject {
     var isFinished: Bool { get }
     var history: [LoggedMetrics] { get }
     @discardableResult func trainStep() throws -> LoggedMetrics
+    /// Adds held-out measurements (eval_loss, …) to the newest logged step, so they are logged,
+    /// checkpointed and restored with it.
+    func record(evaluation values: [String: Double])
     /// Everything a resumed run needs: trainable weights, AdamW moments and step, the dropout
     /// generator, the step (which fixes the position in the seeded data order) and the metrics.
     func checkpointState() -> TrainerCheckpoint

@@ -74,18 +74,26 @@ public final class DPOTrainer: ResumableTrainer {
     }
 
     /// Held-out preference accuracy (the implicit reward of the chosen completion above the
-    /// rejected one; a tie counts half, so the untrained policy scores 0.5) and mean reward margin.
-    public static func evaluate(model: TransformerModel, pairs: [PreferenceExample], beta: Double, padID: Int) throws -> (accuracy: Double, margin: Double) {
+    /// rejected one; a tie counts half, so the untrained policy scores 0.5), mean reward margin,
+    /// and the mean sigmoid DPO loss −log σ(margin) (whatever loss_type trained: one scale for
+    /// every run).
+    public static func evaluate(model: TransformerModel, pairs: [PreferenceExample], beta: Double, padID: Int) throws
+        -> (accuracy: Double, margin: Double, loss: Double) {
+        // On one BLAS thread, for the same numbers in every process (SFTTrainer.evaluate says why).
         let examples = pairs.flatMap { [$0.chosen, $0.rejected] }
-        let policy = try sequenceLogps(model: model, examples: examples, batchSize: 16, padID: padID)
-        let reference = try model.withAdapterDisabled { try sequenceLogps(model: model, examples: examples, batchSize: 16, padID: padID) }
-        var correct = 0, margin = 0.0
+        let (policy, reference) = try BLAS.singleThreaded {
+            (try sequenceLogps(model: model, examples: examples, batchSize: 16, padID: padID),
+             try model.withAdapterDisabled { try sequenceLogps(model: model, examples: examples, batchSize: 16, padID: padID) })
+        }
+        var correct = 0, margin = 0.0, loss = 0.0
         for i in 0..<pairs.count {
             let c = beta * (policy[2 * i] - reference[2 * i]), r = beta * (policy[2 * i + 1] - reference[2 * i + 1])
             correct += c > r ? 2 : c == r ? 1 : 0
             margin += c - r
+            loss -= DPOLoss.logSigmoid(c - r)
         }
-        return (Double(correct) / Double(2 * pairs.count), margin / Double(pairs.count))
+        let n = Double(pairs.count)
+        return (Double(correct) / (2 * n), margin / n, loss / n)
     }
 }
 

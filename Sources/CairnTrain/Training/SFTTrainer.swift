@@ -75,7 +75,14 @@ public final class SFTTrainer: ResumableTrainer {
     }
 
     /// Mean loss per loss token over `examples` (no gradients, no dropout).
+    /// On one BLAS thread: the calibrated thread count of skinny products (BLAS.threads) can
+    /// differ between processes, and OpenBLAS's sums with it, so a held-out number would not be
+    /// the same twice (measured: eval_loss differing in the 10th digit between two runs).
     public static func evaluate(model: TransformerModel, examples: [SFTExample], batchSize: Int, padID: Int) throws -> Double {
+        try BLAS.singleThreaded { try evaluateOnThisThread(model: model, examples: examples, batchSize: batchSize, padID: padID) }
+    }
+
+    static func evaluateOnThisThread(model: TransformerModel, examples: [SFTExample], batchSize: Int, padID: Int) throws -> Double {
         var sum = 0.0, tokens = 0
         for start in stride(from: 0, to: examples.count, by: batchSize) {
             let b = SFTDataset.batch(Array(examples[start..<min(examples.count, start + batchSize)]), padID: padID)

@@ -20,6 +20,9 @@ public struct TrainingConfig: Equatable, Sendable {
     public var loggingSteps: Int = 10
     public var saveSteps: Int = 100
     public var saveTotalLimit: Int = 3
+    /// Held-out data is measured every this many steps, when the stage has any (an eval file or
+    /// eval_split); nil: at every checkpoint (save_steps). The end of training is always measured.
+    public var evalSteps: Int? = nil
     public var maxSeqLength: Int = 2048
     public var loraR: Int = 16
     public var loraAlpha: Double = 32

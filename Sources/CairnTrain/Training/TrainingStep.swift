@@ -19,6 +19,11 @@ extension OptimizedTrainer {
     public var isFinished: Bool { step >= totalSteps }
     public var stepsTotal: Int { totalSteps }
 
+    public func record(evaluation values: [String: Double]) {
+        guard !history.isEmpty else { return }
+        history[history.count - 1].values.merge(values) { _, new in new }
+    }
+
     /// The passes of optimizer step `step` (0-based): each of its `gradientAccumulation`
     /// micro-batches (item indices in the data order) cut into passes of at most
     /// `TrainingPass.maxTokens` tokens, each pass with its items and the batch of their
