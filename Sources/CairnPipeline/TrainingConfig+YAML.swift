@@ -34,7 +34,7 @@ extension TrainingConfig {
         "warmup_ratio": .from(0, below: 1), "warmup_steps": Bounds(0, 100_000_000),
         "weight_decay": Bounds(0, 1), "max_grad_norm": .above(0, atMost: 1e6), "adam_beta1": .from(0, below: 1),
         "adam_beta2": .from(0, below: 1), "adam_epsilon": .above(0, atMost: 1), "lora_alpha": .above(0, atMost: 65_536),
-        "lora_dropout": .from(0, below: 1), "beta": .above(0, atMost: 100), "label_smoothing": Bounds(0, 0.5),
+        "lora_dropout": .from(0, below: 1), "beta": .above(0, atMost: 100), "label_smoothing": .from(0, below: 0.5),
         "eval_split": .from(0, below: 1),
     ]
 

@@ -23,6 +23,9 @@ public struct StoreStatus: Encodable {
         public let stage: String?
         public let step: Int?
         public let loss: Double?
+        /// The training process's newest progress line from the stage's log: "step 16/40  loss
+        /// 0.0064  lr 1.0e-03  2310 tok/s  ETA 0:42".
+        public let progress: String?
     }
 
     public struct Run: Encodable {
@@ -53,19 +56,38 @@ public struct StoreStatus: Encodable {
             let rec = try e.run.flatMap { try store.run($0) }
             let stage = rec?.metadata["stage"]?["name"]?.stringValue
             let last = stage.flatMap { s in rec?.metadata["work_dir"]?.stringValue.flatMap { Self.lastMetrics($0 + "/\(s)/train/metrics.jsonl") } }
-            return Active(entry: e, run: e.run, stage: stage, step: last?.step, loss: last?.loss)
+            let progress = stage.flatMap { s in rec?.metadata["work_dir"]?.stringValue.flatMap { Self.lastProgress(stageDirectory: $0 + "/\(s)") } }
+            return Active(entry: e, run: e.run, stage: stage, step: last?.step, loss: last?.loss, progress: progress)
         }
         recentRuns = try store.runs(limit: recent).map { Run(run: $0, effectiveStatus: try Orchestrator.effectiveStatus($0).rawValue) }
         aliases = try store.aliases()
     }
 
-    /// The step and loss of the last line of a training log (read from its end).
-    static func lastMetrics(_ path: String) -> (step: Int, loss: Double?)? {
-        guard let file = FileHandle(forReadingAtPath: path) else { return nil }
+    /// The last 4 KiB of a file, as lines.
+    static func tailLines(_ path: String) -> [Substring] {
+        guard let file = FileHandle(forReadingAtPath: path) else { return [] }
         defer { try? file.close() }
         let size = (try? file.seekToEnd()) ?? 0
         try? file.seek(toOffset: size > 4096 ? size - 4096 : 0)
-        guard let data = try? file.readToEnd(), let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+        guard let data = try? file.readToEnd() else { return [] }
+        return String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+    }
+
+    /// The newest "step N/T …" line of the stage's newest attempt log (attempt-K.log).
+    static func lastProgress(stageDirectory dir: String) -> String? {
+        let attempts = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).compactMap { name -> Int? in
+            guard name.hasPrefix("attempt-"), name.hasSuffix(".log") else { return nil }
+            return Int(name.dropFirst(8).dropLast(4))
+        }
+        guard let newest = attempts.max() else { return nil }
+        return tailLines(dir + "/attempt-\(newest).log").last { $0.hasPrefix("step ") && $0.contains("/") }.map {
+            $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        }
+    }
+
+    /// The step and loss of the last line of a training log (read from its end).
+    static func lastMetrics(_ path: String) -> (step: Int, loss: Double?)? {
+        guard let line = tailLines(path).last,
               let v = JSONValue.parse(String(line)),
               let step = v["step"]?.numberValue else { return nil }
         return (Int(step), v["loss"]?.numberValue)

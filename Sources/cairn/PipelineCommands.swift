@@ -19,7 +19,7 @@ enum PipelineCommands {
                     options: ["out"], positionals: 1...1),
         CommandSpec(name: "check", usage: "cairn check NAME --result FILE (--request FILE.json | [--model D] [--adapter D] [--merged D] [--export F] [--data F] [--schema F] [--blocklist F] [--threshold X] [--min-accuracy X] [--tolerance X] [--beta X] [--max-new-tokens N] [--max-seq-length N] [--baseline true|false])",
                     summary: "run one gate check (the orchestrator starts these)",
-                    options: ["result", "request", "model", "adapter", "merged", "export", "data", "schema", "blocklist", "threshold", "min-accuracy", "tolerance", "beta", "max-new-tokens", "max-seq-length"],
+                    options: ["result", "request", "model", "adapter", "merged", "export", "data", "schema", "blocklist", "threshold", "min-accuracy", "tolerance", "beta", "max-new-tokens", "max-seq-length", "baseline"],
                     positionals: 1...1),
     ]
 

@@ -110,7 +110,9 @@ enum WatchCommands {
         for q in s.queue {
             var line = "  #\(q.entry.id) \(q.entry.pipeline) at \(q.entry.commit.prefix(10))  \(q.entry.state)"
             if let r = q.run { line += "  run \(r)" }
-            if let st = q.stage { line += ": \(st)" + (q.step.map { " step \($0)" } ?? "") + (q.loss.map { String(format: " loss %.4f", $0) } ?? "") }
+            if let st = q.stage {
+                line += ": \(st)" + (q.progress.map { " " + $0 } ?? (q.step.map { " step \($0)" } ?? "") + (q.loss.map { String(format: " loss %.4f", $0) } ?? ""))
+            }
             Output.out(line)
         }
         Output.out("\nnewest runs:")

@@ -40,6 +40,8 @@ struct ConfigTests {
         ("learning_rte: 1e-4\n", 1, "unknown key 'learning_rte'", "did you mean 'learning_rate'?"),
         ("epochs: 3\nbatch_size: four\n", 2, "key 'batch_size' must be a whole number", "four"),
         ("lora_dropout: 1.5\n", 1, "lora_dropout", "[0, 1)"),
+        ("beta: 0.1\nlabel_smoothing: 0.5\n", 2, "label_smoothing", "[0, 0.5)"),  // the DPO loss divides by 1 − 2·ls
+        ("eval_steps: 0\n", 1, "eval_steps", "1"),
         ("loss_type: kto\n", 1, "loss_type", "sigmoid, ipo, hinge, robust"),
         ("target_modules: [q_proj, lm_head]\n", 1, "lm_head", "q_proj"),
         ("epochs: [1\n", 2, "invalid YAML", "sft_config.yaml"),
