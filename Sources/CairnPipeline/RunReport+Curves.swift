@@ -42,7 +42,7 @@ extension RunReport {
         if !held.isEmpty {
             lines.append(ChartSeries(label: "held-out loss", points: held, color: heldOutColor, dots: true, dashed: true))
         }
-        return chart(lines, title: "\(stage): training and held-out loss", yLabel: "loss")
+        return chart(lines, title: "\(stage): " + (held.isEmpty ? "training loss" : "training and held-out loss"), yLabel: "loss")
     }
 
     /// The charts of every training stage that finished (once per stage name), with the

@@ -44,7 +44,7 @@ extension RunReport {
             for c in g.results {
                 body += "<tr><td>\(esc(c.name))</td><td><span class=\"s \(c.passed ? "succeeded" : "rejected")\">\(esc(c.status.rawValue))</span></td>"
                 body += "<td>\(c.blocking ? "blocking" : "parallel")</td><td>\(c.value.map(fmt) ?? "")</td>"
-                body += "<td>\(String(format: "%.2f s", c.seconds))</td><td class=\"details\">\(esc(c.details))</td></tr>"
+                body += "<td class=\"num\">\(String(format: "%.2f s", c.seconds))</td><td class=\"details\">\(esc(c.details))</td></tr>"
             }
             body += "</table>"
         }

@@ -16,7 +16,7 @@ struct LineageLayout {
     struct Arrow { let label: String; let points: [(x: Double, y: Double)] }
 
     static let boxWidth = 178.0, columnGap = 96.0, slotGap = 18.0, margin = 14.0
-    static let lineHeight = 15.0, portSpacing = 15.0, passHeight = 10.0
+    static let lineHeight = 15.0, portSpacing = 19.0, passHeight = 10.0
 
     private(set) var boxes: [Box] = []
     private(set) var arrows: [Arrow] = []

@@ -71,8 +71,8 @@ extension RunReport {
             + "fill=\"\(color.fill)\" stroke=\"\(color.stroke)\" stroke-width=\"\(root ? "2.6" : "1.2")\"/>"
         s += "<text x=\"\(c(x))\" y=\"\(line(1))\" font-size=\"12\" font-weight=\"700\" fill=\"\(color.stroke)\">\(esc(tail(n.kind, 24)))</text>"
         s += "<text x=\"\(c(x))\" y=\"\(line(2))\" font-size=\"11\" font-family=\"\(monoFamily)\" fill=\"#1f2937\">\(esc(n.id.short))</text>"
-        s += "<text x=\"\(c(x))\" y=\"\(line(3))\" font-size=\"11.5\" fill=\"#111827\">\(esc(tail(n.name, 27)))</text>"
-        if !made.isEmpty { s += "<text x=\"\(c(x))\" y=\"\(line(4))\" font-size=\"10.5\" fill=\"#4b5563\">\(esc(tail(made, 31)))</text>" }
+        s += "<text x=\"\(c(x))\" y=\"\(line(3))\" font-size=\"11.5\" fill=\"#111827\">\(esc(tail(n.name, 25)))</text>"
+        if !made.isEmpty { s += "<text x=\"\(c(x))\" y=\"\(line(4))\" font-size=\"10.5\" fill=\"#4b5563\">\(esc(tail(made, 30)))</text>" }
         return s + "</g>"
     }
 }

@@ -46,15 +46,17 @@ extension RunReport {
     }
 
     /// prompt | base model (before) | after SFT | after DPO, one row per prompt (matched by text,
-    /// in the order the SFT gate kept them, then any only the DPO gate has).
+    /// in the order the SFT gate kept them, then any only the DPO gate has); no DPO column when
+    /// the DPO gate kept no replies (a run rejected before DPO).
     static func beforeAfterTable(sft: [ReplySample], dpo: [ReplySample]) -> String {
         var prompts: [String] = []
         for p in sft.map(\.prompt) + dpo.map(\.prompt) where !prompts.contains(p) { prompts.append(p) }
-        var html = "<table class=\"samples\"><tr><th>prompt</th><th>base model (before)</th><th>after SFT</th><th>after DPO</th></tr>"
+        var html = "<table class=\"samples\"><tr><th>prompt</th><th>base model (before)</th><th>after SFT</th>"
+            + (dpo.isEmpty ? "" : "<th>after DPO</th>") + "</tr>"
         for p in prompts {
             let a = sft.first { $0.prompt == p }, b = dpo.first { $0.prompt == p }
             html += "<tr><td><pre class=\"reply\">\(esc(p))</pre></td>" + replyCell(a?.baseline, ok: nil)
-                + replyCell(a?.reply, ok: a?.ok) + replyCell(b?.reply, ok: b?.ok) + "</tr>"
+                + replyCell(a?.reply, ok: a?.ok) + (dpo.isEmpty ? "" : replyCell(b?.reply, ok: b?.ok)) + "</tr>"
         }
         return html + "</table>"
     }

@@ -133,8 +133,8 @@ public enum RunReport {
         figure.wide{overflow-x:auto}.muted{color:#777}
         .banner{background:#fde2e2;border:1px solid #f5a3a3;color:#7f1d1d;padding:.7em 1em;border-radius:.4em;margin:1em 0}
         .banner ul{margin:.4em 0 0;padding-left:1.4em}.headline{font-size:1.1em}
-        table.samples{table-layout:fixed}table.samples td{width:25%}
+        table.samples{table-layout:fixed}
         pre.reply{margin:.3em 0 0;padding:.4em;white-space:pre-wrap;word-break:break-word;font-size:12px}
-        td.details{word-break:break-word}details{margin-top:.6em}summary{cursor:pointer;color:#555}
+        td.details{word-break:break-word}td.num{white-space:nowrap}details{margin-top:.6em}summary{cursor:pointer;color:#555}
         """
 }
