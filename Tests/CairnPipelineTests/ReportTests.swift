@@ -93,7 +93,7 @@ struct ReportTests {
         }
     }
 
-    /// The numbers of an attribute of every element that has `marker` in its tag.
+    /// Every artifact box of a lineage drawing: its id (hex) and its rectangle in px.
     static func rects(_ svg: String) -> [(id: String, x: Double, y: Double, w: Double, h: Double)] {
         svg.components(separatedBy: "<rect data-artifact=\"").dropFirst().map { tag in
             func attr(_ name: String) -> Double {
