@@ -15,7 +15,7 @@ enum PipelineCommands {
                     flags: ["json"], positionals: 1...1),
         CommandSpec(name: "resume", usage: "cairn resume RUN [--allow-commands] [--quiet]", summary: "continue an interrupted or failed run from its last successful stage",
                     flags: ["quiet", "allow-commands"], positionals: 1...1),
-        CommandSpec(name: "report", usage: "cairn report RUN --out DIR", summary: "write a self-contained HTML page of a run (curves, gates, lineage)",
+        CommandSpec(name: "report", usage: "cairn report RUN --out DIR", summary: "write a self-contained HTML page of a run (lineage graph, curves, samples, gates) and its SVG images",
                     options: ["out"], positionals: 1...1),
         CommandSpec(name: "check", usage: "cairn check NAME --result FILE (--request FILE.json | [--model D] [--adapter D] [--merged D] [--export F] [--data F] [--schema F] [--blocklist F] [--threshold X] [--min-accuracy X] [--tolerance X] [--beta X] [--max-new-tokens N] [--max-seq-length N] [--baseline true|false])",
                     summary: "run one gate check (the orchestrator starts these)",
@@ -92,10 +92,8 @@ enum PipelineCommands {
         let store = try a.openStore()
         let id = try runID(a.positionals[0])
         let out = try a.required("out")
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let path = out + "/run-\(id).html"
-        try AtomicFile.write(try RunReport.html(store: store, run: id), to: path)
-        Output.out(path)
+        // The run's page first (what scripts read), then its drawings and the runs it links to.
+        for path in try RunReport.write(store: store, run: id, to: out) { Output.out(path) }
         return 0
     }
 

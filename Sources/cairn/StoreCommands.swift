@@ -1,4 +1,6 @@
+import CairnPipeline
 import CairnStore
+import CairnSystem
 import Foundation
 
 /// The store's commands: each parses its arguments, calls CairnStore and prints.
@@ -15,8 +17,9 @@ enum StoreCommands {
                     flags: ["json", "all"], options: ["kind"]),
         CommandSpec(name: "show", usage: "cairn show REF [--json]", summary: "an artifact's record, files, aliases and producer",
                     flags: ["json"], positionals: 1...1),
-        CommandSpec(name: "lineage", usage: "cairn lineage REF [--json | --dot]",
-                    summary: "everything REF was made from, as a tree", flags: ["json", "dot"], positionals: 1...1),
+        CommandSpec(name: "lineage", usage: "cairn lineage REF [--json | --dot | --svg FILE]",
+                    summary: "everything REF was made from, as a tree (or a graph drawn as a standalone SVG file)",
+                    flags: ["json", "dot"], options: ["svg"], positionals: 1...1),
         CommandSpec(name: "descendants", usage: "cairn descendants REF [--json | --dot]",
                     summary: "everything made from REF", flags: ["json", "dot"], positionals: 1...1),
         CommandSpec(name: "alias", usage: "cairn alias set NAME REF [--reason TEXT] | alias list [--json] | alias history NAME [--json]",
@@ -63,7 +66,10 @@ enum StoreCommands {
             let store = try a.openStore()
             let id = try store.resolve(a.positionals[0])
             let graph = name == "lineage" ? try store.ancestors(of: id) : try store.descendants(of: id)
-            if a.has("json") { try Output.json(graph) } else if a.has("dot") { Output.out(graph.renderDot()) } else {
+            if let file = try a.option("svg") {
+                try AtomicFile.write(RunReport.svgDocument(RunReport.lineageSVG(graph)), to: file)
+                Output.out(file)
+            } else if a.has("json") { try Output.json(graph) } else if a.has("dot") { Output.out(graph.renderDot()) } else {
                 Output.out(graph.renderTree())
             }
         case "alias": return try alias(a)

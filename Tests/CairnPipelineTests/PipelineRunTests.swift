@@ -54,8 +54,10 @@ struct PipelineRunTests {
         let rep = try cairn(["report", String(run), "--out", ws.root + "/report"], store: ws.store)
         #expect(rep.status == 0, "\(rep.err)")
         let html = try String(contentsOfFile: ws.root + "/report/run-\(run).html", encoding: .utf8)
-        #expect(html.components(separatedBy: "<svg").count - 1 == 3)  // sft loss, dpo loss, dpo margin
-        #expect(html.components(separatedBy: "<polyline").count - 1 == 3)
+        #expect(html.components(separatedBy: "<svg").count - 1 == 4)  // lineage, sft loss, dpo loss, dpo margin
+        // A training loss line per chart, and held-out loss lines when the trainer logs evaluations.
+        #expect(html.components(separatedBy: "<polyline").count - 1 >= 3)
+        #expect(html.contains("held-out loss") && html.contains("data-artifact=\"\(final.dropFirst(7))\""))
         for text in ["After sft", "After merge", "After dpo", "output_format_valid", "merge_logits_match", "preference_accuracy",
                      "no_harmful_content", "Lineage of the final model", final] {
             #expect(html.contains(text), "the report lacks \(text)")
