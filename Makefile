@@ -3,7 +3,7 @@ SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config git python3
 BENCH_PACKAGES := hyperfine
 
-.PHONY: deps build test release model demo demo-pipeline demo-store bench-store bench-train-model bench-pipeline clean
+.PHONY: deps build test release model demo readme-images demo-pipeline demo-store bench-store bench-train-model bench-pipeline clean
 
 # Installs only what is missing (apt-get needs root: CI and these machines run as root).
 deps:
@@ -31,11 +31,18 @@ model: deps
 	$(SWIFT) build -c release --product cairn
 	scripts/fetch-model.sh
 
-# The main job: the task-api example end to end (base model, SFT -> merge -> DPO, gates,
-# promotion, lineage) into ./store; `make demo-store` shows the store commands on a throwaway store.
+# The main job: the GitOps story on SmolLM2-135M-Instruct (scripts/demo-gitops.sh) in a scratch
+# repository under DEMO_DIR (default /tmp/cairn-demo): a commit trains and promotes, a harmful
+# commit is rejected by a gate, a DPO-only commit comes from the stage cache, production rolls
+# back. MODEL=tiny tells it on a tiny model; `make demo-store` shows the store commands alone.
 demo: deps
 	$(SWIFT) build -c release --product cairn
 	scripts/demo-gitops.sh
+
+# The README's pictures (docs/images) from the store `make demo` left.
+readme-images: deps
+	$(SWIFT) build -c release --product cairn
+	scripts/readme-images.sh
 
 # The task-api pipeline run directly (no git): base model, SFT -> merge -> DPO, lineage, into ./store.
 demo-pipeline: deps

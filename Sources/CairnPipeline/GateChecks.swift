@@ -32,9 +32,13 @@ public struct ReplySample: Codable, Sendable, Equatable {
     public var reply: String
     public var ok: Bool
     public var baseline: String?
+    /// Whether the check accepted the base model's reply.
+    public var baselineOK: Bool?
 
-    public init(prompt: String, reply: String, ok: Bool, baseline: String? = nil) {
-        self.prompt = prompt; self.reply = reply; self.ok = ok; self.baseline = baseline
+    enum CodingKeys: String, CodingKey { case prompt, reply, ok, baseline, baselineOK = "baseline_ok" }
+
+    public init(prompt: String, reply: String, ok: Bool, baseline: String? = nil, baselineOK: Bool? = nil) {
+        self.prompt = prompt; self.reply = reply; self.ok = ok; self.baseline = baseline; self.baselineOK = baselineOK
     }
 }
 
@@ -199,14 +203,15 @@ public enum GateChecks {
         var details = String(format: "%d/%d outputs valid JSON%@ (%.1f%%), threshold %.0f%%", valid, ps.count, schema == nil ? "" : " matching the schema",
                              rate * 100, threshold * 100)
         var baseRate: Double?
-        if let b = before {
-            let n = judge(b).filter { $0 }.count
+        let beforeOK = before.map(judge)
+        if let b = beforeOK {
+            let n = b.filter { $0 }.count
             baseRate = ps.isEmpty ? 0 : Double(n) / Double(ps.count)
             details += String(format: "; the base model before training: %d/%d (%.1f%%)", n, ps.count, baseRate! * 100)
         }
         if let i = ok.firstIndex(of: false) { details += "; first invalid: \(String(outs[i].trimmingCharacters(in: .whitespacesAndNewlines).prefix(80)).debugDescription)" }
         let samples = ps.indices.prefix(sampleCount).map {
-            ReplySample(prompt: ps[$0].userText, reply: outs[$0], ok: ok[$0], baseline: before?[$0])
+            ReplySample(prompt: ps[$0].userText, reply: outs[$0], ok: ok[$0], baseline: before?[$0], baselineOK: beforeOK?[$0])
         }
         return CheckResult(name: "output_format_valid", status: rate >= threshold ? .passed : .failed, details: details, value: rate,
                            baseline: baseRate, samples: samples)

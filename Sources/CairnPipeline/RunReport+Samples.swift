@@ -12,8 +12,9 @@ extension RunReport {
     /// A fraction (0…1) as a whole percentage, "–" when not measured.
     static func percent(_ v: Double?) -> String { v.map { String(format: "%.0f%%", $0 * 100) } ?? "–" }
 
-    /// A reply in a monospace cell, marked valid or invalid (nil: not judged by the gate; a base
-    /// model's reply that does not even parse as JSON is marked invalid).
+    /// A reply in a monospace cell, marked valid or invalid (nil: not judged by the gate, as in
+    /// reports stored before the gate judged the base model's replies; one that does not even
+    /// parse as JSON is marked invalid).
     static func replyCell(_ reply: String?, ok: Bool?, marks: (yes: String, no: String) = ("valid", "invalid")) -> String {
         guard let reply else { return "<td class=\"muted\">–</td>" }
         let judged = ok ?? (JSONValue.parse(reply.trimmingCharacters(in: .whitespacesAndNewlines)).map { _ in nil } ?? false)
@@ -55,7 +56,7 @@ extension RunReport {
             + (dpo.isEmpty ? "" : "<th>after DPO</th>") + "</tr>"
         for p in prompts {
             let a = sft.first { $0.prompt == p }, b = dpo.first { $0.prompt == p }
-            html += "<tr><td><pre class=\"reply\">\(esc(p))</pre></td>" + replyCell(a?.baseline, ok: nil)
+            html += "<tr><td><pre class=\"reply\">\(esc(p))</pre></td>" + replyCell(a?.baseline, ok: a?.baselineOK)
                 + replyCell(a?.reply, ok: a?.ok) + (dpo.isEmpty ? "" : replyCell(b?.reply, ok: b?.ok)) + "</tr>"
         }
         return html + "</table>"

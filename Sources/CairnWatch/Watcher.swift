@@ -51,6 +51,10 @@ public final class Watcher {
     public func run(stop: () -> Bool) throws {
         let lockPath = store.root + "/queue-worker.lock"
         var lock = WorkerLock(path: lockPath)
+        if lock == nil {
+            // One process works a store's queue; a second watcher waits, and says so.
+            options.say("another watcher or `cairn queue work` holds this store's queue (\(lockPath)); waiting for it to stop")
+        }
         while lock == nil && !stop() { Thread.sleep(forTimeInterval: 0.1); lock = WorkerLock(path: lockPath) }
         defer { withExtendedLifetime(lock) {} }
         let refs = options.useInotify ? try RefWatcher(gitDirectory: repository.gitDirectory) : nil

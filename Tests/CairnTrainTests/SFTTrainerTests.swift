@@ -26,6 +26,13 @@ struct SFTTrainerTests {
         let after = try SFTTrainer.evaluate(model: model, examples: held.examples, batchSize: 8, padID: pad)
         print("SFT: held-out loss \(before) -> \(after) in \(trainer.step) steps, \(Date().timeIntervalSince(start)) s")
         #expect(after < before / 2, "held-out loss \(before) -> \(after)")
+        // The fast held-out loss (the training step's sharded path) against its naive reference
+        // (plain logits), before and after training, with and without padding in the batches.
+        for bs in [8, 5] {
+            let fast = try SFTTrainer.evaluate(model: model, examples: held.examples, batchSize: bs, padID: pad)
+            let naive = try SFTTrainer.evaluateReference(model: model, examples: held.examples, batchSize: bs, padID: pad)
+            #expect(abs(fast - naive) <= 1e-5 * abs(naive), "batch \(bs): \(fast) vs \(naive)")
+        }
         #expect(trainer.history.allSatisfy { $0.values["loss"]!.isFinite })
         #expect(trainer.history.first!.values["learning_rate"] == 0)  // warmup starts at zero, as transformers'
     }

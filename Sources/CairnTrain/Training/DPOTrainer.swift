@@ -79,12 +79,10 @@ public final class DPOTrainer: ResumableTrainer {
     /// every run).
     public static func evaluate(model: TransformerModel, pairs: [PreferenceExample], beta: Double, padID: Int) throws
         -> (accuracy: Double, margin: Double, loss: Double) {
-        // On one BLAS thread, for the same numbers in every process (SFTTrainer.evaluate says why).
+        // On the training step's path (rowLossSums): the same numbers in every process (SFTTrainer.evaluate says why).
         let examples = pairs.flatMap { [$0.chosen, $0.rejected] }
-        let (policy, reference) = try BLAS.singleThreaded {
-            (try sequenceLogps(model: model, examples: examples, batchSize: 16, padID: padID),
-             try model.withAdapterDisabled { try sequenceLogps(model: model, examples: examples, batchSize: 16, padID: padID) })
-        }
+        let policy = try sequenceLogps(model: model, examples: examples, batchSize: 16, padID: padID)
+        let reference = try model.withAdapterDisabled { try sequenceLogps(model: model, examples: examples, batchSize: 16, padID: padID) }
         var correct = 0, margin = 0.0, loss = 0.0
         for i in 0..<pairs.count {
             let c = beta * (policy[2 * i] - reference[2 * i]), r = beta * (policy[2 * i + 1] - reference[2 * i + 1])

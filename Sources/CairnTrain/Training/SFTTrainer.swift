@@ -74,17 +74,25 @@ public final class SFTTrainer: ResumableTrainer {
         return try finishStep(["loss": loss, "tokens": Double(tokens)])
     }
 
-    /// Mean loss per loss token over `examples` (no gradients, no dropout).
-    /// On one BLAS thread: the calibrated thread count of skinny products (BLAS.threads) can
-    /// differ between processes, and OpenBLAS's sums with it, so a held-out number would not be
-    /// the same twice (measured: eval_loss differing in the 10th digit between two runs).
+    /// Mean loss per loss token over `examples` (no gradients, no dropout), on the training
+    /// step's path: each batch's rows split between one worker per core, each on single-threaded
+    /// BLAS. A row's sum never depends on the split, so the number is the same in every process
+    /// (plain `logits` is not: the calibrated thread count of skinny products, BLAS.threads, can
+    /// differ between processes, and it moved eval_loss in the 10th digit between two runs).
     public static func evaluate(model: TransformerModel, examples: [SFTExample], batchSize: Int, padID: Int) throws -> Double {
-        try BLAS.singleThreaded { try evaluateOnThisThread(model: model, examples: examples, batchSize: batchSize, padID: padID) }
+        var sum = 0.0, tokens = 0
+        for start in stride(from: 0, to: examples.count, by: max(1, batchSize)) {
+            let b = SFTDataset.batch(Array(examples[start..<min(examples.count, start + batchSize)]), padID: padID)
+            sum += try model.rowLossSums(b).reduce(0, +)
+            tokens += b.lossTokens
+        }
+        return tokens > 0 ? sum / Double(tokens) : 0
     }
 
-    static func evaluateOnThisThread(model: TransformerModel, examples: [SFTExample], batchSize: Int, padID: Int) throws -> Double {
+    /// Naive reference of `evaluate`: each batch's logits, then their log-probabilities.
+    static func evaluateReference(model: TransformerModel, examples: [SFTExample], batchSize: Int, padID: Int) throws -> Double {
         var sum = 0.0, tokens = 0
-        for start in stride(from: 0, to: examples.count, by: batchSize) {
+        for start in stride(from: 0, to: examples.count, by: max(1, batchSize)) {
             let b = SFTDataset.batch(Array(examples[start..<min(examples.count, start + batchSize)]), padID: padID)
             let logits = try model.logits(inputIDs: b.inputIDs, attentionMask: b.attentionMask)
             let lp = CrossEntropyOp.logProbs(logits: logits.data, targets: b.targets, V: model.config.vocabSize)
