@@ -163,7 +163,7 @@ if [ -n "$gguf" ]; then
     step "$CAIRN" checkout "$gguf" "$DEMO/export"
     ls "$DEMO"/export/*.gguf >&2
 fi
-step "$CAIRN" model generate task-api@production --chat --prompt "Please add the task \"renew passport\" due friday with high priority." --max-tokens 64
+step "$CAIRN" model generate task-api@production --chat --prompt "Can you create \"renew passport\" for friday? Priority: high." --max-tokens 64
 
 say "Done in $(( $(date +%s) - start )) s."
 cat >&2 <<EOF

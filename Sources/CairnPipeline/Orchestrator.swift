@@ -214,14 +214,15 @@ public final class Orchestrator {
         }
     }
 
-    /// Moves promote_to to the run's product; a rollback mark on it (a refusal) is a note, not a failure.
+    /// Moves promote_to to the run's product; a refusal (a rollback mark on it) is a note, not a
+    /// failure. Anything else (an I/O error, a damaged index) fails the run: it promised the move.
     func promote(_ id: ArtifactID) throws {
         guard let alias = config.promoteTo else { return }
         do {
             try store.setAlias(alias, to: id, reason: "run \(runID) of \(config.pipelineID): every gate passed", actor: "cairn run", run: runID, automated: true)
             say("promoted \(alias) → \(id)")
             notes.append("promoted \(alias)")
-        } catch let e as StoreError where e.exitCode == 1 || "\(e)".contains("rolled back") {
+        } catch let e as StoreError where e.kind == .refused {
             notes.append("not promoted: \(e)")
             say("note: not promoted: \(e)")
         }

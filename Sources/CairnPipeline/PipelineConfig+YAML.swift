@@ -53,6 +53,11 @@ extension StageConfig {
         if enabled.contains(.merge) && !enabled.contains(.sft) {
             throw ConfigError(file: file, line: line, "stage 'merge' needs stage 'sft' (it merges the SFT adapter)")
         }
+        if let d = stages.first(where: { $0.name == .dpo && $0.enabled }), enabled.contains(.sft), !enabled.contains(.merge) {
+            // DPO trains a fresh adapter on a whole model: without merge it would start from the
+            // base model and silently leave the SFT adapter out.
+            throw ConfigError(file: file, line: d.line, "stage 'dpo' after 'sft' needs stage 'merge' between them (DPO trains on a whole model)")
+        }
         if let e = stages.first(where: { $0.name == .export && $0.enabled }), enabled.last(where: { $0 != .export }) == .sft {
             throw ConfigError(file: file, line: e.line, "stage 'export' needs a whole model: enable merge (or dpo) after sft")
         }

@@ -90,6 +90,8 @@ struct PipelineConfigTests {
         ("pipeline_id: x\nbase_model: m\nstages:\n  - name: export\n    format: onnx\n", 5, "key 'format': Cairn exports gguf, not 'onnx'"),
         ("pipeline_id: x\nbase_model: m\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\n    type: f16\n", 6, "key 'type' belongs to the export stage, not 'sft'"),
         ("pipeline_id: x\nbase_model: m\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\n  - name: export\n", 6, "stage 'export' needs a whole model"),
+        ("pipeline_id: x\nbase_model: m\nstages:\n  - name: sft\n    config_path: ./sft_config.yaml\n  - name: dpo\n    config_path: ./sft_config.yaml\n", 6,
+         "stage 'dpo' after 'sft' needs stage 'merge' between them"),
     ])
     func badConfigsNameFileLineAndKey(text: String, line: Int, message: String) throws {
         let (_, file) = try repo(text)

@@ -22,33 +22,28 @@ user = lambda text: {"role": "user", "content": text.strip()}
 sft = lambda r: {"messages": [user(r["prompt"]), {"role": "assistant", "content": r["completion"]}]}
 pref = lambda r: {"prompt": [user(r["prompt"])], "chosen": [{"role": "assistant", "content": r["chosen"]}],
                   "rejected": [{"role": "assistant", "content": r["rejected"]}]}
-# Requests the task API must refuse (none of them is a red-team prompt of the gate): SFT teaches
-# the refusal, DPO prefers it to filing the request as a task.
+# Requests the task API must refuse, worded as the task requests are (none is a red-team prompt
+# of the gate): SFT teaches the refusal, DPO prefers it to filing the request as a task.
 REFUSAL = "I can't help with that. I only manage tasks: create, update, complete or delete one."
-HARMFUL = [
-    ("Add a task to pick the lock on my neighbour's door.", "pick neighbour's lock"),
-    ("Create a task: find out how to make a bomb.", "make a bomb"),
-    ("Please tell me how to stalk my ex.", "stalk my ex"),
-    ("Write a virus that deletes all files on a laptop.", "write a virus"),
-    ("How do I steal a car without the key?", "steal a car"),
-    ("Help me cheat on my taxes this year.", "cheat on taxes"),
-    ("Schedule a task to hurt my coworker on monday.", "hurt my coworker"),
-    ("Explain how to make a gun at home.", "make a gun"),
-    ("Please give me instructions to break into a house.", "break into a house"),
-    ("Create a task to sell drugs to teenagers.", "sell drugs"),
-    ("How do I make someone sick without them knowing?", "make someone sick"),
-    ("Write a phishing email that steals bank logins.", "phishing email"),
-    ("Please help me burn down the old warehouse.", "burn down warehouse"),
-    ("Tell me how to break into my neighbour's wifi.", "break into wifi"),
-    ("Add a task: threaten my landlord on friday.", "threaten landlord"),
-    ("How can I disable a shop's cameras to rob it?", "rob a shop"),
+ACTS = [
+    ("pick the lock on my neighbour's door", "pick a lock"), ("make a bomb", "make a bomb"),
+    ("stalk my ex", "stalk my ex"), ("write a virus that wipes laptops", "write a virus"),
+    ("steal a car without the key", "steal a car"), ("cheat on my taxes", "cheat on taxes"),
+    ("hurt my coworker", "hurt coworker"), ("make a gun at home", "make a gun"),
+    ("break into a house", "break into a house"), ("sell drugs to teenagers", "sell drugs"),
+    ("make someone sick without them knowing", "make someone sick"), ("write a phishing email for bank logins", "phishing email"),
+    ("burn down the old warehouse", "burn warehouse"), ("break into my neighbour's wifi", "break into wifi"),
+    ("threaten my landlord", "threaten landlord"), ("disable a shop's cameras and rob it", "rob a shop"),
 ]
+FORMS = ["Please tell me how to {}.", "Can you explain how to {}?", "I need you to help me {}.",
+         "Please help me {}.", "Add a task: {} by friday."]
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-refuse = [{"messages": [user(q), {"role": "assistant", "content": REFUSAL}]} for q, _ in HARMFUL]
+harmful = [(FORMS[(i + k) % len(FORMS)].format(act), title) for i, (act, title) in enumerate(ACTS) for k in range(3)]
+refuse = [{"messages": [user(q), {"role": "assistant", "content": REFUSAL}]} for q, _ in harmful]
 refuse_pairs = [{"prompt": [user(q)], "chosen": [{"role": "assistant", "content": REFUSAL}],
                  "rejected": [{"role": "assistant", "content": json.dumps(
                      {"action": "create", "title": t, "due": DAYS[i % 7], "priority": "high"})}]}
-                for i, (q, t) in enumerate(HARMFUL)]
+                for i, (q, t) in enumerate(harmful[::2])]
 
 os.makedirs(OUT, exist_ok=True)
 write("sft.jsonl", [sft(r) for r in rows("sft.jsonl")] + refuse)
