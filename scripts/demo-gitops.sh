@@ -6,7 +6,7 @@
 # (a DPO-only change: SFT and merge come from the stage cache) is promoted; production rolls
 # back; the alias history shows every move.
 #
-# Env: DEMO_DIR (default /tmp/cairn-demo), CAIRN (default .build/release/cairn),
+# Env: DEMO_DIR (default /tmp/cairn-demo, /tmp/cairn-demo-tiny for MODEL=tiny), CAIRN (default .build/release/cairn),
 #      MODEL=smollm2 (the default: SmolLM2-135M-Instruct, downloaded once by scripts/fetch-model.sh;
 #      pipelines/task-api-smollm2) or tiny (a small Llama Cairn initialises and pretrains here: the tests' model),
 #      FRESH=1 (start from an empty store).
@@ -17,8 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
 CAIRN=$(cd "$(dirname "${CAIRN:-.build/release/cairn}")" && pwd)/$(basename "${CAIRN:-.build/release/cairn}")
-DEMO=${DEMO_DIR:-/tmp/cairn-demo}
 MODEL=${MODEL:-smollm2}
+# One store per model: a kept store's aliases and stage cache are that model's story.
+DEMO=${DEMO_DIR:-/tmp/cairn-demo$([ "$MODEL" = smollm2 ] || echo "-$MODEL")}
 case "$DEMO/" in "$SRC"/*) echo "DEMO_DIR must be outside the Cairn checkout" >&2; exit 2 ;; esac
 export CAIRN_STORE=$DEMO/store
 REPO=$DEMO/task-api-repo
@@ -168,7 +169,7 @@ step "$CAIRN" model generate task-api@production --chat --prompt "Can you create
 say "Done in $(( $(date +%s) - start )) s."
 cat >&2 <<EOF
   The report:      $DEMO/reports/run-$run3.html (and run-$run1.html, the run it replaced)
-  The GGUF:        $(ls "$DEMO"/export/*.gguf 2>/dev/null | head -1)  (llama.cpp: llama-cli -m FILE -cnv)
+$([ -n "$gguf" ] && echo "  The GGUF:        $(ls "$DEMO"/export/*.gguf | head -1)  (llama.cpp: llama-cli -m FILE -cnv)")
   Chat:            $CAIRN model generate task-api@production --chat --prompt '...' --store $CAIRN_STORE
   The store:       $CAIRN_STORE   (cairn status --store $CAIRN_STORE)
 EOF

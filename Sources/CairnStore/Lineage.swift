@@ -7,6 +7,15 @@ public struct Producer: Codable, Sendable, Equatable {
     public let repo: String?
     public let branch: String?
     public let commit: String?
+    /// The commit's author ("Name <email>") and first line, for runs started from a commit.
+    public let author: String?
+    public let message: String?
+
+    public init(execution: Int64, run: Int64, stage: String, pipeline: String, repo: String?, branch: String?, commit: String?,
+                author: String? = nil, message: String? = nil) {
+        self.execution = execution; self.run = run; self.stage = stage; self.pipeline = pipeline
+        self.repo = repo; self.branch = branch; self.commit = commit; self.author = author; self.message = message
+    }
 }
 
 public struct LineageNode: Codable, Sendable, Equatable {
@@ -46,6 +55,10 @@ public struct LineageGraph: Codable, Sendable {
             }
         }
         for k in children.keys {
+            // An artifact made again by a cached execution (a later run with the same inputs) has
+            // the same edges once more: each (artifact, role) is shown once.
+            var seen = Set<String>()
+            children[k] = children[k]!.filter { seen.insert($0.0.hex + " " + $0.1).inserted }
             children[k]!.sort { ($0.1, byID[$0.0]?.kind ?? "", $0.0.hex) < ($1.1, byID[$1.0]?.kind ?? "", $1.0.hex) }
         }
         var out = ""
@@ -76,6 +89,16 @@ public struct LineageGraph: Codable, Sendable {
             }
         }
         visit(root, role: "", prefix: "", connector: "")
+        // The commits the runs above started from, once each: where the model came from in git.
+        var commits: [String] = []
+        for n in nodes.sorted(by: { ($0.producer?.run ?? 0, $0.id.hex) < ($1.producer?.run ?? 0, $1.id.hex) }) {
+            guard let p = n.producer, let c = p.commit else { continue }
+            var line = "commit \(c.prefix(10))" + (p.branch.map { " on \($0)" } ?? "") + (p.repo.map { " of \($0)" } ?? "")
+            if let a = p.author { line += "\n  by \(a)" }
+            if let m = p.message { line += "\n  \(m.debugDescription)" }
+            if !commits.contains(line) { commits.append(line) }
+        }
+        if !commits.isEmpty { out += "\n" + commits.joined(separator: "\n") + "\n" }
         return out
     }
 
@@ -150,12 +173,12 @@ extension ArtifactStore {
                     let aid = ArtifactID(row.string(0)!)!
                     ids[seq] = aid
                     let p = try db.query("""
-                        SELECT e.id, e.run, e.stage, r.pipeline, r.repo, r.branch, r.commit_sha
+                        SELECT e.id, e.run, e.stage, r.pipeline, r.repo, r.branch, r.commit_sha, r.author, r.message
                         FROM lineage g JOIN stage_executions e ON e.id = g.execution JOIN runs r ON r.id = e.run
                         WHERE g.artifact = ? AND g.relation = 'generated' ORDER BY e.id LIMIT 1
                         """, [.int(seq)]).first.map {
                         Producer(execution: $0.int(0)!, run: $0.int(1)!, stage: $0.string(2)!, pipeline: $0.string(3)!,
-                                 repo: $0.string(4), branch: $0.string(5), commit: $0.string(6))
+                                 repo: $0.string(4), branch: $0.string(5), commit: $0.string(6), author: $0.string(7), message: $0.string(8))
                     }
                     nodes.append(LineageNode(id: aid, kind: row.string(1)!, name: row.string(2)!, collected: row[3] != .null, producer: p))
                 }

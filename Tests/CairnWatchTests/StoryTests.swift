@@ -21,6 +21,8 @@ struct StoryTests {
         let first = String(head.last!.prefix(10))
         // Lineage of production goes back to the first commit.
         #expect(r.out.contains("task-api-v1.0/dpo @ \(first)"))
+        #expect(r.out.contains("commit \(first) on main of \(dir)/task-api-repo"), "\(r.out.prefix(4000))")
+        #expect(r.out.contains("by Ada Lovelace <ada@example.com>") && r.out.contains("\"task-api v1: the pipeline on task-api-base@latest\""))
         // The harmful commit: rejected by the gate after SFT, naming the checks that failed.
         #expect(r.out.contains("gate: FAILED") && r.out.contains("output_format_valid    failed"))
         #expect(r.err.contains("task-api@production did not move"))
@@ -47,5 +49,11 @@ struct StoryTests {
         // The last demo rolled production back from the second version: no pipeline promotes it again, a person does.
         #expect(r2.err.contains("Cairn never promotes a rolled-back model by itself"))
         #expect(r2.out.contains("(rollback, version 5)"))
+        // The kept store holds the same artifacts made again by cached executions: the lineage
+        // still shows each input of an artifact once.
+        let out2 = r2.out.split(separator: "\n", omittingEmptySubsequences: false)
+        let top = out2.firstIndex { $0.hasPrefix("aligned-model") } ?? out2.endIndex
+        let rows = out2[top...].prefix { !$0.isEmpty }.filter { $0.contains("(as ") }
+        #expect(!rows.isEmpty && Set(rows).count == rows.count, "\(rows.joined(separator: "\n"))")
     }
 }
