@@ -1,5 +1,6 @@
 import CairnStore
 import CairnSystem
+import CairnTrain
 import Foundation
 
 /// Resuming: a run stopped (interrupted, or failed) continues from its journal.
@@ -15,9 +16,17 @@ extension Orchestrator {
         }
         let journal = try RunJournal(resuming: rec, store: store)
         let file = journal.pipelineFile, work = journal.workDir
-        let config = try PipelineConfig.read(file: file, repository: journal.repository, allowCommands: options.allowCommands)
+        var config = try PipelineConfig.read(file: file, repository: journal.repository, allowCommands: options.allowCommands)
         if let was = journal.input("pipeline_config"), try store.identify(path: file) != was {
             throw ConfigError(file: file, line: nil, "changed since run \(id) started; run the pipeline again instead of resuming")
+        }
+        // The stage configs the run started with (journaled: a sweep variant's own, or the file
+        // as it was), not the files as they are now: what the gates read must be what trained.
+        for i in config.stages.indices where config.stages[i].training != nil {
+            guard let cid = journal.input("config:\(config.stages[i].name.rawValue)"), let entry = try store.manifest(cid).entries.first else { continue }
+            let label = "the \(config.stages[i].name.rawValue) config of run \(id)"
+            let text = String(decoding: try store.readFile(cid, path: entry.path), as: UTF8.self)
+            config.stages[i].training = try TrainingConfig(yaml: try YAMLNode.parse(text, file: label), file: label)
         }
         let o = Orchestrator(store: store, config: config, options: options)
         o.runID = id

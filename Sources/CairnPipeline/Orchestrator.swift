@@ -68,7 +68,7 @@ public final class Orchestrator {
             try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
             say("run \(runID) of pipeline \(config.pipelineID): work directory \(workDir)")
             journal = try RunJournal(store: store, runID: runID, pipelineFile: config.file, repository: config.repository, workDir: workDir,
-                                     inputs: try storeInputs())
+                                     inputs: try storeInputs(), carried: info.metadata)
         } catch {
             // The run could not start: it is failed, with the reason, not left "running".
             RunJournal.failedToStart(store: store, runID: runID, error: error)

@@ -4,7 +4,7 @@ import Foundation
 /// and what the trigger asks about a pipeline file that need not pass the checks.
 extension PipelineConfig {
     /// Reads PIPELINE: a directory holding pipeline.yaml (or pipeline_config.yaml), or the file.
-    public static func load(_ pipeline: String, allowCommands: Bool = false) throws -> PipelineConfig {
+    public static func load(_ pipeline: String, repository: String? = nil, allowCommands: Bool = false) throws -> PipelineConfig {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: pipeline, isDirectory: &isDir) else {
             throw ConfigError(file: pipeline, line: nil, "no such pipeline directory or file")
@@ -17,7 +17,7 @@ extension PipelineConfig {
             }
             file = f
         }
-        return try read(file: file, allowCommands: allowCommands)
+        return try read(file: file, repository: repository, allowCommands: allowCommands)
     }
 
     /// Reads and checks the pipeline file `file`, its paths confined to `repository` (default:

@@ -13,11 +13,14 @@ final class RunJournal {
     let runID: Int64
     private var fields: [String: JSONValue]
 
-    /// A new run's journal.
-    init(store: ArtifactStore, runID: Int64, pipelineFile: String, repository: String, workDir: String, inputs: [String: ArtifactID]) throws {
+    /// A new run's journal, beside what the run was started with (`carried`: the queue entry, the
+    /// sweep and its values), which it keeps.
+    init(store: ArtifactStore, runID: Int64, pipelineFile: String, repository: String, workDir: String, inputs: [String: ArtifactID],
+         carried: JSONValue = .object([:])) throws {
         self.store = store; self.runID = runID
-        fields = ["pipeline_file": .string(Paths.normalise(pipelineFile)), "repository": .string(repository), "work_dir": .string(workDir),
-                  "inputs": .object(inputs.mapValues { .string($0.description) }), "pid": .number(Double(getpid()))]
+        if case .object(let c) = carried { fields = c } else { fields = [:] }
+        fields.merge(["pipeline_file": .string(Paths.normalise(pipelineFile)), "repository": .string(repository), "work_dir": .string(workDir),
+                      "inputs": .object(inputs.mapValues { .string($0.description) }), "pid": .number(Double(getpid()))]) { _, journal in journal }
         try save()
     }
 

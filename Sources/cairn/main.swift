@@ -5,7 +5,7 @@ import CairnTrain
 import CairnGit
 import Foundation
 
-let commands = StoreCommands.specs + ModelCommands.specs + TrainCommands.specs + PipelineCommands.specs + WatchCommands.specs
+let commands = StoreCommands.specs + ModelCommands.specs + TrainCommands.specs + PipelineCommands.specs + SweepCommands.specs + WatchCommands.specs
 
 func printHelp() { Output.out(Help.overview(commands)) }
 
@@ -49,6 +49,7 @@ func main() -> Int32 {
         if TrainCommands.specs.contains(where: { $0.name == name }) { return try TrainCommands.run(name, parsed) }
         if PipelineCommands.specs.contains(where: { $0.name == name }) { return try PipelineCommands.run(name, parsed) }
         if WatchCommands.specs.contains(where: { $0.name == name }) { return try WatchCommands.run(name, parsed) }
+        if SweepCommands.specs.contains(where: { $0.name == name }) { return try SweepCommands.run(name, parsed) }
         return try StoreCommands.run(name, parsed)
     } catch let e as UsageError {
         Output.note("cairn \(name): \(e.message)\nusage: \(spec.usage)")

@@ -74,10 +74,11 @@ final class Workspace {
     }
 
     /// `cairn run` of the pipeline started in the background, its output discarded.
-    func start() throws -> Process {
+    /// Starts cairn in the background (default: a run of the pipeline).
+    func start(_ args: [String]? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: cairnBinary())
-        p.arguments = ["run", pipeline, "--quiet"]
+        p.arguments = args ?? ["run", pipeline, "--quiet"]
         var e = ProcessInfo.processInfo.environment
         e["CAIRN_STORE"] = store
         p.environment = e

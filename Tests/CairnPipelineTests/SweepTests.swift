@@ -1,0 +1,158 @@
+import CairnStore
+import Foundation
+import Testing
+@testable import CairnPipeline
+
+/// Sweeps on the tiny task-api pipeline: the file checked before any run, the variants, shared
+/// stages run once, the comparison, the best promoted.
+@Suite("Sweeps", .serialized)
+struct SweepTests {
+    func write(_ ws: Workspace, _ text: String, name: String = "sweep.yaml") throws -> String {
+        let path = ws.pipeline + "/" + name
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// The issue's 2×2 grid: LoRA rank (alpha twice it) × DPO beta, best by held-out accuracy then margin.
+    static func grid(_ id: String) -> String {
+        """
+        sweep_id: \(id)
+        pipeline: .
+        space:
+          sft.lora_r: [16, 24]
+          sft.lora_alpha: "2*lora_r"
+          dpo.beta: [0.1, 0.3]
+        objective: {metric: dpo.eval_accuracy, then: {metric: dpo.eval_margin, goal: maximize}}
+
+        """
+    }
+
+    @Test(arguments: [
+        ("pipeline: .\nspace:\n  sft.learning_rte: [1e-3]\nobjective: sft.eval_loss\n", 3, "unknown key 'sft.learning_rte' — did you mean 'sft.learning_rate'?"),
+        ("pipeline: .\nspace: {}\nobjective: sft.eval_loss\n", 2, "key 'space' is empty"),
+        ("pipeline: .\nspace:\n  sft.lora_r: []\nobjective: sft.eval_loss\n", 3, "'sft.lora_r' has no values"),
+        ("pipeline: .\nspace:\n  sft.lora_r: [8, eight]\nobjective: sft.eval_loss\n", 3, "key 'lora_r' must be a whole number, not 'eight'"),
+        ("pipeline: .\nspace:\n  sft.learning_rate: [-1]\nobjective: sft.eval_loss\n", 3, "learning_rate"),
+        ("pipeline: .\nspace:\n  sft.lora_r: [8]\nobjective: sft.eval_accuracy\n", 4, "objective 'sft.eval_accuracy' is not a metric a stage writes"),
+        ("pipeline: .\nspace:\n  sft.lora_r: [8]\nobjective: pretrain.eval_loss\n", 4, "the pipeline has no pretrain stage"),
+        ("pipeline: .\nspace:\n  merge.lora_r: [8]\nobjective: sft.eval_loss\n", 3, "STAGE one of the pipeline's training stages (sft, dpo)"),
+        ("pipeline: .\nspace:\n  dpo.beta: {uniform: [0.1, 0.2]}\nobjective: sft.eval_loss\n", 3, "needs strategy random"),
+        ("pipeline: .\nstrategy: random\nspace:\n  dpo.beta: [0.1]\nobjective: sft.eval_loss\n", 1, "strategy random needs 'n'"),
+        ("pipeline: ../..\nspace:\n  dpo.beta: [0.1]\nobjective: sft.eval_loss\n", 1, "leaves the repository"),
+        ("pipeline: .\nspace:\n  dpo.beta: [0.1]\nobjective: sft.eval_loss\nparalel: 2\n", 5, "unknown key 'paralel' — did you mean 'parallel'?"),
+        ("pipeline: .\nspace:\n  sft.lora_alpha: \"2*lora_rank\"\nobjective: sft.eval_loss\n", 3, "an expression names a key of the same stage config"),
+    ])
+    func badSweepFilesNameFileAndLineBeforeAnyRun(text: String, line: Int, message: String) throws {
+        let ws = try Workspace()
+        let file = try write(ws, text)
+        let r = try cairn(["sweep", file], store: ws.store)
+        #expect(r.status == 2, "\(r.err)")
+        #expect(r.err.contains("sweep.yaml:\(line):") && r.err.contains(message), "\(r.err)")
+        let store = try ws.openStore()
+        #expect(try store.runs().isEmpty, "a run started")
+    }
+
+    @Test func randomStrategyDrawsTheSameVariantsForTheSameSeedInsideTheirRanges() throws {
+        let ws = try Workspace()
+        let text = "pipeline: .\nstrategy: random\nn: 6\nseed: 3\nspace:\n  sft.learning_rate: {loguniform: [1.0e-4, 1.0e-2]}\n"
+            + "  sft.lora_r: {int: [4, 16]}\n  sft.lora_alpha: \"2*lora_r\"\n  dpo.beta: [0.1, 0.2]\nobjective: dpo.eval_accuracy\n"
+        let file = try write(ws, text)
+        let a = try SweepConfig.load(file).variants(), b = try SweepConfig.load(file).variants()
+        #expect(a == b && a.count == 6)
+        for v in a {
+            let d = Dictionary(uniqueKeysWithValues: v.values.map { ($0.name, $0.text) })
+            let lr = try #require(Double(d["sft.learning_rate"]!)), r = try #require(Int(d["sft.lora_r"]!))
+            #expect(lr >= 1e-4 && lr <= 1e-2 && (4...16).contains(r) && ["0.1", "0.2"].contains(d["dpo.beta"]!))
+            #expect(d["sft.lora_alpha"] == nil)  // follows from lora_r
+        }
+        let other = try SweepConfig.load(try write(ws, text.replacingOccurrences(of: "seed: 3", with: "seed: 4"), name: "other.yaml")).variants()
+        #expect(other != a)
+        // The expression is applied: lora_alpha = 2 × the variant's lora_r, in the SFT config it writes.
+        let sweep = try SweepConfig.load(file)
+        let config = try a[0].apply(to: sweep, directory: ws.root + "/v0")
+        let training = try #require(config.stage(.sft)?.training)
+        #expect(training.loraAlpha == 2 * Double(training.loraR))
+        #expect(config.promoteTo == nil)  // only the sweep's best moves an alias
+    }
+
+    /// The issue's 2×2 grid: lora_r × beta. SFT (and merge) run twice, not four times; DPO four
+    /// times; four rows; the best (highest held-out accuracy, then margin) promoted.
+    @Test func aTwoByTwoGridRunsSFTTwiceComparesFourRowsAndPromotesTheBest() throws {
+        let ws = try Workspace()
+        let file = try write(ws, Self.grid("rank-beta") + "promote_best_to: task-api@sweep-best\n")
+        let r = try cairn(["sweep", file, "--quiet"], store: ws.store)
+        #expect(r.status == 0, "\(r.err.suffix(3000))")
+        let store = try ws.openStore()
+        let runs = try store.runs().filter { $0.metadata["sweep"]?["id"]?.stringValue == "rank-beta" }
+        #expect(runs.count == 4)
+        var trained: [String: Int] = [:], cached: [String: Int] = [:]
+        for run in runs {
+            for s in try store.stages(run: run.id) {
+                if s.status == .succeeded { trained[s.stage, default: 0] += 1 }
+                if s.status == .cached { cached[s.stage, default: 0] += 1 }
+            }
+        }
+        #expect(trained["sft"] == 2 && cached["sft"] == 2, "sft: \(trained["sft"] ?? 0) trained, \(cached["sft"] ?? 0) cached")
+        #expect(trained["merge"] == 2 && cached["merge"] == 2)
+        #expect(trained["dpo"] == 4)
+
+        // The comparison: four rows, the best the one a person would pick from the numbers.
+        let json = try cairn(["compare", "rank-beta", "--json"], store: ws.store)
+        let rows = try JSONDecoder().decode([SweepOutcome.Row].self, from: Data(json.out.utf8))
+        #expect(rows.count == 4 && Set(rows.map(\.label)).count == 4)
+        let passed = rows.filter { $0.status == "succeeded" }
+        let expected = passed.max { a, b in
+            let x = (a.metrics["dpo.eval_accuracy"] ?? -1, a.metrics["dpo.eval_margin"] ?? -1), y = (b.metrics["dpo.eval_accuracy"] ?? -1, b.metrics["dpo.eval_margin"] ?? -1)
+            return x < y || (x == y && a.run > b.run)
+        }
+        #expect(rows.filter(\.best).map(\.run) == expected.map { [$0.run] } ?? [])
+        if let best = expected {
+            #expect(try store.resolve("task-api@sweep-best").description == best.finalArtifact)
+            let history = try store.history("task-api@sweep-best")
+            #expect(history.last?.run == best.run && history.last?.reason?.contains("sweep rank-beta: best by dpo.eval_accuracy") == true)
+        }
+        // No variant moved the pipeline's own alias.
+        #expect((try? store.resolve("task-api@production")) == nil)
+        for format in ["--csv", "--markdown"] {
+            let t = try cairn(["compare", file, format], store: ws.store)
+            #expect(t.status == 0 && t.out.split(separator: "\n").count == (format == "--csv" ? 5 : 6), "\(t.out)")
+        }
+
+        // Started again: nothing runs, the same best.
+        let again = try cairn(["sweep", file, "--quiet"], store: ws.store)
+        #expect(again.status == r.status)
+        #expect(try store.runs().filter { $0.metadata["sweep"]?["id"]?.stringValue == "rank-beta" }.count == 4)
+        #expect(again.err.components(separatedBy: "from an earlier start").count - 1 == 4)
+    }
+
+    /// SIGKILL in the middle of a sweep (the second variant training DPO), then `cairn sweep`
+    /// again: the finished variant is reused, the killed one resumed, the missing ones run; the
+    /// same four models as a sweep never interrupted, and the same best.
+    @Test func aSweepKilledMidwayFinishesOnlyWhatIsMissingWithTheSameModels() throws {
+        let text = Self.grid("kill")
+        func models(_ ws: Workspace) throws -> [String: String] {
+            let rows = try JSONDecoder().decode([SweepOutcome.Row].self, from: Data(try cairn(["compare", "kill", "--json"], store: ws.store).out.utf8))
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0.label + ($0.best ? " (best)" : ""), $0.finalArtifact ?? "-") })
+        }
+        let reference = try Workspace()
+        #expect(try cairn(["sweep", try write(reference, text), "--quiet"], store: reference.store).status == 0)
+
+        let ws = try Workspace()
+        let file = try write(ws, text)
+        let p = try ws.start(["sweep", file, "--quiet"])
+        let trigger = ws.pipeline + "/artifacts/run-2/dpo/train"
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: trigger) && p.isRunning && Date() < deadline { usleep(5_000) }
+        #expect(p.isRunning, "the sweep ended before the second variant's DPO started")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let store = try ws.openStore()
+        #expect(try store.runs().count == 2)
+
+        let again = try cairn(["sweep", file, "--quiet"], store: ws.store)
+        #expect(again.status == 0, "\(again.err.suffix(2000))")
+        #expect(again.err.contains("run 1 (succeeded) from an earlier start") && again.err.contains("resuming run 2"), "\(again.err.suffix(2000))")
+        #expect(try store.runs().count == 4)
+        #expect(try models(ws) == models(reference))
+    }
+}
