@@ -10,11 +10,20 @@ public struct Producer: Codable, Sendable, Equatable {
     /// The commit's author ("Name <email>") and first line, for runs started from a commit.
     public let author: String?
     public let message: String?
+    /// The sweep the run was a variant of, and its values: `rank-beta: dpo.beta=0.3 sft.lora_r=24`.
+    public let sweep: String?
 
     public init(execution: Int64, run: Int64, stage: String, pipeline: String, repo: String?, branch: String?, commit: String?,
-                author: String? = nil, message: String? = nil) {
+                author: String? = nil, message: String? = nil, sweep: String? = nil) {
         self.execution = execution; self.run = run; self.stage = stage; self.pipeline = pipeline
-        self.repo = repo; self.branch = branch; self.commit = commit; self.author = author; self.message = message
+        self.repo = repo; self.branch = branch; self.commit = commit; self.author = author; self.message = message; self.sweep = sweep
+    }
+
+    /// A run record's sweep tag as `Producer.sweep` writes it.
+    static func sweepLabel(_ metadata: JSONValue?) -> String? {
+        guard let s = metadata?["sweep"], let id = s["id"]?.stringValue else { return nil }
+        guard case .object(let params)? = s["params"] else { return id }
+        return id + ": " + params.keys.sorted().map { "\($0)=\(params[$0]!.stringValue ?? params[$0]!.description)" }.joined(separator: " ")
     }
 }
 
@@ -74,6 +83,7 @@ public struct LineageGraph: Codable, Sendable {
                 default: s += "  ← run \(p.run) \(p.pipeline)/\(p.stage)"
                 }
                 if let c = p.commit { s += " @ \(c.prefix(10))" }
+                if let w = p.sweep { s += "  [sweep \(w)]" }
             }
             return s
         }
@@ -173,12 +183,13 @@ extension ArtifactStore {
                     let aid = ArtifactID(row.string(0)!)!
                     ids[seq] = aid
                     let p = try db.query("""
-                        SELECT e.id, e.run, e.stage, r.pipeline, r.repo, r.branch, r.commit_sha, r.author, r.message
+                        SELECT e.id, e.run, e.stage, r.pipeline, r.repo, r.branch, r.commit_sha, r.author, r.message, r.metadata
                         FROM lineage g JOIN stage_executions e ON e.id = g.execution JOIN runs r ON r.id = e.run
                         WHERE g.artifact = ? AND g.relation = 'generated' ORDER BY e.id LIMIT 1
                         """, [.int(seq)]).first.map {
                         Producer(execution: $0.int(0)!, run: $0.int(1)!, stage: $0.string(2)!, pipeline: $0.string(3)!,
-                                 repo: $0.string(4), branch: $0.string(5), commit: $0.string(6), author: $0.string(7), message: $0.string(8))
+                                 repo: $0.string(4), branch: $0.string(5), commit: $0.string(6), author: $0.string(7), message: $0.string(8),
+                                 sweep: Producer.sweepLabel($0.string(9).flatMap(JSONValue.parse)))
                     }
                     nodes.append(LineageNode(id: aid, kind: row.string(1)!, name: row.string(2)!, collected: row[3] != .null, producer: p))
                 }

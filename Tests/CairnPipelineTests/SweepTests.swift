@@ -108,6 +108,9 @@ struct SweepTests {
         #expect(rows.filter(\.best).map(\.run) == expected.map { [$0.run] } ?? [])
         if let best = expected {
             #expect(try store.resolve("task-api@sweep-best").description == best.finalArtifact)
+            // Its lineage names the sweep and the values that made it.
+            let lineage = try cairn(["lineage", "task-api@sweep-best"], store: ws.store)
+            #expect(lineage.out.split(separator: "\n").first?.contains("[sweep rank-beta: \(best.label)]") == true, "\(lineage.out)")
             let history = try store.history("task-api@sweep-best")
             #expect(history.last?.run == best.run && history.last?.reason?.contains("sweep rank-beta: best by dpo.eval_accuracy") == true)
         }
