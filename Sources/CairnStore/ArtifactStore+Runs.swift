@@ -1,6 +1,7 @@
 /// The state of a run or a stage execution.
 public enum RunStatus: String, Codable, Sendable, CaseIterable {
-    case queued, running, succeeded, failed, rejected, interrupted, cached
+    /// stopped: a sweep's early stop ended it at a checkpoint because it was losing (never resumed).
+    case queued, running, succeeded, failed, rejected, interrupted, cached, stopped
     /// Unfinished runs keep everything they touched out of gc's reach.
     public var isFinished: Bool { ![.queued, .running, .interrupted].contains(self) }
 }

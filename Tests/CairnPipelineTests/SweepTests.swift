@@ -158,4 +158,45 @@ struct SweepTests {
         #expect(try store.runs().count == 4)
         #expect(try models(ws) == models(reference))
     }
+
+    /// Successive halving over four learning rates: every variant pauses at step 20 with its
+    /// held-out loss recorded; the worst two stop there (their records say why, with the value);
+    /// of the two left the worse stops at step 40; the last trains to the end and is the best.
+    @Test func successiveHalvingStopsTheWorstAtEachRungAndSaysWhy() throws {
+        let ws = try Workspace()
+        let file = try write(ws, """
+            sweep_id: halving
+            pipeline: .
+            space:
+              sft.learning_rate: [1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3]
+            objective: {metric: dpo.eval_accuracy, then: sft.eval_loss}
+            early_stop: {strategy: successive_halving, metric: sft.eval_loss, min_steps: 20, reduction_factor: 2}
+
+            """)
+        let r = try cairn(["sweep", file, "--quiet"], store: ws.store)
+        #expect(r.status == 0, "\(r.err.suffix(3000))")
+        let store = try ws.openStore()
+        let runs = try store.runs().filter { $0.metadata["sweep"]?["id"]?.stringValue == "halving" }
+        #expect(runs.count == 4)
+        func rung(_ run: RunRecord, _ step: String) -> Double? { run.metadata["sweep"]?["rungs"]?[step]?.numberValue }
+        // Every variant reached the first rung and has its value there.
+        #expect(runs.allSatisfy { rung($0, "20") != nil }, "\(runs.map(\.metadata))")
+        let first = runs.filter { $0.metadata["sweep"]?["stopped"]?["rung"]?.numberValue == 1 }
+        let second = runs.filter { $0.metadata["sweep"]?["stopped"]?["rung"]?.numberValue == 2 }
+        let rest = runs.filter { $0.status != .stopped }
+        #expect(first.count == 2 && second.count == 1 && rest.count == 1)
+        #expect(runs.filter { $0.status == .stopped }.count == 3)
+        // Those stopped first had the two worst held-out losses at step 20.
+        let worst = first.compactMap { rung($0, "20") }.min()!, kept = (second + rest).compactMap { rung($0, "20") }.max()!
+        #expect(worst >= kept)
+        for run in first {
+            let why = run.metadata["sweep"]?["stopped"]?["reason"]?.stringValue ?? ""
+            #expect(why.contains("stopped at rung 1 (step 20): sft.eval_loss ") && run.metadata["sweep"]?["stopped"]?["value"]?.numberValue == rung(run, "20"))
+        }
+        // The survivor trained to the end from its checkpoints, is the best, and stopped runs are never resumed.
+        #expect(rest.first?.status == .succeeded)
+        let rows = try JSONDecoder().decode([SweepOutcome.Row].self, from: Data(try cairn(["compare", "halving", "--json"], store: ws.store).out.utf8))
+        #expect(rows.filter(\.best).map(\.run) == rest.map(\.id))
+        #expect(try cairn(["resume", String(first[0].id)], store: ws.store).status == 2)
+    }
 }

@@ -50,8 +50,19 @@ public struct SweepConfig: Sendable {
     /// Runs at once (each with cores / parallel BLAS threads); nil: what the machine allows.
     public var parallel: Int?
     public var promoteBestTo: String?
+    public var earlyStop: EarlyStop?
 
-    public static let keys = ["sweep_id", "pipeline", "strategy", "n", "seed", "space", "objective", "parallel", "promote_best_to"]
+    /// `early_stop: {strategy: successive_halving, metric: sft.eval_loss, min_steps: 20,
+    /// reduction_factor: 2}`: every variant trains the metric's stage to `minSteps` (the first
+    /// rung), the best 1/factor go on to minSteps·factor, and so on; the rest stop there.
+    public struct EarlyStop: Sendable, Equatable {
+        public var metric: Objective
+        public var minSteps: Int
+        public var factor: Int
+        public static let keys = ["strategy", "metric", "min_steps", "reduction_factor"]
+    }
+
+    public static let keys = ["sweep_id", "pipeline", "strategy", "n", "seed", "space", "objective", "parallel", "promote_best_to", "early_stop"]
     /// The metrics each stage writes in its metrics.json, by stage name.
     public static let stageMetrics: [String: [String]] = [
         "pretrain": ["final_loss", "eval_loss", "total_steps"],
@@ -91,7 +102,28 @@ public struct SweepConfig: Sendable {
         sweep.space = try SweepParameter.parseSpace(spaceNode, file: path, pipeline: pipeline, strategy: sweep.strategy)
         guard let objective = m.node("objective") else { throw ConfigError(file: path, line: m.node.line, "a sweep needs 'objective' (a metric such as dpo.eval_accuracy)") }
         sweep.objectives = try parseObjective(objective, file: path, pipeline: pipeline)
+        if let e = m.node("early_stop"), !e.isNull { sweep.earlyStop = try parseEarlyStop(e, file: path, pipeline: pipeline) }
         return sweep
+    }
+
+    /// The early stop: its metric must be one a stage measures while it trains (held-out loss or
+    /// accuracy, so the stage needs held-out data), its rungs whole steps.
+    static func parseEarlyStop(_ node: YAMLNode, file: String, pipeline: PipelineConfig) throws -> EarlyStop {
+        let m = try YAMLMapping(node, file: file, known: EarlyStop.keys)
+        guard let s = try m.string("strategy"), s == "successive_halving" else {
+            throw ConfigError(file: file, line: m.node("strategy")?.line ?? node.line, "early_stop needs 'strategy: successive_halving' (the one Cairn has)")
+        }
+        guard let metricNode = m.node("metric") else { throw ConfigError(file: file, line: node.line, "early_stop needs 'metric' (such as sft.eval_loss)") }
+        guard let metric = try parseObjective(metricNode, file: file, pipeline: pipeline).first, ["eval_loss", "eval_accuracy", "eval_margin"].contains(metric.key) else {
+            throw ConfigError(file: file, line: metricNode.line, "early_stop's metric must be one measured while training: STAGE.eval_loss, dpo.eval_accuracy or dpo.eval_margin")
+        }
+        let heldOut = metric.stage == "dpo" ? "preference_eval" : "eval"
+        let split = pipeline.stages.first { $0.name.rawValue == metric.stage }?.training?.evalSplit ?? 0
+        guard pipeline.datasets[heldOut] != nil || split > 0 else {
+            throw ConfigError(file: file, line: metricNode.line, "early_stop's metric \(metric.name) needs held-out data: datasets.\(heldOut) or eval_split in the \(metric.stage) config")
+        }
+        guard let steps = try m.int("min_steps", min: 1, max: 100_000_000) else { throw ConfigError(file: file, line: node.line, "early_stop needs 'min_steps' (the first rung)") }
+        return EarlyStop(metric: metric, minSteps: steps, factor: try m.int("reduction_factor", min: 2, max: 100) ?? 2)
     }
 
     /// `objective: dpo.eval_accuracy` (maximize an accuracy, minimize anything else), or

@@ -116,6 +116,7 @@ public struct SweepOutcome: Sendable {
         }
         let status = try Orchestrator.effectiveStatus(r)
         if status == .succeeded { verdict = "every gate passed" }
+        if let why = r.metadata["sweep"]?["stopped"]?["reason"]?.stringValue { verdict = why }
         return Row(run: r.id, variant: r.metadata["sweep"]?["variant"]?.stringValue ?? "", label: label, params: params, status: status.rawValue,
                    metrics: metrics, verdict: verdict, seconds: r.finishedAt.map { $0 - r.startedAt },
                    finalArtifact: r.metadata["final_artifact"]?.stringValue)

@@ -37,34 +37,65 @@ public final class SweepRunner {
         // Every variant's configs written and checked before any run starts.
         let configs = try variants.map { try $0.apply(to: sweep, directory: root + "/" + $0.id) }
         let key = try key()
-        let earlier = try SweepOutcome.runs(store, key: key)
         say("sweep \(sweep.sweepID) (\(key)): \(variants.count) variant(s) of \(sweep.pipeline.pipelineID), \(sweep.strategy.rawValue), objective \(sweep.objectives[0].name)")
-        for (i, v) in variants.enumerated() {
-            if let r = earlier[v.id] {
-                let status = try Orchestrator.effectiveStatus(r)
-                if status == .interrupted {
-                    say("▶ variant \(i + 1)/\(variants.count) \(v.label): resuming run \(r.id)")
-                    _ = try Orchestrator.resume(run: r.id, store: store, options: options)
-                } else {
-                    say("▶ variant \(i + 1)/\(variants.count) \(v.label): run \(r.id) (\(status.rawValue)) from an earlier start")
-                }
-                continue
-            }
-            say("▶ variant \(i + 1)/\(variants.count) \(v.label)")
-            var o = options
-            var params: [String: JSONValue] = [:]
-            for p in v.values { params[p.name] = .string(p.text) }
-            var info = options.info ?? RunInfo(pipeline: sweep.pipeline.pipelineID)
-            info.metadata = .object(["sweep": .object([
-                "id": .string(sweep.sweepID), "key": .string(key), "file": .string(sweep.file), "variant": .string(v.id),
-                "index": .number(Double(i)), "params": .object(params), "objective": .string(SweepOutcome.text(sweep.objectives)),
-            ])])
-            o.info = info
-            _ = try Orchestrator(store: store, config: configs[i], options: o).run()
+        if let rule = sweep.earlyStop {
+            try halving(variants, configs, key: key, rule: rule)
+        } else {
+            for i in variants.indices where !options.stopRequested() { _ = try runVariant(i, variants, configs, key: key, pauseAt: nil) }
         }
         var outcome = try SweepOutcome(store: store, sweepID: sweep.sweepID, key: key)
         if let alias = sweep.promoteBestTo { outcome.promotion = try promote(outcome, to: alias) }
         return outcome
+    }
+
+    /// Runs variant `i` (or resumes it, or finds it finished by an earlier start); with `pauseAt`
+    /// (stage, step) the run pauses, interrupted, once that stage has logged its held-out value at
+    /// the step. Returns the run and how it ended.
+    func runVariant(_ i: Int, _ variants: [SweepVariant], _ configs: [PipelineConfig], key: String,
+                    pauseAt: (stage: String, step: Int)?) throws -> (Int64, RunStatus) {
+        let v = variants[i]
+        var o = options
+        final class Box: @unchecked Sendable { var run: Int64?; var reached = false; var checked = Date.distantPast }
+        let box = Box()
+        if let (stage, step) = pauseAt, let metric = sweep.earlyStop?.metric {
+            let user = options.stopRequested
+            o.stopRequested = { [self] in
+                if user() { return true }
+                // The stage's metrics.jsonl, read at most four times a second.
+                if !box.reached, let run = box.run, Date().timeIntervalSince(box.checked) > 0.25 {
+                    box.checked = Date()
+                    box.reached = (try? self.rungValue(run, SweepConfig.Objective(stage: stage, key: metric.key, maximize: metric.maximize), step: step)) != nil
+                }
+                return box.reached
+            }
+        }
+        let pause = pauseAt.map { " until \($0.stage) step \($0.step)" } ?? ""
+        if let r = try SweepOutcome.runs(store, key: key)[v.id] {
+            let status = try Orchestrator.effectiveStatus(r)
+            guard status == .interrupted else {
+                say("▶ variant \(i + 1)/\(variants.count) \(v.label): run \(r.id) (\(status.rawValue)) from an earlier start")
+                return (r.id, status)
+            }
+            if let (_, step) = pauseAt, let metric = sweep.earlyStop?.metric, try rungValue(r.id, metric, step: step) != nil {
+                return (r.id, .interrupted)  // already paused at this rung
+            }
+            say("▶ variant \(i + 1)/\(variants.count) \(v.label): resuming run \(r.id)\(pause)")
+            box.run = r.id
+            return (r.id, try Orchestrator.resume(run: r.id, store: store, options: o).status)
+        }
+        say("▶ variant \(i + 1)/\(variants.count) \(v.label)\(pause)")
+        var params: [String: JSONValue] = [:]
+        for p in v.values { params[p.name] = .string(p.text) }
+        var info = options.info ?? RunInfo(pipeline: sweep.pipeline.pipelineID)
+        info.metadata = .object(["sweep": .object([
+            "id": .string(sweep.sweepID), "key": .string(key), "file": .string(sweep.file), "variant": .string(v.id),
+            "index": .number(Double(i)), "params": .object(params), "objective": .string(SweepOutcome.text(sweep.objectives)),
+        ])])
+        o.info = info
+        let started = o.onRunStarted
+        o.onRunStarted = { box.run = $0; started?($0) }
+        let result = try Orchestrator(store: store, config: configs[i], options: o).run()
+        return (result.runID, result.status)
     }
 
     /// Moves `alias` to the best run's model when that run passed every gate; an alias that was

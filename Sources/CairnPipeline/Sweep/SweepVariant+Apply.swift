@@ -34,8 +34,10 @@ extension SweepVariant {
         for i in config.stages.indices {
             let stage = config.stages[i].name.rawValue
             let params = sweep.space.filter { $0.target == stage }
-            guard !params.isEmpty, let original = config.stages[i].configPath else { continue }
-            let (text, training) = try overridden(original, stage: stage, params: params, sweepFile: sweep.file)
+            // The early stop's stage measures its held-out data at every rung (rungs are multiples of min_steps).
+            let rungs = sweep.earlyStop.flatMap { $0.metric.stage == stage ? $0.minSteps : nil }
+            guard !params.isEmpty || rungs != nil, let original = config.stages[i].configPath else { continue }
+            let (text, training) = try overridden(original, stage: stage, params: params, sweepFile: sweep.file, evalSteps: rungs)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let path = directory + "/\(stage)_config.yaml"
             try AtomicFile.write(text, to: path)
@@ -47,7 +49,7 @@ extension SweepVariant {
 
     /// The stage config at `file` with this variant's values of `params` in place of (or after)
     /// its own, as YAML text, checked as the stage will read it.
-    func overridden(_ file: String, stage: String, params: [SweepParameter], sweepFile: String) throws -> (String, TrainingConfig) {
+    func overridden(_ file: String, stage: String, params: [SweepParameter], sweepFile: String, evalSteps: Int? = nil) throws -> (String, TrainingConfig) {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: file, line: nil, "cannot read the stage config") }
         var entries = try YAMLNode.parse(text, file: file).entries ?? []
         func set(_ key: String, _ node: YAMLNode) {
@@ -67,6 +69,7 @@ extension SweepVariant {
             let x = factor * base
             set(p.key, YAMLNode(.scalar(x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : SweepConfig.number(x), quoted: false), line: p.line, column: 0))
         }
+        if let n = evalSteps { set("eval_steps", YAMLNode(.scalar(String(n), quoted: false), line: 1, column: 0)) }
         let merged = YAMLNode(.mapping(entries), line: 1, column: 0)
         // Only an override can be wrong (the file itself passed when the pipeline was read), and
         // every override node carries its line in the sweep file.
