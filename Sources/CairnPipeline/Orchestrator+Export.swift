@@ -7,6 +7,8 @@ extension Orchestrator {
     func exportStage(_ stage: StageConfig, model: (String, ArtifactID)) throws -> StageOutcome {
         let used = [model]
         let key = cacheKey("export \(stage.format) \(stage.exportType)", used)
+        let claimed = try claim(stage, key: key)
+        defer { withExtendedLifetime(claimed) {} }
         if let hit = try fromCache(stage, key: key, used: used) { return hit }
         let dir = workDir + "/export"
         let file = dir + "/\(config.pipelineID)-\(stage.exportType).gguf"

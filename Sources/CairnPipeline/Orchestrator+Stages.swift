@@ -28,6 +28,8 @@ extension Orchestrator {
     /// then the outputs stored: adapter or model, metrics, and for DPO the aligned (merged) model.
     func trainingStage(_ stage: StageConfig, kind: String, used: [(String, ArtifactID)]) throws -> StageOutcome {
         let key = cacheKey(stage.name.rawValue, used)
+        let claimed = try claim(stage, key: key)
+        defer { withExtendedLifetime(claimed) {} }
         if let hit = try fromCache(stage, key: key, used: used) { return hit }
         let modelID = used[0].1, dataID = used[1].1, configID = used[2].1
         let evalID = used.first { $0.0 == "eval" }?.1
@@ -87,6 +89,8 @@ extension Orchestrator {
     func mergeStage(_ stage: StageConfig, model: (String, ArtifactID), adapter: ArtifactID) throws -> StageOutcome {
         let used = [model, ("adapter", adapter)]
         let key = cacheKey("merge", used)
+        let claimed = try claim(stage, key: key)
+        defer { withExtendedLifetime(claimed) {} }
         if let hit = try fromCache(stage, key: key, used: used) { return hit }
         let out = workDir + "/merge/model"
         let r = try attempts(stage, key: key, used: used, processes: { _ in

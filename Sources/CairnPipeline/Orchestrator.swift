@@ -26,6 +26,8 @@ public final class Orchestrator {
         /// Called once the run has its id (before any stage runs).
         public var onRunStarted: ((Int64) -> Void)?
         public var say: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        /// Set in every stage and check process's environment (a sweep's CAIRN_THREADS share of the cores).
+        public var environment: [String: String] = [:]
 
         public init(executable: String, sftDataset: String? = nil, preferenceDataset: String? = nil) {
             self.executable = executable; self.sftDataset = sftDataset; self.preferenceDataset = preferenceDataset

@@ -1,4 +1,5 @@
 import CairnStore
+import CairnSystem
 import Foundation
 
 /// The stage cache. A stage's key is its name, each input artifact with its role, and the
@@ -26,6 +27,20 @@ enum StageCache {
 
 /// Reuse: a stage found in the cache is recorded in this run without running.
 extension Orchestrator {
+    /// Claims the stage with cache key `key` while this run looks it up and computes it: an
+    /// exclusive flock on STORE-work/stage-claims/KEY. Another run (a sweep's variant beside
+    /// this one, another process) that needs the same stage waits here, then finds it in the
+    /// cache instead of computing it twice. Released with the returned lock (or by the kernel
+    /// when the process dies).
+    func claim(_ stage: StageConfig, key: String) throws -> FileLock {
+        let dir = (store.root.hasSuffix("/") ? String(store.root.dropLast()) : store.root) + "-work/stage-claims"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/" + key + ".lock"
+        if let held = try FileLock(trying: path, exclusive: true) { return held }
+        say("▶ \(stage.name.rawValue): another run is computing this stage with the same inputs; waiting for it")
+        return try FileLock(path: path, exclusive: true)
+    }
+
     /// Looks the stage up in the cache; on a hit records a `cached` execution in this run with
     /// the same inputs and outputs, and reuses the gate report when the gate is the same.
     func fromCache(_ stage: StageConfig, key: String, used: [(String, ArtifactID)]) throws -> StageOutcome? {

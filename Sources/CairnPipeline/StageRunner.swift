@@ -106,6 +106,7 @@ final class StageRunner {
 
     func childEnvironment() -> [String: String] {
         var env = ProcessInfo.processInfo.environment
+        for (k, v) in options.environment { env[k] = v }
         env["CAIRN_DIE_WITH_PARENT"] = String(getpid())
         return env
     }

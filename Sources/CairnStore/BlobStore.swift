@@ -20,12 +20,14 @@ final class BlobStore: @unchecked Sendable {
     /// A fresh temp path in the objects directory, on the same filesystem as every shard, named
     /// after this process so that fsck can tell a live writer's temp file from a leftover one.
     func newTempPath() -> String {
-        tempLock.lock(); tempCounter += 1; let n = tempCounter; tempLock.unlock()
+        Self.tempLock.lock(); Self.tempCounter += 1; let n = Self.tempCounter; Self.tempLock.unlock()
         return root + "/" + BlobStore.tempPrefix + "\(Processes.currentID)-\(BlobStore.nonce)-\(n)"
     }
 
-    private let tempLock = NSLock()
-    private var tempCounter = 0
+    /// One counter for the whole process: two stores opened on the same directory (a sweep's
+    /// variants running side by side) must never draw the same temp name.
+    private static let tempLock = NSLock()
+    nonisolated(unsafe) private static var tempCounter = 0
     /// Random once per process (a pid can be reused); the counter makes each name unique within it.
     private static let nonce = String(UInt64.random(in: 0...UInt64.max), radix: 36)
 

@@ -199,4 +199,23 @@ struct SweepTests {
         #expect(rows.filter(\.best).map(\.run) == rest.map(\.id))
         #expect(try cairn(["resume", String(first[0].id)], store: ws.store).status == 2)
     }
+
+    /// Two variants at once that need the same SFT: one computes it, the other waits for it and
+    /// takes it from the cache (SFT and merge computed twice for four variants, not four times).
+    @Test func parallelVariantsWaitForAStageBeingComputedInsteadOfStartingItTwice() throws {
+        let ws = try Workspace()
+        let file = try write(ws, Self.grid("both") + "parallel: 2\n")
+        let r = try cairn(["sweep", file, "--quiet"], store: ws.store)
+        #expect(r.status == 0, "\(r.err.suffix(3000))")
+        #expect(r.err.contains("2 runs at once") && r.err.contains("another run is computing this stage with the same inputs; waiting for it"))
+        let store = try ws.openStore()
+        let runs = try store.runs().filter { $0.metadata["sweep"]?["id"]?.stringValue == "both" }
+        #expect(runs.count == 4)
+        var trained: [String: Int] = [:]
+        for run in runs { for s in try store.stages(run: run.id) where s.status == .succeeded { trained[s.stage, default: 0] += 1 } }
+        #expect(trained["sft"] == 2 && trained["merge"] == 2 && trained["dpo"] == 4, "\(trained)")
+        // They ran at once: some two runs' times overlap.
+        let spans = runs.map { ($0.startedAt, $0.finishedAt ?? .infinity) }
+        #expect(spans.contains { a in spans.contains { b in a != b && a.0 < b.1 && b.0 < a.1 } })
+    }
 }

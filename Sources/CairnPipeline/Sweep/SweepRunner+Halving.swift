@@ -8,25 +8,29 @@ import Foundation
 /// that stopped them and the one that was kept). The last one standing trains to the end. A
 /// variant whose stage ends before a rung competes with its final value.
 extension SweepRunner {
-    func halving(_ variants: [SweepVariant], _ configs: [PipelineConfig], key: String, rule e: SweepConfig.EarlyStop) throws {
+    func halving(_ variants: [SweepVariant], _ configs: [PipelineConfig], key: String, rule e: SweepConfig.EarlyStop, parallel: Int) throws {
         var alive = Array(variants.indices)
         var rung = 0
         while alive.count > 1 {
             let target = e.minSteps * Int(pow(Double(e.factor), Double(rung)))
             say("rung \(rung + 1): \(alive.count) variant(s) train \(e.metric.stage) to step \(target), then the best \(keepCount(alive.count, e.factor)) go on")
-            var values: [Int: Double?] = [:], finished = Set<Int>()
-            for i in alive {
-                let (run, status) = try runVariant(i, variants, configs, key: key, pauseAt: (e.metric.stage, target))
-                if options.stopRequested() { return }
-                if status == .interrupted, let v = try rungValue(run, e.metric, step: target) {
-                    values[i] = v.value
-                    try annotate(run) { $0["rungs", default: .object([:])] = Self.merged($0["rungs"], String(target), .number(v.value)) }
+            final class Results: @unchecked Sendable { var values: [Int: Double?] = [:]; var finished = Set<Int>(); let lock = NSLock() }
+            let results = Results()
+            try each(alive, parallel: parallel) { i, store in
+                let (run, status) = try self.runVariant(i, variants, configs, key: key, pauseAt: (e.metric.stage, target), store: store)
+                var value: Double?, done = false
+                if status == .interrupted, let v = try self.rungValue(run, e.metric, step: target) {
+                    value = v.value
+                    try self.annotate(run, store: store) { $0["rungs"] = Self.merged($0["rungs"], String(target), .number(v.value)) }
                 } else {
-                    finished.insert(i)
-                    values[i] = try store.stages(run: run).last { $0.stage == e.metric.stage && [.succeeded, .cached].contains($0.status) }?
+                    done = true
+                    value = try store.stages(run: run).last { $0.stage == e.metric.stage && [.succeeded, .cached].contains($0.status) }?
                         .metrics[e.metric.key]?.numberValue
                 }
+                results.lock.lock(); results.values[i] = value; if done { results.finished.insert(i) }; results.lock.unlock()
             }
+            if options.stopRequested() { return }
+            let values = results.values, finished = results.finished
             let ranked = alive.sorted { a, b in
                 let x = values[a] ?? nil, y = values[b] ?? nil
                 if e.metric.better(x, y) { return true }
@@ -39,7 +43,7 @@ extension SweepRunner {
                 guard let run = try SweepOutcome.runs(store, key: key)[variants[i].id] else { continue }
                 let v = (values[i] ?? nil).map { String(format: "%.4g", $0) } ?? "none"
                 let why = "stopped at rung \(rung + 1) (step \(target)): \(e.metric.name) \(v), the \(keep.count) kept reached \(cut) or better"
-                try annotate(run.id) { $0["stopped"] = .object(["rung": .number(Double(rung + 1)), "step": .number(Double(target)),
+                try annotate(run.id, store: store) { $0["stopped"] = .object(["rung": .number(Double(rung + 1)), "step": .number(Double(target)),
                                                                   "metric": .string(e.metric.name), "value": (values[i] ?? nil).map { .number($0) } ?? .null,
                                                                   "reason": .string(why)]) }
                 try store.finishRun(run.id, status: .stopped)
@@ -49,7 +53,7 @@ extension SweepRunner {
             if alive.allSatisfy(finished.contains) { break }
             rung += 1
         }
-        for i in alive { _ = try runVariant(i, variants, configs, key: key, pauseAt: nil) }
+        try each(alive, parallel: parallel) { i, store in _ = try self.runVariant(i, variants, configs, key: key, pauseAt: nil, store: store) }
     }
 
     func keepCount(_ n: Int, _ factor: Int) -> Int { max(1, (n + factor - 1) / factor) }
@@ -66,7 +70,7 @@ extension SweepRunner {
     }
 
     /// Changes run `run`'s sweep record (kept through a resume: the journal carries it).
-    func annotate(_ run: Int64, _ change: (inout [String: JSONValue]) -> Void) throws {
+    func annotate(_ run: Int64, store: ArtifactStore, _ change: (inout [String: JSONValue]) -> Void) throws {
         guard let r = try store.run(run), case .object(var all) = r.metadata, case .object(var s)? = all["sweep"] else { return }
         change(&s)
         all["sweep"] = .object(s)

@@ -38,10 +38,19 @@ public final class SweepRunner {
         let configs = try variants.map { try $0.apply(to: sweep, directory: root + "/" + $0.id) }
         let key = try key()
         say("sweep \(sweep.sweepID) (\(key)): \(variants.count) variant(s) of \(sweep.pipeline.pipelineID), \(sweep.strategy.rawValue), objective \(sweep.objectives[0].name)")
+        let parallel = sweep.parallel ?? Self.defaultParallel(variants: variants.count)
+        if parallel > 1 {
+            // Each run's stages get their share of the cores (OpenBLAS threads).
+            let threads = max(1, ProcessInfo.processInfo.activeProcessorCount / parallel)
+            options.environment["CAIRN_THREADS"] = String(threads)
+            say("\(parallel) runs at once, \(threads) BLAS thread(s) each")
+        }
         if let rule = sweep.earlyStop {
-            try halving(variants, configs, key: key, rule: rule)
+            try halving(variants, configs, key: key, rule: rule, parallel: parallel)
         } else {
-            for i in variants.indices where !options.stopRequested() { _ = try runVariant(i, variants, configs, key: key, pauseAt: nil) }
+            try each(Array(variants.indices), parallel: parallel) { i, store in
+                _ = try self.runVariant(i, variants, configs, key: key, pauseAt: nil, store: store)
+            }
         }
         var outcome = try SweepOutcome(store: store, sweepID: sweep.sweepID, key: key)
         if let alias = sweep.promoteBestTo { outcome.promotion = try promote(outcome, to: alias) }
@@ -52,7 +61,7 @@ public final class SweepRunner {
     /// (stage, step) the run pauses, interrupted, once that stage has logged its held-out value at
     /// the step. Returns the run and how it ended.
     func runVariant(_ i: Int, _ variants: [SweepVariant], _ configs: [PipelineConfig], key: String,
-                    pauseAt: (stage: String, step: Int)?) throws -> (Int64, RunStatus) {
+                    pauseAt: (stage: String, step: Int)?, store: ArtifactStore) throws -> (Int64, RunStatus) {
         let v = variants[i]
         var o = options
         final class Box: @unchecked Sendable { var run: Int64?; var reached = false; var checked = Date.distantPast }
@@ -96,6 +105,48 @@ public final class SweepRunner {
         o.onRunStarted = { box.run = $0; started?($0) }
         let result = try Orchestrator(store: store, config: configs[i], options: o).run()
         return (result.runID, result.status)
+    }
+
+    /// Runs at once when the sweep file does not say: one per two cores (a training process
+    /// uses two threads well), one per 4 GiB of memory, at most one per variant.
+    static func defaultParallel(variants: Int) -> Int {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let memory = Int(ProcessInfo.processInfo.physicalMemory >> 32)
+        return max(1, min(cores / 2, memory, variants))
+    }
+
+    /// Runs `body` for each index, `parallel` at a time, each worker with its own connection to
+    /// the store; stops taking new indices after the first error (which it throws) or a stop request.
+    func each(_ indices: [Int], parallel: Int, _ body: @escaping @Sendable (Int, ArtifactStore) throws -> Void) throws {
+        let n = min(parallel, indices.count)
+        if n <= 1 {
+            for i in indices where !options.stopRequested() { try body(i, store) }
+            return
+        }
+        final class Queue: @unchecked Sendable { var next = 0; var failure: Error?; let lock = NSLock() }
+        let q = Queue(), root = store.root, stop = options.stopRequested
+        let group = DispatchGroup()
+        for _ in 0..<n {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                do {
+                    let s = try ArtifactStore(root: root)
+                    while true {
+                        q.lock.lock()
+                        guard q.failure == nil, q.next < indices.count, !stop() else { q.lock.unlock(); return }
+                        let i = indices[q.next]
+                        q.next += 1
+                        q.lock.unlock()
+                        try body(i, s)
+                    }
+                } catch {
+                    q.lock.lock(); q.failure = q.failure ?? error; q.lock.unlock()
+                }
+            }.start()
+        }
+        group.wait()
+        if let e = q.failure { throw e }
     }
 
     /// Moves `alias` to the best run's model when that run passed every gate; an alias that was
