@@ -28,6 +28,7 @@ public enum QueueRunner {
             o.stopRequested = options.stopRequested
             o.allowCommands = options.allowCommands
             o.onRunStarted = { run in started = run; try? store.markQueueRunning(id, pid: getpid(), run: run) }
+            if e.pipeline.hasPrefix("sweep:") { return try runSweep(id, e, store: store, options: o) }
             if let run = e.run, let rec = try store.run(run), try Orchestrator.effectiveStatus(rec) == .interrupted {
                 let r = try Orchestrator.resume(run: run, store: store, options: o)
                 return try finish(id, store: store, r)
@@ -67,6 +68,27 @@ public enum QueueRunner {
             try? store.finishQueue(id, state: "failed", run: started, error: "\(error)")
             return 2
         }
+    }
+
+    /// A sweep file as it is in the entry's commit: its variants run as runs of that commit (each
+    /// recorded with the repository, branch, commit, author and message), the best promoted.
+    static func runSweep(_ id: Int64, _ e: QueueEntry, store: ArtifactStore, options: Orchestrator.Options) throws -> Int32 {
+        guard let repoPath = e.repo, let commit = CommitID(e.commit) else { throw PipelineError("queue entry \(id) names no repository or commit") }
+        let repo = try GitRepository(path: repoPath)
+        let info = try repo.commit(commit)
+        let tree = try exportedTree(repo, commit, store: store)
+        let path = String(e.pipeline.dropFirst("sweep:".count))
+        let sweep: SweepConfig
+        do { sweep = try SweepConfig.load(tree + "/" + path, repository: tree) } catch let c as ConfigError {
+            let inRepo = c.file.hasPrefix(tree + "/") ? String(c.file.dropFirst(tree.count + 1)) : c.file
+            throw ConfigError(file: inRepo, line: c.line, c.message.replacingOccurrences(of: tree + "/", with: "") + " (commit \(commit.short))")
+        }
+        var o = options
+        o.info = RunInfo(pipeline: sweep.pipeline.pipelineID, repo: repoPath, branch: e.branch, commit: commit.hex,
+                         author: "\(info.author) <\(info.email)>", message: info.summary, metadata: .object(["queue_entry": .number(Double(id))]))
+        let outcome = try SweepRunner(store: store, sweep: sweep, options: o).run()
+        try store.finishQueue(id, state: "done", run: outcome.best)
+        return outcome.best == nil ? 1 : 0
     }
 
     /// Done whatever the verdict; an interrupted run (stopped on request) goes back to pending,

@@ -47,7 +47,7 @@ public struct Reconciler {
             let last = try store.watchedTip(repo: repoKey, branch: branch).flatMap(CommitID.init)
             if last == tip { continue }
             let map = try PipelineMap(repository: repository, commit: tip)
-            var newest: [String: CommitID] = [:]  // pipeline directory → newest commit affecting it
+            var newest: [String: CommitID] = [:]  // queue name (a pipeline directory, a sweep) → newest commit affecting it
             if let l = last {
                 if repository.exists(l), try !repository.isDescendant(tip, of: l) { report.forcePushed.append(branch) }
                 let commits = try repository.commits(from: tip, hiding: l)
@@ -56,15 +56,16 @@ public struct Reconciler {
                     if newest.count == map.entries.count { break }
                     let info = try repository.commit(c)
                     let changed = try repository.changedPaths(from: info.parents.first, to: c)
-                    for e in map.affected(by: changed) where newest[e.directory] == nil { newest[e.directory] = c }
+                    for e in map.affected(by: changed) where newest[e.queueName] == nil { newest[e.queueName] = c }
                 }
             } else {
                 report.firstSeen.append(branch)
                 report.commits[branch] = 1
-                for e in map.entries { newest[e.directory] = tip }
+                // The desired state: every pipeline at the tip (a sweep starts only when its file changes).
+                for e in map.entries where !e.isSweep { newest[e.queueName] = tip }
             }
-            for (dir, commit) in newest.sorted(by: { $0.key < $1.key }) {
-                let (entry, inserted) = try store.enqueue(pipeline: dir.isEmpty ? "." : dir, commit: commit.hex, repo: repoKey, branch: branch)
+            for (name, commit) in newest.sorted(by: { $0.key < $1.key }) {
+                let (entry, inserted) = try store.enqueue(pipeline: name, commit: commit.hex, repo: repoKey, branch: branch)
                 if inserted { report.queued.append(entry) }
                 // Older commits of the same pipeline still waiting are superseded by this one.
                 for old in try store.queue(state: "pending") where old.pipeline == entry.pipeline && old.repo == repoKey && old.id < entry.id {

@@ -14,6 +14,18 @@ public struct PipelineMap: Sendable {
         public let file: String
         /// Files outside its directory that it names (normalised repository paths).
         public let referenced: Set<String>
+        /// A sweep file (`sweep*.yaml`): its entry starts the sweep, and only a change to the
+        /// file itself does; a pipeline is not run again for a change to its sweep files.
+        public var isSweep = false
+
+        /// The queue's name for it: the pipeline's directory, or `sweep:` and the sweep file.
+        public var queueName: String { isSweep ? "sweep:" + file : (directory.isEmpty ? "." : directory) }
+    }
+
+    /// Whether a repository path is a sweep file: `sweep.yaml`, `sweep-lr.yml`, `sweep_rank.yaml`.
+    public static func isSweepFile(_ path: String) -> Bool {
+        let name = (path as NSString).lastPathComponent
+        return name.hasPrefix("sweep") && (name.hasSuffix(".yaml") || name.hasSuffix(".yml"))
     }
     public let entries: [Entry]
 
@@ -24,6 +36,10 @@ public struct PipelineMap: Sendable {
     public init(repository: GitRepository, commit: CommitID) throws {
         var out: [Entry] = []
         for path in try repository.paths(at: commit) {
+            if Self.isSweepFile(path) {
+                out.append(Entry(directory: (path as NSString).deletingLastPathComponent, file: path, referenced: [], isSweep: true))
+                continue
+            }
             let name = (path as NSString).lastPathComponent
             guard Self.fileNames.contains(name) else { continue }
             let dir = (path as NSString).deletingLastPathComponent
@@ -43,9 +59,10 @@ public struct PipelineMap: Sendable {
     /// The pipelines a set of changed paths affects.
     public func affected(by changed: Set<String>) -> [Entry] {
         entries.filter { e in
-            changed.contains { p in
-                e.directory.isEmpty || p == e.directory || p.hasPrefix(e.directory + "/") || e.referenced.contains(p)
-                    || e.referenced.contains { $0.hasPrefix(p + "/") || p.hasPrefix($0 + "/") }
+            if e.isSweep { return changed.contains(e.file) }
+            return changed.contains { p in
+                !Self.isSweepFile(p) && (e.directory.isEmpty || p == e.directory || p.hasPrefix(e.directory + "/") || e.referenced.contains(p)
+                    || e.referenced.contains { $0.hasPrefix(p + "/") || p.hasPrefix($0 + "/") })
             }
         }
     }

@@ -44,8 +44,10 @@ struct ReconcilerTests {
         let r2 = try reconcile(f)
         #expect(r2.queued.map(\.pipeline) == ["pipelines/b"] && r2.queued.map(\.commit) == [c2])
 
-        // Sweep files and anything else in the pipeline's folder count too.
+        // A sweep file starts its sweep, not the pipeline; anything else in the pipeline's folder runs the pipeline.
         try f.commit("sweep", ["pipelines/a/sweep.yaml": "learning_rate: [1e-4, 2e-4]\n"])
+        #expect(try reconcile(f).queued.map(\.pipeline) == ["sweep:pipelines/a/sweep.yaml"])
+        try f.commit("notes", ["pipelines/a/NOTES.md": "why the learning rate\n"])
         #expect(try reconcile(f).queued.map(\.pipeline) == ["pipelines/a"])
     }
 

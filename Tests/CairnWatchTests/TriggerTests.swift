@@ -95,6 +95,30 @@ struct TriggerTests {
         #expect(try runs(f).count == 2)
     }
 
+    /// A committed sweep file starts the sweep at that commit: its variants are runs of the
+    /// commit, tagged with the sweep; the pipeline itself is not run again for it. A later commit
+    /// to the pipeline runs the pipeline, not the sweep.
+    @Test func aCommittedSweepFileStartsTheSweepAndNotAPipelineRun() throws {
+        let f = try GitFixture()
+        try commitPipeline(f)
+        #expect(try f.cairn(["trigger", f.repo, "--wait"]).status == 0)
+        let c = try f.commit("sweep the learning rate", ["pipelines/quick/sweep-lr.yaml":
+            "pipeline: .\nspace:\n  sft.learning_rate: [1.0e-3, 2.0e-3]\nobjective: sft.final_loss\npromote_best_to: quick@best\n"])
+        let r = try f.cairn(["trigger", f.repo, "--wait"])
+        #expect(r.status == 0, "\(r.err)")
+        let all = try runs(f)
+        let variants = all.filter { $0.metadata["sweep"] != nil }
+        #expect(all.count == 3 && variants.count == 2, "\(all.map { ($0.id, $0.metadata["sweep"] != nil) })")
+        #expect(variants.allSatisfy { $0.commit == c && $0.message == "sweep the learning rate" && $0.metadata["sweep"]?["id"]?.stringValue == "sweep-lr" })
+        #expect(variants.allSatisfy { $0.metadata["queue_entry"] != nil })
+        let store = try ArtifactStore(root: f.store)
+        #expect(try store.history("quick@best").last.map { m in variants.contains { $0.id == m.run } } == true)
+        try f.commit("quick: more steps", ["pipelines/quick/sft_config.yaml": "max_steps: 3\nbatch_size: 2\nlearning_rate: 1.0e-3\nlora_r: 4\nlora_alpha: 8\nmax_seq_length: 64\n"])
+        #expect(try f.cairn(["trigger", f.repo, "--wait"]).status == 0)
+        let after = try runs(f)
+        #expect(after.count == 4 && after.last?.metadata["sweep"] == nil)
+    }
+
     @Test func twoPipelinesACommitTouchingOneRunsOnlyThatOne() throws {
         let f = try GitFixture()
         try commitPipeline(f, dir: "pipelines/one", id: "one")

@@ -96,10 +96,12 @@ public final class SweepRunner {
         var params: [String: JSONValue] = [:]
         for p in v.values { params[p.name] = .string(p.text) }
         var info = options.info ?? RunInfo(pipeline: sweep.pipeline.pipelineID)
-        info.metadata = .object(["sweep": .object([
+        var carried: [String: JSONValue] = [:]
+        if case .object(let m) = info.metadata { carried = m }  // a queue entry, say
+        info.metadata = .object(carried.merging(["sweep": .object([
             "id": .string(sweep.sweepID), "key": .string(key), "file": .string(sweep.file), "variant": .string(v.id),
             "index": .number(Double(i)), "params": .object(params), "objective": .string(SweepOutcome.text(sweep.objectives)),
-        ])])
+        ])]) { _, new in new })
         o.info = info
         let started = o.onRunStarted
         o.onRunStarted = { box.run = $0; started?($0) }
