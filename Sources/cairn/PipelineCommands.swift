@@ -15,7 +15,8 @@ enum PipelineCommands {
                     flags: ["json"], positionals: 1...1),
         CommandSpec(name: "resume", usage: "cairn resume RUN [--allow-commands] [--quiet]", summary: "continue an interrupted or failed run from its last successful stage",
                     flags: ["quiet", "allow-commands"], positionals: 1...1),
-        CommandSpec(name: "report", usage: "cairn report RUN --out DIR", summary: "write a self-contained HTML page of a run (lineage graph, curves, samples, gates) and its SVG images",
+        CommandSpec(name: "report", usage: "cairn report (RUN | SWEEP.yaml | SWEEP_ID) --out DIR",
+                    summary: "write a self-contained HTML page of a run (lineage graph, curves, samples, gates) or of a sweep (table, objective per parameter, parallel coordinates), and its SVG images",
                     options: ["out"], positionals: 1...1),
         CommandSpec(name: "check", usage: "cairn check NAME --result FILE (--request FILE.json | [--model D] [--adapter D] [--merged D] [--export F] [--data F] [--schema F] [--blocklist F] [--threshold X] [--min-accuracy X] [--tolerance X] [--beta X] [--max-new-tokens N] [--max-seq-length N] [--baseline true|false])",
                     summary: "run one gate check (the orchestrator starts these)",
@@ -90,8 +91,18 @@ enum PipelineCommands {
 
     static func report(_ a: Arguments) throws -> Int32 {
         let store = try a.openStore()
-        let id = try runID(a.positionals[0])
         let out = try a.required("out")
+        let target = a.positionals[0]
+        if Int64(target.hasPrefix("#") ? String(target.dropFirst()) : target) == nil {
+            // A sweep: its file or its id.
+            let sweepID = FileManager.default.fileExists(atPath: target) ? try SweepConfig.load(target).sweepID : target
+            guard let key = try SweepOutcome.latestKey(store, sweepID: sweepID) else {
+                throw UsageError(message: "'\(target)' is neither a run number nor a sweep with runs in this store")
+            }
+            for path in try SweepReport.write(try SweepOutcome(store: store, sweepID: sweepID, key: key), to: out) { Output.out(path) }
+            return 0
+        }
+        let id = try runID(target)
         // The run's page first (what scripts read), then its drawings and the runs it links to.
         for path in try RunReport.write(store: store, run: id, to: out) { Output.out(path) }
         return 0

@@ -114,6 +114,14 @@ struct SweepTests {
             let history = try store.history("task-api@sweep-best")
             #expect(history.last?.run == best.run && history.last?.reason?.contains("sweep rank-beta: best by dpo.eval_accuracy") == true)
         }
+        // The sweep's page: the table with the best row marked, a line per variant in the
+        // parallel-coordinates plot, the objective against each parameter.
+        let rep = try cairn(["report", "rank-beta", "--out", ws.root + "/report"], store: ws.store)
+        #expect(rep.status == 0, "\(rep.err)")
+        let page = try String(contentsOfFile: ws.root + "/report/sweep-rank-beta.html", encoding: .utf8)
+        #expect(page.components(separatedBy: "<tr class=\"best\">").count - 1 == 1 && page.contains("dpo.eval_accuracy against sft.lora_r"))
+        let parallel = try String(contentsOfFile: ws.root + "/report/sweep-rank-beta-parallel.svg", encoding: .utf8)
+        #expect(parallel.components(separatedBy: "<polyline").count - 1 == 4 && !page.contains("<script"))
         // No variant moved the pipeline's own alias.
         #expect((try? store.resolve("task-api@production")) == nil)
         for format in ["--csv", "--markdown"] {
