@@ -87,6 +87,10 @@ public enum QueueRunner {
         o.info = RunInfo(pipeline: sweep.pipeline.pipelineID, repo: repoPath, branch: e.branch, commit: commit.hex,
                          author: "\(info.author) <\(info.email)>", message: info.summary, metadata: .object(["queue_entry": .number(Double(id))]))
         let outcome = try SweepRunner(store: store, sweep: sweep, options: o).run()
+        if outcome.interrupted {  // back to the queue: the next worker goes on with it
+            try store.updateQueue(id, state: "pending", run: nil)
+            return 1
+        }
         try store.finishQueue(id, state: "done", run: outcome.best)
         return outcome.best == nil ? 1 : 0
     }

@@ -24,7 +24,7 @@ enum SweepCommands {
         let outcome = try runner.run()
         Output.out(outcome.render(.table))
         if let p = outcome.promotion { Output.out(p) }
-        return outcome.best == nil ? 1 : 0
+        return outcome.best == nil || outcome.interrupted ? 1 : 0
     }
 
     static func compare(_ a: Arguments) throws -> Int32 {

@@ -226,4 +226,35 @@ struct SweepTests {
         let spans = runs.map { ($0.startedAt, $0.finishedAt ?? .infinity) }
         #expect(spans.contains { a in spans.contains { b in a != b && a.0 < b.1 && b.0 < a.1 } })
     }
+
+    /// SIGTERM (Ctrl-C, a daemon stopping): the running variant checkpoints and stops, nothing is
+    /// promoted from the half-done sweep, and `cairn sweep` again finishes it and promotes the best.
+    @Test func aSweepStoppedWithSIGTERMPromotesNothingUntilItIsFinished() throws {
+        let ws = try Workspace()
+        let file = try write(ws, Self.grid("term") + "promote_best_to: task-api@term-best\n")
+        let out = ws.root + "/sweep.err"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: cairnBinary())
+        p.arguments = ["sweep", file, "--quiet"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["CAIRN_STORE": ws.store]) { _, new in new }
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle(forWritingAtPath: out)
+        try p.run()
+        let trigger = ws.pipeline + "/artifacts/run-2/dpo/train"
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: trigger) && p.isRunning && Date() < deadline { usleep(5_000) }
+        #expect(p.isRunning)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let err = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(p.terminationStatus == 1 && err.contains("sweep term stopped on request"), "\(err.suffix(1500))")
+        let store = try ws.openStore()
+        #expect((try? store.resolve("task-api@term-best")) == nil)
+        #expect(try store.runs().count == 2)
+        let again = try cairn(["sweep", file, "--quiet"], store: ws.store)
+        #expect(again.status == 0 && again.err.contains("resuming run 2"), "\(again.err.suffix(1500))")
+        #expect(try store.runs().count == 4)
+        #expect((try? store.resolve("task-api@term-best")) != nil)
+    }
 }

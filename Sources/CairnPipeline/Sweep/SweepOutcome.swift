@@ -32,6 +32,8 @@ public struct SweepOutcome: Sendable {
     public var best: Int64? { rows.first(where: \.best)?.run }
     /// What promote_best_to did.
     public var promotion: String?
+    /// Stopped on request before every variant ran: nothing was promoted.
+    public var interrupted = false
 
     /// The newest run of each variant of sweep `key`.
     static func runs(_ store: ArtifactStore, key: String) throws -> [String: RunRecord] {

@@ -53,6 +53,13 @@ public final class SweepRunner {
             }
         }
         var outcome = try SweepOutcome(store: store, sweepID: sweep.sweepID, key: key)
+        if options.stopRequested() {
+            // Stopped (SIGTERM, the daemon stopping): the running variant keeps its checkpoint;
+            // nothing is promoted from a sweep half done. Started again, it goes on.
+            outcome.interrupted = true
+            say("sweep \(sweep.sweepID) stopped on request; `cairn sweep \(sweep.file)` again continues it")
+            return outcome
+        }
         if let alias = sweep.promoteBestTo { outcome.promotion = try promote(outcome, to: alias) }
         return outcome
     }
