@@ -78,6 +78,35 @@ struct WatcherTests {
         #expect(log.contains(.interrupted) && log.last == .succeeded, "\(log)")
     }
 
+    /// The daemon stopped while a committed sweep runs: the running variant checkpoints, the sweep
+    /// goes back to the queue with nothing promoted; restarted, the daemon finishes it (the
+    /// interrupted variant resumed, none run twice) and promotes the best.
+    @Test func aDaemonStoppedMidSweepFinishesTheSweepOnRestart() throws {
+        let f = try GitFixture()
+        try commitPipeline(f, steps: 2)
+        var d = try Daemon(f)
+        try waitFor(f, "the pipeline's first run") { runs, q in runs.count == 1 && q.allSatisfy { $0.state == "done" } }
+        try f.commit("sweep max_steps", ["pipelines/quick/sweep-steps.yaml":
+            "pipeline: .\nspace:\n  sft.max_steps: [300, 301]\nobjective: sft.final_loss\npromote_best_to: quick@sweep\n"])
+        try waitFor(f, "a variant's checkpoint") { runs, _ in
+            runs.contains { r in r.metadata["sweep"] != nil && (r.metadata["checkpoint"]?["step"]?.numberValue ?? 0) >= 2 }
+        }
+        d.stop()
+        let s = try ArtifactStore(root: f.store)
+        #expect((try? s.resolve("quick@sweep")) == nil)
+        #expect(try s.queue().contains { $0.pipeline == "sweep:pipelines/quick/sweep-steps.yaml" && $0.state == "pending" })
+        d = try Daemon(f)
+        try waitFor(f, "the finished sweep") { runs, q in
+            runs.filter { $0.metadata["sweep"] != nil }.count == 2 && q.allSatisfy { $0.state == "done" }
+        }
+        d.stop()
+        let variants = try s.runs().filter { $0.metadata["sweep"] != nil }
+        #expect(variants.count == 2 && variants.allSatisfy { $0.status == .succeeded }, "\(variants.map(\.status))")
+        // The variant the stop caught was resumed (its stage interrupted once, then succeeded), not run again.
+        #expect(try variants.contains { v in try s.stages(run: v.id).contains { $0.status == .interrupted } })
+        #expect((try? s.resolve("quick@sweep")) != nil)
+    }
+
     @Test func theDaemonOutlivesACrashingRunAndStoresEachRunsLog() throws {
         let f = try GitFixture()
         try commitPipeline(f, steps: 100_000)
