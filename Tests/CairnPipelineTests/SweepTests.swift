@@ -257,4 +257,14 @@ struct SweepTests {
         #expect(try store.runs().count == 4)
         #expect((try? store.resolve("task-api@term-best")) != nil)
     }
+
+    /// When no variant passes every gate, nothing is promoted and the sweep says why (exit 1).
+    @Test func aSweepWhoseVariantsAllFailAGatePromotesNothing() throws {
+        let ws = try Workspace(quick: true)
+        let file = try write(ws, "sweep_id: strict\npipeline: .\nspace:\n  validation.max_loss: [0.001]\nobjective: sft.eval_loss\npromote_best_to: task-api@strict\n")
+        let r = try cairn(["sweep", file, "--quiet"], store: ws.store)
+        #expect(r.status == 1 && r.out.contains("task-api@strict not moved: no variant passed every gate"), "\(r.out)")
+        #expect(r.out.contains("rejected") && r.out.contains("sft: loss_acceptable"), "\(r.out)")
+        #expect((try? ws.openStore().resolve("task-api@strict")) == nil)
+    }
 }
