@@ -79,7 +79,7 @@ public enum QueueRunner {
         let tree = try exportedTree(repo, commit, store: store)
         let path = String(e.pipeline.dropFirst("sweep:".count))
         let sweep: SweepConfig
-        do { sweep = try SweepConfig.load(tree + "/" + path, repository: tree) } catch let c as ConfigError {
+        do { sweep = try SweepConfig.load(tree + "/" + path, repository: tree, allowCommands: options.allowCommands) } catch let c as ConfigError {
             let inRepo = c.file.hasPrefix(tree + "/") ? String(c.file.dropFirst(tree.count + 1)) : c.file
             throw ConfigError(file: inRepo, line: c.line, c.message.replacingOccurrences(of: tree + "/", with: "") + " (commit \(commit.short))")
         }

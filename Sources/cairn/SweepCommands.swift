@@ -19,7 +19,7 @@ enum SweepCommands {
 
     static func sweep(_ a: Arguments) throws -> Int32 {
         let store = try ArtifactStore.initialize(at: try a.storeRoot())
-        let config = try SweepConfig.load(a.positionals[0])
+        let config = try SweepConfig.load(a.positionals[0], allowCommands: a.has("allow-commands"))
         let runner = SweepRunner(store: store, sweep: config, options: PipelineCommands.orchestratorOptions(a))
         let outcome = try runner.run()
         Output.out(outcome.render(.table))

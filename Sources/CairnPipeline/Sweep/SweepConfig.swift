@@ -74,7 +74,7 @@ public struct SweepConfig: Sendable {
 
     /// Reads a sweep file and the pipeline it names; `repository` bounds every path
     /// (default: the enclosing git work tree of the sweep file).
-    public static func load(_ path: String, repository: String? = nil) throws -> SweepConfig {
+    public static func load(_ path: String, repository: String? = nil, allowCommands: Bool = false) throws -> SweepConfig {
         let file = URL(fileURLWithPath: path).standardizedFileURL.path
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(file: path, line: nil, "cannot read the sweep file") }
         let m = try YAMLMapping(try YAMLNode.parse(text, file: path), file: path, known: keys)
@@ -83,7 +83,7 @@ public struct SweepConfig: Sendable {
         let repo = repository ?? Paths.repositoryRoot(containing: dir) ?? dir
         let resolved = try Paths.inside(repository: repo, relativeTo: dir, pipelinePath, file: path, line: m.node("pipeline")!.line, key: "pipeline")
         let pipeline: PipelineConfig
-        do { pipeline = try PipelineConfig.load(resolved, repository: repo) } catch let e as ConfigError where e.file == resolved && e.line == nil {
+        do { pipeline = try PipelineConfig.load(resolved, repository: repo, allowCommands: allowCommands) } catch let e as ConfigError where e.file == resolved && e.line == nil {
             throw ConfigError(file: path, line: m.node("pipeline")!.line, "key 'pipeline': \(e.message) ('\(pipelinePath)')")
         }
         let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
