@@ -80,6 +80,10 @@ struct SweepTests {
     @Test func aTwoByTwoGridRunsSFTTwiceComparesFourRowsAndPromotesTheBest() throws {
         let ws = try Workspace()
         let file = try write(ws, Self.grid("rank-beta") + "promote_best_to: task-api@sweep-best\n")
+        // The alias points somewhere before the sweep (so that it can be rolled back below).
+        #expect(try cairn(["init"], store: ws.store).status == 0)
+        let before = try cairn(["add", ws.pipeline + "/schema.json", "--kind", "dataset"], store: ws.store).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try cairn(["alias", "set", "task-api@sweep-best", before], store: ws.store).status == 0)
         let r = try cairn(["sweep", file, "--quiet"], store: ws.store)
         #expect(r.status == 0, "\(r.err.suffix(3000))")
         let store = try ws.openStore()
@@ -129,11 +133,15 @@ struct SweepTests {
             #expect(t.status == 0 && t.out.split(separator: "\n").count == (format == "--csv" ? 5 : 6), "\(t.out)")
         }
 
-        // Started again: nothing runs, the same best.
+        // Production rolled back from the best: started again, the sweep runs nothing, finds the
+        // same best, and does not promote a model that was rolled back from.
+        #expect(try cairn(["rollback", "task-api@sweep-best", "--reason", "test"], store: ws.store).status == 0)
         let again = try cairn(["sweep", file, "--quiet"], store: ws.store)
         #expect(again.status == r.status)
         #expect(try store.runs().filter { $0.metadata["sweep"]?["id"]?.stringValue == "rank-beta" }.count == 4)
         #expect(again.err.components(separatedBy: "from an earlier start").count - 1 == 4)
+        #expect(again.out.contains("task-api@sweep-best not moved") && again.out.contains("rolled back from"), "\(again.out)")
+        #expect(try store.resolve("task-api@sweep-best").description == before)
     }
 
     /// SIGKILL in the middle of a sweep (the second variant training DPO), then `cairn sweep`
