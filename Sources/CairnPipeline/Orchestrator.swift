@@ -28,6 +28,9 @@ public final class Orchestrator {
         public var say: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         /// Set in every stage and check process's environment (a sweep's CAIRN_THREADS share of the cores).
         public var environment: [String: String] = [:]
+        /// What to say when a stop request interrupts a stage, when the request is not a person's
+        /// (a sweep pausing a variant at a rung); nil: the resume hint.
+        public var interruptedNote: () -> String? = { nil }
 
         public init(executable: String, sftDataset: String? = nil, preferenceDataset: String? = nil) {
             self.executable = executable; self.sftDataset = sftDataset; self.preferenceDataset = preferenceDataset
@@ -153,7 +156,8 @@ public final class Orchestrator {
             do {
                 outcome = try run(stage, &progress)
             } catch is StageInterrupted {
-                say("stopped on request during \(stage.name.rawValue): the run is interrupted; `cairn resume \(runID)` continues it")
+                say(options.interruptedNote().map { "run \(runID): \($0)" }
+                    ?? "stopped on request during \(stage.name.rawValue): the run is interrupted; `cairn resume \(runID)` continues it")
                 status = .interrupted
                 break stageLoop
             } catch let e as StageFailure {

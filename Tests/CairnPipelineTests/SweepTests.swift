@@ -191,6 +191,7 @@ struct SweepTests {
             """)
         let r = try cairn(["sweep", file, "--quiet"], store: ws.store)
         #expect(r.status == 0, "\(r.err.suffix(3000))")
+        #expect(r.err.contains("paused at sft step 20 (a rung of successive halving)"))
         let store = try ws.openStore()
         let runs = try store.runs().filter { $0.metadata["sweep"]?["id"]?.stringValue == "halving" }
         #expect(runs.count == 4)
@@ -274,5 +275,18 @@ struct SweepTests {
         #expect(r.status == 1 && r.out.contains("task-api@strict not moved: no variant passed every gate"), "\(r.out)")
         #expect(r.out.contains("rejected") && r.out.contains("sft: loss_acceptable"), "\(r.out)")
         #expect((try? ws.openStore().resolve("task-api@strict")) == nil)
+    }
+
+    /// A random sweep runs exactly the variants its seed draws, each with the values it drew.
+    @Test func aRandomSweepRunsTheVariantsItsSeedDraws() throws {
+        let ws = try Workspace()
+        let file = try write(ws, "sweep_id: drawn\npipeline: .\nstrategy: random\nn: 3\nseed: 11\nspace:\n"
+            + "  sft.lora_r: {int: [16, 24]}\n  sft.lora_alpha: \"2*lora_r\"\n  dpo.beta: {loguniform: [0.1, 0.3]}\nobjective: dpo.eval_accuracy\n")
+        let drawn = try SweepConfig.load(file).variants()
+        let r = try cairn(["sweep", file, "--quiet"], store: ws.store)
+        #expect(r.status == 0, "\(r.err.suffix(2000))")
+        let rows = try JSONDecoder().decode([SweepOutcome.Row].self, from: Data(try cairn(["compare", "drawn", "--json"], store: ws.store).out.utf8))
+        #expect(rows.map(\.label) == drawn.map { v in v.values.sorted { $0.name < $1.name }.map { "\($0.name)=\($0.text)" }.joined(separator: " ") })
+        #expect(rows.filter(\.best).count == 1)
     }
 }

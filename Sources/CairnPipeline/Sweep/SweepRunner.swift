@@ -74,6 +74,7 @@ public final class SweepRunner {
         final class Box: @unchecked Sendable { var run: Int64?; var reached = false; var checked = Date.distantPast }
         let box = Box()
         if let (stage, step) = pauseAt, let metric = sweep.earlyStop?.metric {
+            o.interruptedNote = { box.reached ? "paused at \(stage) step \(step) (a rung of successive halving): the sweep resumes it if it stays in the race" : nil }
             let user = options.stopRequested
             o.stopRequested = { [self] in
                 if user() { return true }
