@@ -79,6 +79,10 @@ wait_run() {
         sleep 2
     done
 }
+production() { "$CAIRN" show task-api@production --json | python3 -c "import json,sys; print(json.load(sys.stdin)['artifact']['id'])"; }
+newest_run() {  # newest_run id|final_artifact: of the newest run
+    "$CAIRN" runs --json --limit 1 | python3 -c "import json,sys; r=json.load(sys.stdin)[0]['run']; print(r['id'] if sys.argv[1] == 'id' else r['metadata'][sys.argv[1]])" "$1"
+}
 commit() {  # commit MESSAGE: commits everything, prints the commit id
     git -C "$REPO" add -A
     printf '\n\033[1m$ git commit -am "%s"\033[0m\n' "$1" >&2
@@ -90,9 +94,9 @@ say "2. Commit the pipeline: the watcher starts the run"
 c1=$(commit "task-api v1: the pipeline on $BASE")
 s1=$(wait_run "$c1"); printf '\n  run of %s: %s\n' "${c1:0:10}" "$s1" >&2
 [ "$s1" = succeeded ] || { echo "the first run did not succeed ($s1): see $DEMO/watch.log" >&2; exit 1; }
-v1=$("$CAIRN" show task-api@production --json | python3 -c "import json,sys; print(json.load(sys.stdin)['artifact']['id'])")
+v1=$(production)
 
-run1=$("$CAIRN" runs --json --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['run']['id'])")
+run1=$(newest_run id)
 # What the gates measured on the held-out prompts: the base model, after SFT, after DPO.
 "$CAIRN" run show "$run1" --json | python3 -c '
 import json, sys
@@ -125,10 +129,10 @@ open(path, "w").write("".join(json.dumps(r) + "\n" for r in rows))
 PY
 c2=$(commit "sft data: friendlier replies")
 s2=$(wait_run "$c2"); printf '\n  run of %s: %s\n' "${c2:0:10}" "$s2" >&2
-run2=$("$CAIRN" runs --json --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['run']['id'])")
+run2=$(newest_run id)
 step "$CAIRN" run show "$run2"
 [ "$s2" = rejected ] || { echo "the harmful commit was not rejected ($s2)" >&2; exit 1; }
-now=$("$CAIRN" show task-api@production --json | python3 -c "import json,sys; print(json.load(sys.stdin)['artifact']['id'])")
+now=$(production)
 [ "$now" = "$v1" ] || { echo "task-api@production moved after a rejected run" >&2; exit 1; }
 echo "  task-api@production did not move: still ${v1:0:19}" >&2
 
@@ -138,10 +142,10 @@ sed -i 's/^beta: .*/beta: 0.2/' "$REPO/pipelines/task-api/dpo_config.yaml"
 c3=$(commit "dpo: beta 0.2")
 s3=$(wait_run "$c3"); printf '\n  run of %s: %s\n' "${c3:0:10}" "$s3" >&2
 [ "$s3" = succeeded ] || { echo "the second version did not succeed ($s3)" >&2; exit 1; }
-run3=$("$CAIRN" runs --json --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['run']['id'])")
+run3=$(newest_run id)
 step "$CAIRN" run show "$run3"
-v3=$("$CAIRN" runs --json --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['run']['metadata']['final_artifact'])")
-now=$("$CAIRN" show task-api@production --json | python3 -c "import json,sys; print(json.load(sys.stdin)['artifact']['id'])")
+v3=$(newest_run final_artifact)
+now=$(production)
 if [ "$now" != "$v3" ]; then
     # Only on a kept store: the last demo rolled production back from this very model, and a
     # pipeline never promotes an artifact that was rolled back from; a person can.

@@ -231,6 +231,15 @@ extension ArtifactStore {
         }
     }
 
+    /// Runs whose metadata holds the text `value` at the JSON path `path` (`$.sweep.key`),
+    /// newest first: SQLite reads the metadata, only the matching runs are decoded.
+    public func runs(whereMetadata path: String, is value: String) throws -> [RunRecord] {
+        try indexed("cannot read runs") {
+            try db.query("SELECT \(Self.runColumns) FROM runs WHERE json_extract(metadata, ?) = ? ORDER BY id DESC",
+                         [.text(path), .text(value)]).map(Self.run(from:))
+        }
+    }
+
     /// A run's stage executions in order.
     public func stages(run: Int64) throws -> [StageExecutionRecord] {
         try indexed("cannot read run \(run)") {

@@ -46,11 +46,7 @@ public enum QueueRunner {
                     // A run is named by its pipeline_id, also when the rest of the config is refused.
                     config = try PipelineConfig.read(file: file, repository: tree, allowCommands: options.allowCommands) { o.info?.pipeline = $0 }
                 } catch let c as ConfigError {
-                    // Name the file as it is in the repository, and the commit; the export
-                    // directory means nothing to the person reading the error.
-                    let inRepo = c.file.hasPrefix(tree + "/") ? String(c.file.dropFirst(tree.count + 1)) : c.file
-                    throw ConfigError(file: inRepo, line: c.line,
-                                      c.message.replacingOccurrences(of: " " + tree, with: "") + " (commit \(commit.short))")
+                    throw inRepository(c, tree: tree, commit: commit)
                 }
                 let result = try Orchestrator(store: store, config: config, options: o).run()
                 removeWorkFiles(of: result, config: config)
@@ -70,6 +66,14 @@ public enum QueueRunner {
         }
     }
 
+    /// A config error as the person reads it: the file as it is in the repository, and the
+    /// commit; the export directory means nothing to them.
+    static func inRepository(_ c: ConfigError, tree: String, commit: CommitID) -> ConfigError {
+        let inRepo = c.file.hasPrefix(tree + "/") ? String(c.file.dropFirst(tree.count + 1)) : c.file
+        let message = c.message.replacingOccurrences(of: tree + "/", with: "").replacingOccurrences(of: " " + tree, with: "")
+        return ConfigError(file: inRepo, line: c.line, message + " (commit \(commit.short))")
+    }
+
     /// A sweep file as it is in the entry's commit: its variants run as runs of that commit (each
     /// recorded with the repository, branch, commit, author and message), the best promoted.
     static func runSweep(_ id: Int64, _ e: QueueEntry, store: ArtifactStore, options: Orchestrator.Options) throws -> Int32 {
@@ -80,8 +84,7 @@ public enum QueueRunner {
         let path = String(e.pipeline.dropFirst("sweep:".count))
         let sweep: SweepConfig
         do { sweep = try SweepConfig.load(tree + "/" + path, repository: tree, allowCommands: options.allowCommands) } catch let c as ConfigError {
-            let inRepo = c.file.hasPrefix(tree + "/") ? String(c.file.dropFirst(tree.count + 1)) : c.file
-            throw ConfigError(file: inRepo, line: c.line, c.message.replacingOccurrences(of: tree + "/", with: "") + " (commit \(commit.short))")
+            throw inRepository(c, tree: tree, commit: commit)
         }
         var o = options
         o.info = RunInfo(pipeline: sweep.pipeline.pipelineID, repo: repoPath, branch: e.branch, commit: commit.hex,

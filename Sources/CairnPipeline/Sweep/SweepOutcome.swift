@@ -38,7 +38,7 @@ public struct SweepOutcome: Sendable {
     /// The newest run of each variant of sweep `key`.
     static func runs(_ store: ArtifactStore, key: String) throws -> [String: RunRecord] {
         var out: [String: RunRecord] = [:]
-        for r in try store.runs(limit: 1_000_000) where r.metadata["sweep"]?["key"]?.stringValue == key {
+        for r in try store.runs(whereMetadata: "$.sweep.key", is: key) {
             if let v = r.metadata["sweep"]?["variant"]?.stringValue, out[v] == nil { out[v] = r }
         }
         return out
@@ -92,7 +92,7 @@ public struct SweepOutcome: Sendable {
 
     /// A sweep's latest key in the store: the runs tagged with `sweepID`, newest first.
     public static func latestKey(_ store: ArtifactStore, sweepID: String) throws -> String? {
-        try store.runs(limit: 1_000_000).first { $0.metadata["sweep"]?["id"]?.stringValue == sweepID }?.metadata["sweep"]?["key"]?.stringValue
+        try store.runs(whereMetadata: "$.sweep.id", is: sweepID).first?.metadata["sweep"]?["key"]?.stringValue
     }
 
     /// A check's details up to its first ';', at most 60 characters.
