@@ -2,6 +2,8 @@
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config git python3
 BENCH_PACKAGES := hyperfine
+# The cluster tests start a one-node Slurm of their own (scripts/slurm-local.sh).
+TEST_PACKAGES := slurm-wlm munge
 
 .PHONY: deps build test release model demo readme-images demo-pipeline demo-store bench-store bench-train-model bench-pipeline clean
 
@@ -21,6 +23,8 @@ release: deps
 
 # The release binary serves the tests that run a 0.5B-parameter model (debug is ~20x slower).
 test: deps
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	$(SWIFT) build --build-tests
 	$(SWIFT) build -c release --product cairn
 	CAIRN_RELEASE_BIN=$(CURDIR)/.build/release/cairn $(SWIFT) test --skip-build

@@ -36,6 +36,7 @@ let package = Package(
         .executableTarget(name: "bench-store-lineage", dependencies: ["CairnStore"], path: "bench/store/lineage"),
         .executableTarget(name: "bench-train-model", dependencies: ["CairnTrain"], path: "bench/train-model/swift"),
         .executableTarget(name: "bench-train", dependencies: ["CairnTrain"], path: "bench/train/swift"),
+        .executableTarget(name: "bench-slurm", dependencies: ["CairnPipeline", "CairnStore"], path: "bench/slurm/swift"),
         .executableTarget(name: "bench-smollm2", dependencies: ["CairnTrain"], path: "bench/smollm2/swift"),
 
         // Shared by the test targets: running processes and finding the cairn executable.

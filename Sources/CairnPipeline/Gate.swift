@@ -110,7 +110,11 @@ public struct GateReport: Codable, Sendable {
 /// check process past it is stopped and reported as timed out. Results come back in the
 /// order the tasks were given.
 public enum Gate {
-    public static func run(stage: String, tasks: [GateTask]) -> GateReport {
+    /// Check processes run through `executor` (as cluster jobs named `jobPrefix` + the check's
+    /// name, with `environment`).
+    public static func run(stage: String, tasks: [GateTask], executor: StageExecutor = LocalExecutor(), environment: [String: String] = [:],
+                           jobPrefix: String = "gate-") -> GateReport {
+        let execute = { (t: GateTask) in Self.execute(t, executor: executor, environment: environment, jobPrefix: jobPrefix) }
         let start = Date()
         final class Slots: @unchecked Sendable { var results: [[CheckResult]?]; init(_ n: Int) { results = Array(repeating: nil, count: n) } }
         let slots = Slots(tasks.count)
@@ -132,7 +136,7 @@ public enum Gate {
         return GateReport(stage: stage, results: slots.results.flatMap { $0 ?? [] }, seconds: Date().timeIntervalSince(start))
     }
 
-    static func execute(_ t: GateTask) -> [CheckResult] {
+    static func execute(_ t: GateTask, executor: StageExecutor, environment: [String: String], jobPrefix: String) -> [CheckResult] {
         let start = Date()
         var out: [CheckResult]
         switch t.work {
@@ -152,19 +156,17 @@ public enum Gate {
             }
         case .process(let args, let resultFile, let log):
             try? FileManager.default.removeItem(atPath: resultFile)
-            do {
-                let p = try Subprocess(args + ["--result", resultFile], logPath: log, echo: false)
-                let o = p.wait(deadline: start.addingTimeInterval(t.timeoutSeconds))
-                if o.timedOut {
-                    out = [CheckResult(name: t.name, status: .timedOut, details: String(format: "stopped after its timeout of %g s", t.timeoutSeconds))]
-                } else if let d = FileManager.default.contents(atPath: resultFile), let r = try? JSONDecoder().decode([CheckResult].self, from: d) {
-                    out = r
-                } else {
-                    let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(2).joined(separator: " | ") ?? ""
-                    out = [CheckResult(name: t.name, status: .error, details: "check process ended with \(o.description): \(tail)")]
-                }
-            } catch {
-                out = [CheckResult(name: t.name, status: .error, details: "\(error)")]
+            var job = StageJob(name: jobPrefix + t.name, kind: .check, commands: [args + ["--result", resultFile]],
+                               directory: resultFile + ".job", log: log, timeLimitSeconds: t.timeoutSeconds, storeRoot: "")
+            job.environment = environment
+            let o = executor.run(job, control: JobControl())
+            if o.timedOut {
+                out = [CheckResult(name: t.name, status: .timedOut, details: String(format: "stopped after its timeout of %g s", t.timeoutSeconds))]
+            } else if let d = FileManager.default.contents(atPath: resultFile), let r = try? JSONDecoder().decode([CheckResult].self, from: d) {
+                out = r
+            } else {
+                let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(2).joined(separator: " | ") ?? ""
+                out = [CheckResult(name: t.name, status: .error, details: "check process ended with \(o.description): \(tail)")]
             }
         }
         let seconds = Date().timeIntervalSince(start)

@@ -162,7 +162,8 @@ extension Orchestrator {
         let plan = try GatePlan(config: config, stage: stage, outputs: outputs, used: used, metrics: metrics, files: files,
                                 executable: options.executable, runID: runID)
         notes += plan.notes
-        let report = Gate.run(stage: stage.name.rawValue, tasks: plan.tasks)
+        let report = Gate.run(stage: stage.name.rawValue, tasks: plan.tasks, executor: options.executor, environment: options.environment,
+                              jobPrefix: "run\(runID)-\(stage.name.rawValue)-gate-")
         gateSeconds += report.seconds
         return report
     }

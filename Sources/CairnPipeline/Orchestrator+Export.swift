@@ -12,15 +12,15 @@ extension Orchestrator {
         if let hit = try fromCache(stage, key: key, used: used) { return hit }
         let dir = workDir + "/export"
         let file = dir + "/\(config.pipelineID)-\(stage.exportType).gguf"
-        let r = try attempts(stage, key: key, used: used, processes: { _ in
+        let r = try attempts(stage, key: key, used: used, work: { _ in
             try? FileManager.default.removeItem(atPath: dir)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            return [[self.options.executable, "model", "export", try self.materialize(model.1), "--format", stage.format,
-                     "--type", stage.exportType, "--out", file, "--name", self.config.pipelineID]]
-        }, collect: { exe in
+            return StageRunner.Work(commands: [[self.options.executable, "model", "export", try self.materialize(model.1), "--format", stage.format,
+                                                "--type", stage.exportType, "--out", file, "--name", self.config.pipelineID]], outputs: [file])
+        }, collect: { exe, known in
             let id = try self.store.addGenerated(path: file, kind: .export, name: "\(self.config.pipelineID)/run-\(self.runID)/\(URL(fileURLWithPath: file).lastPathComponent)",
                                                  metadata: .object(["format": .string(stage.format), "type": .string(stage.exportType)]),
-                                                 execution: exe, role: "export").artifact.id
+                                                 execution: exe, role: "export", known: known).artifact.id
             let size = Double(try self.store.artifact(id)?.size ?? 0)
             return (["export": id], .object(["size_bytes": .number(size), "type": .string(stage.exportType)]))
         })

@@ -19,9 +19,9 @@ extension Orchestrator {
     }
 
     /// The stage's attempts, through the run's StageRunner.
-    func attempts(_ stage: StageConfig, key: String, used: [(String, ArtifactID)], processes: @escaping (Int) throws -> [[String]],
-                  collect: (Int64) throws -> ([String: ArtifactID], JSONValue)) throws -> StageRunner.Attempted {
-        try runner.run(stage, key: key, used: used, processes: processes, collect: collect)
+    func attempts(_ stage: StageConfig, key: String, used: [(String, ArtifactID)], work: @escaping (Int) throws -> StageRunner.Work,
+                  collect: (Int64, KnownBlobs) throws -> ([String: ArtifactID], JSONValue)) throws -> StageRunner.Attempted {
+        try runner.run(stage, key: key, used: used, work: work, collect: collect)
     }
 
     /// pretrain, sft or dpo: `cairn train KIND` in WORK/STAGE/train (resuming from its checkpoints),
@@ -35,7 +35,7 @@ extension Orchestrator {
         let evalID = used.first { $0.0 == "eval" }?.1
         let dir = workDir + "/" + stage.name.rawValue
         let train = dir + "/train"
-        let r = try attempts(stage, key: key, used: used, processes: { _ in
+        let r = try attempts(stage, key: key, used: used, work: { _ in
             let modelPath = try self.materialize(modelID)
             var a = [self.options.executable, "train", kind, "--model", modelPath, "--data", try self.materialize(dataID),
                      "--config", try self.materialize(configID), "--out", train, "--save-steps", String(self.config.checkpointEveryNSteps), "--resume",
@@ -43,14 +43,15 @@ extension Orchestrator {
                      // same training gives the same adapter wherever it ran.
                      "--base-name", modelID.description]
             if let e = evalID { a += ["--eval", try self.materialize(e)] }
-            var list = [a]
+            var work = StageRunner.Work(commands: [a], outputs: [train])
             if kind == "dpo" {
                 // A merge killed half-way leaves files (and hidden temp files) behind: start clean.
                 try? FileManager.default.removeItem(atPath: dir + "/aligned")
-                list.append([self.options.executable, "merge", "--model", modelPath, "--adapter", train, "--out", dir + "/aligned"])
+                work.commands.append([self.options.executable, "merge", "--model", modelPath, "--adapter", train, "--out", dir + "/aligned"])
+                work.outputs.append(dir + "/aligned")
             }
-            return list
-        }, collect: { exe in
+            return work
+        }, collect: { exe, known in
             var outputs: [String: ArtifactID] = [:]
             let name = "\(self.config.pipelineID)/run-\(self.runID)/\(stage.name.rawValue)"
             let files = try FileManager.default.contentsOfDirectory(atPath: train)
@@ -70,7 +71,7 @@ extension Orchestrator {
             }
             // Each output stored, and remembered as the files it already is here (no checkout later).
             func add(_ path: String, _ kind: ArtifactKind, _ suffix: String, role: String) throws {
-                let id = try self.store.addGenerated(path: path, kind: kind, name: name + suffix, execution: exe, role: role).artifact.id
+                let id = try self.store.addGenerated(path: path, kind: kind, name: name + suffix, execution: exe, role: role, known: known).artifact.id
                 outputs[role] = id
                 self.files.remember(id, at: path)
             }
@@ -93,11 +94,13 @@ extension Orchestrator {
         defer { withExtendedLifetime(claimed) {} }
         if let hit = try fromCache(stage, key: key, used: used) { return hit }
         let out = workDir + "/merge/model"
-        let r = try attempts(stage, key: key, used: used, processes: { _ in
+        let r = try attempts(stage, key: key, used: used, work: { _ in
             try? FileManager.default.removeItem(atPath: out)
-            return [[self.options.executable, "merge", "--model", try self.materialize(model.1), "--adapter", try self.materialize(adapter), "--out", out]]
-        }, collect: { exe in
-            let id = try self.store.addGenerated(path: out, kind: .mergedModel, name: "\(self.config.pipelineID)/run-\(self.runID)/merged", execution: exe, role: "model").artifact.id
+            return StageRunner.Work(commands: [[self.options.executable, "merge", "--model", try self.materialize(model.1), "--adapter", try self.materialize(adapter), "--out", out]],
+                                    outputs: [out])
+        }, collect: { exe, known in
+            let id = try self.store.addGenerated(path: out, kind: .mergedModel, name: "\(self.config.pipelineID)/run-\(self.runID)/merged", execution: exe, role: "model",
+                                                 known: known).artifact.id
             let size = Double(try self.store.artifact(id)?.size ?? 0)
             return (["model": id], .object(["size_gb": .number(size / 1_073_741_824), "size_bytes": .number(size)]))
         })

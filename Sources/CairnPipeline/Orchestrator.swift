@@ -31,6 +31,8 @@ public final class Orchestrator {
         /// What to say when a stop request interrupts a stage, when the request is not a person's
         /// (a sweep pausing a variant at a rung); nil: the resume hint.
         public var interruptedNote: () -> String? = { nil }
+        /// Where stage and check processes run: this machine, or Slurm jobs on a cluster.
+        public var executor: StageExecutor = LocalExecutor()
 
         public init(executable: String, sftDataset: String? = nil, preferenceDataset: String? = nil) {
             self.executable = executable; self.sftDataset = sftDataset; self.preferenceDataset = preferenceDataset

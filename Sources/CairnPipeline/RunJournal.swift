@@ -6,12 +6,15 @@ import Foundation
 /// its result. `cairn resume` continues a run from it. Each change is saved at once.
 ///
 /// Keys: pipeline_file, repository, work_dir, inputs {role: id}, pid, resumed (count),
-/// stage {name, execution}, checkpoint {stage, execution, step, path}, result {path},
+/// stage {name, execution}, checkpoint {stage, execution, step, path}, job {stage, execution,
+/// attempt, id, spec, state, node} while a cluster job runs an attempt, result {path},
 /// final_artifact, result_artifact; error when the run could not start.
 final class RunJournal {
     let store: ArtifactStore
     let runID: Int64
     private var fields: [String: JSONValue]
+    /// The executor reports a job's state from its own thread.
+    private let lock = NSLock()
 
     /// A new run's journal, beside what the run was started with (`carried`: the queue entry, the
     /// sweep and its values), which it keeps.
@@ -63,6 +66,46 @@ final class RunJournal {
     func atCheckpoint(stage: String, execution: Int64, step: Int, path: String) {
         fields["checkpoint"] = .object(["stage": .string(stage), "execution": .number(Double(execution)), "step": .number(Double(step)),
                                         "path": .string(path)])
+        try? save()
+    }
+
+    /// A cluster job an attempt runs as.
+    struct Job {
+        let stage: String
+        let execution: Int64
+        let attempt: Int
+        let id: String
+        /// The job's spec (StageJob as JSON), to follow it again after a restart.
+        let spec: String
+    }
+
+    var job: Job? {
+        guard case .object(let j)? = fields["job"], let stage = j["stage"]?.stringValue, let exe = j["execution"]?.numberValue,
+              let attempt = j["attempt"]?.numberValue, let id = j["id"]?.stringValue, let spec = j["spec"]?.stringValue else { return nil }
+        return Job(stage: stage, execution: Int64(exe), attempt: Int(attempt), id: id, spec: spec)
+    }
+
+    /// The attempt was submitted as job `id`: saved before anything else happens, so that a
+    /// coordinator killed now reattaches to the job instead of submitting it again.
+    func atJob(stage: String, execution: Int64, attempt: Int, id: String, spec: String) {
+        lock.lock(); defer { lock.unlock() }
+        fields["job"] = .object(["stage": .string(stage), "execution": .number(Double(execution)), "attempt": .number(Double(attempt)),
+                                 "id": .string(id), "spec": .string(spec), "state": .string("PENDING"), "node": .string("")])
+        try? save()
+    }
+
+    func jobState(_ state: String, node: String) {
+        lock.lock(); defer { lock.unlock() }
+        guard case .object(var j)? = fields["job"] else { return }
+        j["state"] = .string(state); j["node"] = .string(node)
+        fields["job"] = .object(j)
+        try? save()
+    }
+
+    func jobEnded() {
+        lock.lock(); defer { lock.unlock() }
+        guard fields["job"] != nil else { return }
+        fields["job"] = nil
         try? save()
     }
 

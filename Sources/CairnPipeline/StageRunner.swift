@@ -6,11 +6,12 @@ struct StageFailure: Error { let message: String }
 /// The run was asked to stop while a stage ran: the stage checkpointed and stopped.
 struct StageInterrupted: Error {}
 
-/// Runs a stage's processes: each attempt is a stage execution in the store with its inputs
-/// and log, under a deadline (timeout_minutes), retried `retry_count` times with doubling
-/// backoff (not when the process says its input is bad, exit 2); the journal follows the
-/// attempt and its newest training checkpoint; asked to stop, the stage gets SIGTERM and the
-/// attempt ends interrupted.
+/// Runs a stage's processes through the run's executor (here, or as Slurm jobs): each attempt
+/// is a stage execution in the store with its inputs and log, under the stage's time limit
+/// (timeout_minutes), retried `retry_count` times with doubling backoff (not when the process
+/// says its input is bad, exit 2); the journal follows the attempt, its cluster job and its
+/// newest training checkpoint; asked to stop, the stage gets SIGTERM and the attempt ends
+/// interrupted.
 final class StageRunner {
     struct Attempted {
         let outputs: [String: ArtifactID]
@@ -32,53 +33,77 @@ final class StageRunner {
         self.store = store; self.runID = runID; self.pipelineID = pipelineID; self.workDir = workDir; self.options = options; self.journal = journal
     }
 
-    /// Runs `arguments` as the stage's process (attempts, backoff, deadline); returns when one
-    /// attempt succeeded, throws StageFailure when every attempt failed.
-    func run(_ stage: StageConfig, key: String, used: [(String, ArtifactID)], processes: @escaping (Int) throws -> [[String]],
-             collect: (Int64) throws -> ([String: ArtifactID], JSONValue)) throws -> Attempted {
+    /// What one attempt runs: its commands in order, and the outputs that become artifacts.
+    struct Work {
+        var commands: [[String]]
+        var outputs: [String] = []
+    }
+
+    /// Runs the stage's work through the run's executor (attempts, backoff, the stage's time
+    /// limit); returns when one attempt succeeded, throws StageFailure when every attempt failed.
+    /// A cluster job an earlier coordinator of this run left behind is followed, not submitted again.
+    func run(_ stage: StageConfig, key: String, used: [(String, ArtifactID)], work: @escaping (Int) throws -> Work,
+             collect: (Int64, KnownBlobs) throws -> ([String: ArtifactID], JSONValue)) throws -> Attempted {
         let dir = workDir + "/" + stage.name.rawValue
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let earlier = try store.stages(run: runID).filter { $0.stage == stage.name.rawValue }.map(\.attempt).max() ?? 0
+        var next = (try store.stages(run: runID).filter { $0.stage == stage.name.rawValue }.map(\.attempt).max() ?? 0) + 1
         let total = stage.retryCount + 1
         var lastError = ""
+        var reattach = try reattachable(stage)
         for attempt in 1...total {
-            let n = earlier + attempt
-            let exe = try store.beginStage(run: runID, stage: stage.name.rawValue, attempt: n, cacheKey: key)
-            for (role, id) in used { try store.record(execution: exe, .used, id, role: role) }
-            try journal.atStage(stage.name.rawValue, execution: exe)
-            let log = dir + "/attempt-\(n).log"
-            options.say("▶ \(stage.name.rawValue): attempt \(attempt) of \(total) (timeout \(String(format: "%g", stage.timeoutMinutes)) min, log \(log))")
-            let started = Date()
-            let deadline = started.addingTimeInterval(stage.timeoutMinutes * 60)
-            var outcome: Subprocess.Outcome?
-            let tick = followCheckpoints(of: stage, execution: exe, in: dir + "/train/checkpoints")
-            for args in try processes(n) {
-                let p = try Subprocess(args, environment: childEnvironment(), logPath: log, echo: options.echo)
-                // Asked to stop, the stage gets SIGTERM: it finishes its step, writes a checkpoint, exits.
-                let o = p.wait(deadline: deadline, tick: tick, stopRequested: options.stopRequested)
-                outcome = o
-                if !o.succeeded || options.stopRequested() { break }
+            let n: Int, exe: Int64
+            var job: StageJob
+            var control = JobControl()
+            if let r = reattach {
+                (n, exe, job) = (r.attempt, r.execution, r.job)
+                control.reattach = r.jobID
+                reattach = nil
+                options.say("▶ \(stage.name.rawValue): following \(options.executor.name) job \(r.jobID) (attempt \(n)), submitted before this process started; log \(job.log)")
+            } else {
+                n = next
+                exe = try store.beginStage(run: runID, stage: stage.name.rawValue, attempt: n, cacheKey: key)
+                for (role, id) in used { try store.record(execution: exe, .used, id, role: role) }
+                try journal.atStage(stage.name.rawValue, execution: exe)
+                let w = try work(n)
+                job = StageJob(name: "run\(runID)-\(stage.name.rawValue)-\(n)", kind: Self.kind(of: stage), commands: w.commands,
+                               directory: dir + "/attempt-\(n)", log: dir + "/attempt-\(n).log", timeLimitSeconds: stage.timeoutMinutes * 60,
+                               storeRoot: store.root)
+                job.outputs = w.outputs
+                job.environment = options.environment
+                job.echo = options.echo
+                options.say("▶ \(stage.name.rawValue): attempt \(attempt) of \(total) (timeout \(String(format: "%g", stage.timeoutMinutes)) min, log \(job.log))")
             }
+            next = n + 1
+            control.tick = followCheckpoints(of: stage, execution: exe, in: dir + "/train/checkpoints")
+            control.stopRequested = options.stopRequested
+            control.submitted = { [journal, options] id in
+                journal.atJob(stage: stage.name.rawValue, execution: exe, attempt: n, id: id, spec: job.directory + "/job.json")
+                options.say("  \(stage.name.rawValue): \(options.executor.name) job \(id)")
+            }
+            control.stateChanged = { [journal] state, node in journal.jobState(state, node: node) }
+            let started = Date()
+            let o = options.executor.run(job, control: control)
+            journal.jobEnded()
             if options.stopRequested() {
-                tick()
-                try store.finishStage(execution: exe, status: .interrupted, error: "stopped on request (\(outcome?.description ?? "not started"))")
+                control.tick()
+                try store.finishStage(execution: exe, status: .interrupted, error: "stopped on request (\(o.description))")
                 throw StageInterrupted()
             }
             let seconds = Date().timeIntervalSince(started)
             self.seconds += seconds
-            if let logID = try? store.add(path: log, kind: .log, name: "\(pipelineID)/run-\(runID)/\(stage.name.rawValue)-attempt-\(n).log").artifact.id {
+            if let logID = try? store.add(path: job.log, kind: .log, name: "\(pipelineID)/run-\(runID)/\(stage.name.rawValue)-attempt-\(n).log").artifact.id {
                 try? store.record(execution: exe, .generated, logID, role: "log")
             }
-            tick()
-            if let o = outcome, o.succeeded {
-                let (outputs, metrics) = try collect(exe)
+            control.tick()
+            if o.succeeded {
+                let (outputs, metrics) = try collect(exe, o.known)
                 return Attempted(outputs: outputs, execution: exe, metrics: metrics, seconds: seconds)
             }
-            let tail = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(3).joined(separator: " | ")
-            lastError = "\(outcome?.description ?? "did not start")\(tail.isEmpty ? "" : ": " + tail)"
+            let tail = ((try? String(contentsOfFile: job.log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(3).joined(separator: " | ")
+            lastError = o.description + (o.signalled ? "; it wrote a checkpoint, the next attempt resumes from it" : "") + (tail.isEmpty ? "" : ": " + tail)
             try store.finishStage(execution: exe, status: .failed, error: lastError)
             options.say("✗ \(stage.name.rawValue) attempt \(attempt) failed: \(lastError)")
-            if outcome?.exitCode == 2 {
+            if o.exitCode == 2 {
                 lastError += " (bad input: not retried, it would fail the same way)"
                 break
             }
@@ -89,6 +114,24 @@ final class StageRunner {
             }
         }
         throw StageFailure(message: lastError)
+    }
+
+    static func kind(of stage: StageConfig) -> StageJob.Kind {
+        switch stage.name {
+        case .merge: return .merge
+        case .export: return .export
+        default: return .train
+        }
+    }
+
+    /// The cluster job of this stage that an earlier coordinator of the run was following, when
+    /// its execution is still open and the job may still end well.
+    private func reattachable(_ stage: StageConfig) throws -> (attempt: Int, execution: Int64, jobID: String, job: StageJob)? {
+        guard let j = journal.job, j.stage == stage.name.rawValue,
+              try store.stages(run: runID).contains(where: { $0.id == j.execution && $0.status == .running }),
+              let job = try? JSONDecoder().decode(StageJob.self, from: Data(contentsOf: URL(fileURLWithPath: j.spec))),
+              options.executor.canReattach(j.id, job: job) else { return nil }
+        return (j.attempt, j.execution, j.id, job)
     }
 
     /// What the journal does while a stage runs: note its newest complete training checkpoint.
@@ -102,12 +145,5 @@ final class StageRunner {
             journaledStep = newest
             journal.atCheckpoint(stage: stage.name.rawValue, execution: execution, step: newest, path: checkpoints + "/checkpoint-\(newest)")
         }
-    }
-
-    func childEnvironment() -> [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in options.environment { env[k] = v }
-        env["CAIRN_DIE_WITH_PARENT"] = String(getpid())
-        return env
     }
 }

@@ -145,8 +145,8 @@ extension ArtifactStore {
     /// Adds `path` and records it in one go as an output of a stage execution.
     @discardableResult
     public func addGenerated(path: String, kind: ArtifactKind, name: String? = nil, metadata: JSONValue = .object([:]),
-                             execution: Int64, role: String = "") throws -> AddResult {
-        let result = try add(path: path, kind: kind, name: name, metadata: metadata)
+                             execution: Int64, role: String = "", known: KnownBlobs = KnownBlobs()) throws -> AddResult {
+        let result = try add(path: path, kind: kind, name: name, metadata: metadata, known: known)
         try record(execution: execution, .generated, result.artifact.id, role: role)
         return result
     }

@@ -112,11 +112,16 @@ public final class ArtifactStore {
     /// one artifact. A process killed at any point leaves at worst unreferenced blobs and temp
     /// files (gc removes them), never a visible half-written blob or an index row without its blobs.
     @discardableResult
+    /// `known`: blobs a worker already stored for these files (not read again while the file is
+    /// the one it read).
     public func add(path: String, kind: ArtifactKind, name: String? = nil, metadata: JSONValue = .object([:]),
-                    pin: Bool = false) throws -> AddResult {
+                    pin: Bool = false, known: KnownBlobs = KnownBlobs()) throws -> AddResult {
         let tree = try SourceTree(path: path, excluding: root)
         return try store("'\(path)'", files: tree.files.count, kind: kind, name: name ?? tree.name, metadata: metadata, pin: pin) { batch in
             try Self.parallelMap(tree.files) { file -> ManifestEntry in
+                if let hex = known.blob(for: file.absolute), blobs.exists(hex) {
+                    return ManifestEntry(path: file.relative, blob: hex, size: file.size, executable: file.executable)
+                }
                 let (hex, size) = try batch.ingest(file: file.absolute)
                 return ManifestEntry(path: file.relative, blob: hex, size: size, executable: file.executable)
             }

@@ -146,6 +146,10 @@ public struct FileInfo: Sendable {
     public let size: Int64
     public let mode: UInt32
     public let modified: Double  // seconds since 1970
+    /// The file's identity on its filesystem, with `modifiedNanoseconds`: what says that a file
+    /// is still the one a worker hashed (KnownBlobs).
+    public let inode: UInt64
+    public let modifiedNanoseconds: Int64
 
     init(_ st: stat) {
         switch st.st_mode & S_IFMT {
@@ -157,6 +161,8 @@ public struct FileInfo: Sendable {
         size = Int64(st.st_size)
         mode = UInt32(st.st_mode)
         modified = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+        inode = UInt64(st.st_ino)
+        modifiedNanoseconds = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
     }
 
     public var isExecutable: Bool { mode & 0o100 != 0 }

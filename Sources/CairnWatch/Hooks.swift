@@ -42,11 +42,13 @@ public enum Hooks {
 extension QueueWorker {
     /// Runs queued entries until the queue is empty (`cairn queue work`), unless a watcher or
     /// another worker holds the queue: then returns at once, that one drains it.
-    public static func drainAll(store: ArtifactStore, executable: String, jobs: Int) throws {
+    public static func drainAll(store: ArtifactStore, executable: String, jobs: Int, runArguments: [String] = []) throws {
         let lockPath = store.root + "/queue-worker.lock"
         while true {
             guard let lock = WorkerLock(path: lockPath) else { return }
-            try QueueWorker(store: store, executable: executable, jobs: jobs).drain()
+            let worker = QueueWorker(store: store, executable: executable, jobs: jobs)
+            worker.runArguments = runArguments
+            try worker.drain()
             withExtendedLifetime(lock) {}
             // Something queued between the last claim and the release: take it too.
             if try store.queue(state: "pending").isEmpty { return }

@@ -14,6 +14,8 @@ public enum QueueRunner {
         public var allowCommands = false
         public var echo = true
         public var stopRequested: () -> Bool = { false }
+        /// Where the run's stages and checks run.
+        public var executor: StageExecutor = LocalExecutor()
         public init(executable: String) { self.executable = executable }
     }
 
@@ -27,6 +29,7 @@ public enum QueueRunner {
             o.echo = options.echo
             o.stopRequested = options.stopRequested
             o.allowCommands = options.allowCommands
+            o.executor = options.executor
             o.onRunStarted = { run in started = run; try? store.markQueueRunning(id, pid: getpid(), run: run) }
             if e.pipeline.hasPrefix("sweep:") { return try runSweep(id, e, store: store, options: o) }
             if let run = e.run, let rec = try store.run(run), try Orchestrator.effectiveStatus(rec) == .interrupted {
@@ -172,6 +175,8 @@ public final class QueueWorker {
     public let jobs: Int
     public var allowCommands = false
     public var accepting = true
+    /// Given to every `cairn queue run-one` (`--executor slurm`).
+    public var runArguments: [String] = []
     var children: [(entry: Int64, process: Subprocess)] = []
 
     public init(store: ArtifactStore, executable: String, jobs: Int) {
@@ -197,6 +202,7 @@ public final class QueueWorker {
             try FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true)
             var args = [executable, "queue", "run-one", String(e.id), "--store", store.root, "--quiet"]
             if allowCommands { args.append("--allow-commands") }
+            args += runArguments
             let p = try Subprocess(args, logPath: logDir + "/queue-\(e.id).log", echo: false)
             try store.markQueueRunning(e.id, pid: p.pid)
             children.append((e.id, p))

@@ -26,12 +26,33 @@ public struct StoreStatus: Encodable {
         /// The training process's newest progress line from the stage's log: "step 16/40  loss
         /// 0.0064  lr 1.0e-03  2310 tok/s  ETA 0:42".
         public let progress: String?
+        /// The cluster job the stage runs as (the Slurm executor), as the coordinator last saw it.
+        public let job: Job?
+    }
+
+    /// A stage attempt's cluster job: its id, Slurm's state for it and the node it runs on.
+    public struct Job: Encodable, Equatable {
+        public let id: String
+        public let stage: String
+        public let state: String
+        public let node: String
+
+        /// The run journal's `job`, when a cluster job runs one of its stages.
+        public init?(run: RunRecord?) {
+            guard let j = run?.metadata["job"], let id = j["id"]?.stringValue, let stage = j["stage"]?.stringValue else { return nil }
+            self.id = id; self.stage = stage
+            state = j["state"]?.stringValue ?? ""; node = j["node"]?.stringValue ?? ""
+        }
+
+        /// "slurm job 42 RUNNING on node7".
+        public var summary: String { "slurm job \(id) \(state)" + (node.isEmpty || node == "(null)" ? "" : " on \(node)") }
     }
 
     public struct Run: Encodable {
         public let run: RunRecord
         public let effectiveStatus: String
-        enum CodingKeys: String, CodingKey { case run, effectiveStatus = "effective_status" }
+        public let job: Job?
+        enum CodingKeys: String, CodingKey { case run, effectiveStatus = "effective_status", job }
     }
 
     public let store: String
@@ -57,9 +78,9 @@ public struct StoreStatus: Encodable {
             let stage = rec?.metadata["stage"]?["name"]?.stringValue
             let last = stage.flatMap { s in rec?.metadata["work_dir"]?.stringValue.flatMap { Self.lastMetrics($0 + "/\(s)/train/metrics.jsonl") } }
             let progress = stage.flatMap { s in rec?.metadata["work_dir"]?.stringValue.flatMap { Self.lastProgress(stageDirectory: $0 + "/\(s)") } }
-            return Active(entry: e, run: e.run, stage: stage, step: last?.step, loss: last?.loss, progress: progress)
+            return Active(entry: e, run: e.run, stage: stage, step: last?.step, loss: last?.loss, progress: progress, job: Job(run: rec))
         }
-        recentRuns = try store.runs(limit: recent).map { Run(run: $0, effectiveStatus: try Orchestrator.effectiveStatus($0).rawValue) }
+        recentRuns = try store.runs(limit: recent).map { Run(run: $0, effectiveStatus: try Orchestrator.effectiveStatus($0).rawValue, job: Job(run: $0)) }
         aliases = try store.aliases()
     }
 

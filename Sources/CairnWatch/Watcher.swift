@@ -17,6 +17,8 @@ public final class Watcher {
         /// the trigger benchmark's peer).
         public var useInotify = true
         public var executable: String
+        /// Given to every run process (`--executor slurm`).
+        public var runArguments: [String] = []
         public var say: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         public init(executable: String) { self.executable = executable }
     }
@@ -33,6 +35,7 @@ public final class Watcher {
         self.options = options
         worker = QueueWorker(store: store, executable: options.executable, jobs: options.jobs)
         worker.allowCommands = options.allowCommands
+        worker.runArguments = options.runArguments
         reconciler = try Reconciler(repository: repository, store: store, branches: options.branches)
     }
 

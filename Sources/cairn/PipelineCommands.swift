@@ -6,18 +6,22 @@ import Foundation
 /// `cairn run`, `runs`, `run show`, `resume` and the internal `check` (a gate check in its own process).
 enum PipelineCommands {
     static let specs: [CommandSpec] = [
-        CommandSpec(name: "run", usage: "cairn run PIPELINE [--sft-dataset F] [--preference-dataset F] [--allow-commands] [--quiet] [--store S]",
+        CommandSpec(name: "run", usage: "cairn run PIPELINE [--sft-dataset F] [--preference-dataset F] [--allow-commands] [--quiet] [--executor local|slurm] [--store S]",
                     summary: "run a pipeline (a directory or its pipeline.yaml): stages, gates, store, promotion",
-                    flags: ["quiet", "allow-commands"], options: ["sft-dataset", "preference-dataset"], positionals: 1...1),
+                    flags: ["quiet", "allow-commands"], options: ["sft-dataset", "preference-dataset", "executor"], positionals: 1...1),
         CommandSpec(name: "runs", usage: "cairn runs [--json] [--limit N]", summary: "list runs, newest first (interrupted ones too)",
                     flags: ["json"], options: ["limit"]),
         CommandSpec(name: "run show", usage: "cairn run show RUN [--json]", summary: "one run: stages, attempts, gates, outputs",
                     flags: ["json"], positionals: 1...1),
-        CommandSpec(name: "resume", usage: "cairn resume RUN [--allow-commands] [--quiet]", summary: "continue an interrupted or failed run from its last successful stage",
-                    flags: ["quiet", "allow-commands"], positionals: 1...1),
+        CommandSpec(name: "resume", usage: "cairn resume RUN [--allow-commands] [--quiet] [--executor local|slurm]",
+                    summary: "continue an interrupted or failed run from its last successful stage (following its cluster job if one still runs)",
+                    flags: ["quiet", "allow-commands"], options: ["executor"], positionals: 1...1),
         CommandSpec(name: "report", usage: "cairn report (RUN | SWEEP.yaml | SWEEP_ID) --out DIR",
                     summary: "write a self-contained HTML page of a run (lineage graph, curves, samples, gates) or of a sweep (table, objective per parameter, parallel coordinates), and its SVG images",
                     options: ["out"], positionals: 1...1),
+        CommandSpec(name: "worker", usage: "cairn worker JOB.json",
+                    summary: "run one stage attempt on a cluster node: its commands, its outputs as blobs, a checksummed result (the Slurm executor submits these)",
+                    positionals: 1...1),
         CommandSpec(name: "check", usage: "cairn check NAME --result FILE (--request FILE.json | [--model D] [--adapter D] [--merged D] [--export F] [--data F] [--schema F] [--blocklist F] [--threshold X] [--min-accuracy X] [--tolerance X] [--beta X] [--max-new-tokens N] [--max-seq-length N] [--baseline true|false])",
                     summary: "run one gate check (the orchestrator starts these)",
                     options: ["result", "request", "model", "adapter", "merged", "export", "data", "schema", "blocklist", "threshold", "min-accuracy", "tolerance", "beta", "max-new-tokens", "max-seq-length", "baseline"],
@@ -32,6 +36,9 @@ enum PipelineCommands {
     static func run(_ name: String, _ a: Arguments) throws -> Int32 {
         switch name {
         case "check": return try check(a)
+        case "worker":
+            let stop = StopSignal()  // the checkpoint signal (Slurm's --signal, scancel --signal=TERM)
+            return JobWorker.run(spec: a.positionals[0], stopRequested: { stop.isSet })
         case "run": return try runPipeline(a)
         case "resume": return try resume(a)
         case "report": return try report(a)
@@ -41,13 +48,32 @@ enum PipelineCommands {
     }
 
     /// The options a run or a resume takes from the command line; SIGTERM asks it to stop.
-    static func orchestratorOptions(_ a: Arguments, sft: String? = nil, preference: String? = nil) -> Orchestrator.Options {
+    static func orchestratorOptions(_ a: Arguments, store: ArtifactStore, sft: String? = nil, preference: String? = nil) throws -> Orchestrator.Options {
         var o = Orchestrator.Options(executable: Subprocess.currentExecutable, sftDataset: sft, preferenceDataset: preference)
+        o.executor = try executor(a, store: store)
         o.allowCommands = a.has("allow-commands")
         o.echo = !a.has("quiet")
         let stop = StopSignal()
         o.stopRequested = { stop.isSet }
         return o
+    }
+
+    /// `--executor local|slurm`: where stages and checks run; slurm takes its settings from
+    /// STORE/executors.yaml (checked now, so a mistake stops the command before any run).
+    static func executor(_ a: Arguments, store: ArtifactStore) throws -> StageExecutor {
+        switch try a.option("executor") ?? "local" {
+        case "local": return LocalExecutor()
+        case "slurm":
+            let settings = try ExecutorSettings.load(store: store.root)
+            return SlurmExecutor(settings: settings.slurm ?? ExecutorSettings.Slurm(), executable: Subprocess.currentExecutable)
+        case let other: throw UsageError(message: "--executor is local or slurm, not '\(other)'")
+        }
+    }
+
+    /// The same choice, handed on to the run processes a queue worker starts.
+    static func executorArguments(_ a: Arguments, store: ArtifactStore) throws -> [String] {
+        _ = try executor(a, store: store)
+        return try a.option("executor").map { ["--executor", $0] } ?? []
     }
 
     /// `cairn check NAME`: one gate check in its own process; its results go to --result.
@@ -76,7 +102,7 @@ enum PipelineCommands {
     static func runPipeline(_ a: Arguments) throws -> Int32 {
         let store = try ArtifactStore.initialize(at: try a.storeRoot())
         let config = try PipelineConfig.load(a.positionals[0], allowCommands: a.has("allow-commands"))
-        let o = orchestratorOptions(a, sft: try a.option("sft-dataset"), preference: try a.option("preference-dataset"))
+        let o = try orchestratorOptions(a, store: store, sft: try a.option("sft-dataset"), preference: try a.option("preference-dataset"))
         let result = try Orchestrator(store: store, config: config, options: o).run()
         Output.out(result.summary)
         return result.success ? 0 : 1
@@ -84,7 +110,7 @@ enum PipelineCommands {
 
     static func resume(_ a: Arguments) throws -> Int32 {
         let store = try a.openStore()
-        let result = try Orchestrator.resume(run: try runID(a.positionals[0]), store: store, options: orchestratorOptions(a))
+        let result = try Orchestrator.resume(run: try runID(a.positionals[0]), store: store, options: try orchestratorOptions(a, store: store))
         Output.out(result.summary)
         return result.success ? 0 : 1
     }

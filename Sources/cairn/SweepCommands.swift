@@ -5,9 +5,9 @@ import Foundation
 /// `cairn sweep` (a sweep file's variants as runs) and `cairn compare` (their results side by side).
 enum SweepCommands {
     static let specs: [CommandSpec] = [
-        CommandSpec(name: "sweep", usage: "cairn sweep SWEEP.yaml [--allow-commands] [--quiet] [--store S]",
+        CommandSpec(name: "sweep", usage: "cairn sweep SWEEP.yaml [--allow-commands] [--quiet] [--executor local|slurm] [--store S]",
                     summary: "run a sweep file's variants of a pipeline (missing ones only), compare them, promote the best",
-                    flags: ["quiet", "allow-commands"], positionals: 1...1),
+                    flags: ["quiet", "allow-commands"], options: ["executor"], positionals: 1...1),
         CommandSpec(name: "compare", usage: "cairn compare (SWEEP.yaml | SWEEP_ID | RUN...) [--csv | --json | --markdown]",
                     summary: "a sweep's runs (or the runs named) side by side: parameters, losses, accuracy, verdict, time; the best marked",
                     flags: ["csv", "json", "markdown"], positionals: 1...1_000),
@@ -20,7 +20,7 @@ enum SweepCommands {
     static func sweep(_ a: Arguments) throws -> Int32 {
         let store = try ArtifactStore.initialize(at: try a.storeRoot())
         let config = try SweepConfig.load(a.positionals[0], allowCommands: a.has("allow-commands"))
-        let runner = SweepRunner(store: store, sweep: config, options: PipelineCommands.orchestratorOptions(a))
+        let runner = SweepRunner(store: store, sweep: config, options: try PipelineCommands.orchestratorOptions(a, store: store))
         let outcome = try runner.run()
         Output.out(outcome.render(.table))
         if let p = outcome.promotion { Output.out(p) }

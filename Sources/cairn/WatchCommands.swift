@@ -7,18 +7,18 @@ import Foundation
 /// `cairn watch`, `trigger`, `queue`, `hooks install`: the GitOps trigger.
 enum WatchCommands {
     static let specs: [CommandSpec] = [
-        CommandSpec(name: "watch", usage: "cairn watch REPO [--branch B ...] [--jobs N] [--interval SECONDS] [--poll-only] [--allow-commands] [--store S]",
+        CommandSpec(name: "watch", usage: "cairn watch REPO [--branch B ...] [--jobs N] [--interval SECONDS] [--poll-only] [--allow-commands] [--executor local|slurm] [--store S]",
                     summary: "daemon: run pipelines when commits change them (inotify on refs + periodic reconcile)",
-                    flags: ["allow-commands", "poll-only"], options: ["branch", "jobs", "interval"], positionals: 1...1),
-        CommandSpec(name: "trigger", usage: "cairn trigger REPO [--branch B ...] [--wait] [--store S]",
+                    flags: ["allow-commands", "poll-only"], options: ["branch", "jobs", "interval", "executor"], positionals: 1...1),
+        CommandSpec(name: "trigger", usage: "cairn trigger REPO [--branch B ...] [--wait] [--executor local|slurm] [--store S]",
                     summary: "one reconcile: queue runs for new commits, then start them (in the background unless --wait)",
-                    flags: ["wait"], options: ["branch"], positionals: 1...1),
+                    flags: ["wait"], options: ["branch", "executor"], positionals: 1...1),
         CommandSpec(name: "queue", usage: "cairn queue [--all] [--json]", summary: "pending and running runs (--all: finished ones too)",
                     flags: ["all", "json"]),
-        CommandSpec(name: "queue work", usage: "cairn queue work [--jobs N]", summary: "run queued entries until the queue is empty",
-                    options: ["jobs"]),
-        CommandSpec(name: "queue run-one", usage: "cairn queue run-one ID [--quiet]", summary: "run one queued entry (the worker starts these)",
-                    flags: ["quiet", "allow-commands"], positionals: 1...1),
+        CommandSpec(name: "queue work", usage: "cairn queue work [--jobs N] [--executor local|slurm]", summary: "run queued entries until the queue is empty",
+                    options: ["jobs", "executor"]),
+        CommandSpec(name: "queue run-one", usage: "cairn queue run-one ID [--quiet] [--executor local|slurm]", summary: "run one queued entry (the worker starts these)",
+                    flags: ["quiet", "allow-commands"], options: ["executor"], positionals: 1...1),
         CommandSpec(name: "status", usage: "cairn status [--json]",
                     summary: "one screen: the store, the watcher and its branches, queued and running runs, newest runs, aliases",
                     flags: ["json"]),
@@ -35,18 +35,22 @@ enum WatchCommands {
             o.allowCommands = a.has("allow-commands")
             let stop = StopSignal()
             o.stopRequested = { stop.isSet }
-            return QueueRunner.run(entry: id, store: try a.openStore(), options: o)
+            let store = try a.openStore()
+            o.executor = try PipelineCommands.executor(a, store: store)
+            return QueueRunner.run(entry: id, store: store, options: o)
         case "queue work":
             let store = try a.openStore()
-            try QueueWorker.drainAll(store: store, executable: Subprocess.currentExecutable, jobs: try a.int("jobs", default: 1))
+            try QueueWorker.drainAll(store: store, executable: Subprocess.currentExecutable, jobs: try a.int("jobs", default: 1),
+                                     runArguments: try PipelineCommands.executorArguments(a, store: store))
             return 0
         case "queue":
             let store = try a.openStore()
             let entries = try store.queue().filter { a.has("all") || ["pending", "running"].contains($0.state) }
             if a.has("json") { try Output.json(entries); return 0 }
-            Output.table(["ID", "PIPELINE", "COMMIT", "BRANCH", "STATE", "RUN", "QUEUED", "NOTE"], entries.map {
-                [String($0.id), $0.pipeline, String($0.commit.prefix(10)), $0.branch ?? "-", $0.state, $0.run.map(String.init) ?? "-",
-                 Output.time($0.enqueuedAt), $0.error ?? ""]
+            let jobs = try entries.map { e in StoreStatus.Job(run: try e.run.flatMap { try store.run($0) }) }
+            Output.table(["ID", "PIPELINE", "COMMIT", "BRANCH", "STATE", "RUN", "JOB", "QUEUED", "NOTE"], zip(entries, jobs).map { e, job in
+                [String(e.id), e.pipeline, String(e.commit.prefix(10)), e.branch ?? "-", e.state, e.run.map(String.init) ?? "-",
+                 e.state == "running" ? job.map { "\($0.stage): \($0.summary)" } ?? "-" : "-", Output.time(e.enqueuedAt), e.error ?? ""]
             })
             return 0
         case "trigger":
@@ -57,7 +61,8 @@ enum WatchCommands {
             for e in report.queued { Output.out("queued \(e.id): \(e.pipeline) at \(e.commit.prefix(10)) on \(e.branch ?? "-")") }
             if report.queued.isEmpty { Output.note("nothing to run") }
             if a.has("wait") {
-                try QueueWorker.drainAll(store: store, executable: Subprocess.currentExecutable, jobs: 1)
+                try QueueWorker.drainAll(store: store, executable: Subprocess.currentExecutable, jobs: 1,
+                                         runArguments: try PipelineCommands.executorArguments(a, store: store))
             } else {
                 try QueueWorker.startDetachedIfPending(store: store, executable: Subprocess.currentExecutable)
             }
@@ -88,6 +93,7 @@ enum WatchCommands {
         }
         o.allowCommands = a.has("allow-commands")
         o.useInotify = !a.has("poll-only")
+        o.runArguments = try PipelineCommands.executorArguments(a, store: store)
         let stop = StopSignal()
         let watcher = try Watcher(repository: repo, store: store, options: o)
         try watcher.run { stop.isSet }
@@ -113,13 +119,14 @@ enum WatchCommands {
             if let st = q.stage {
                 line += ": \(st)" + (q.progress.map { " " + $0 } ?? (q.step.map { " step \($0)" } ?? "") + (q.loss.map { String(format: " loss %.4f", $0) } ?? ""))
             }
+            if let j = q.job { line += "  [\(j.summary)]" }
             Output.out(line)
         }
         Output.out("\nnewest runs:")
         if s.recentRuns.isEmpty { Output.out("  none yet") }
         for r in s.recentRuns {
             Output.out("  \(r.run.id)  \(r.run.pipeline)  \(r.effectiveStatus)  \(Output.age(now - r.run.startedAt)) ago"
-                       + (r.run.commit.map { "  commit \($0.prefix(10))" } ?? ""))
+                       + (r.run.commit.map { "  commit \($0.prefix(10))" } ?? "") + (r.job.map { "  [\($0.stage): \($0.summary)]" } ?? ""))
         }
         Output.out("\naliases:")
         if s.aliases.isEmpty { Output.out("  none yet") }

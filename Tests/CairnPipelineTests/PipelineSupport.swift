@@ -75,15 +75,21 @@ final class Workspace {
 
     /// `cairn run` of the pipeline started in the background, its output discarded.
     /// Starts cairn in the background (default: a run of the pipeline).
-    func start(_ args: [String]? = nil) throws -> Process {
+    /// `errorLog`: where its stderr goes (default: discarded).
+    func start(_ args: [String]? = nil, env: [String: String] = [:], errorLog: String? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: cairnBinary())
         p.arguments = args ?? ["run", pipeline, "--quiet"]
         var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { e[k] = v }
         e["CAIRN_STORE"] = store
         p.environment = e
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
+        if let log = errorLog {
+            FileManager.default.createFile(atPath: log, contents: nil)
+            p.standardError = FileHandle(forWritingAtPath: log)
+        }
         try p.run()
         return p
     }

@@ -38,8 +38,13 @@ public final class SweepRunner {
         let configs = try variants.map { try $0.apply(to: sweep, directory: root + "/" + $0.id) }
         let key = try key()
         say("sweep \(sweep.sweepID) (\(key)): \(variants.count) variant(s) of \(sweep.pipeline.pipelineID), \(sweep.strategy.rawValue), objective \(sweep.objectives[0].name)")
-        let parallel = sweep.parallel ?? Self.defaultParallel(variants: variants.count)
-        if parallel > 1 {
+        // On a cluster every variant is submitted at once (Slurm queues what does not fit); here,
+        // what the machine's cores and memory allow.
+        let local = options.executor is LocalExecutor
+        let parallel = sweep.parallel ?? (local ? Self.defaultParallel(variants: variants.count) : max(1, variants.count))
+        if parallel > 1 && !local {
+            say("\(parallel) runs at once, their stages as \(options.executor.name) jobs")
+        } else if parallel > 1 {
             // Each run's stages get their share of the cores (OpenBLAS threads).
             let threads = max(1, ProcessInfo.processInfo.activeProcessorCount / parallel)
             options.environment["CAIRN_THREADS"] = String(threads)

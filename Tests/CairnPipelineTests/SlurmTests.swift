@@ -1,0 +1,206 @@
+import CairnStore
+import CairnTestSupport
+import Foundation
+import Testing
+@testable import CairnPipeline
+
+/// The Slurm executor against a real Slurm (one node on this machine, SlurmCluster): each
+/// stage attempt and gate check a job, the index written only by the coordinator from the
+/// workers' result files, time limits, scancel, a coordinator killed and restarted, a sweep's
+/// independent stages as concurrent jobs.
+@Suite("Slurm executor", .serialized)
+struct SlurmTests {
+    func slurmRun(_ ws: Workspace, _ extra: [String] = []) throws -> ProcessResult {
+        try SlurmCluster.writeSettings(store: ws.store)
+        return try cairn(["run", ws.pipeline, "--quiet", "--executor", "slurm"] + extra, store: ws.store, env: SlurmCluster.environment)
+    }
+
+    /// The run's stage executions: stage → [(attempt, status, error)].
+    func attempts(_ ws: Workspace, run: Int64 = 1) throws -> [String: [(Int, RunStatus, String)]] {
+        var out: [String: [(Int, RunStatus, String)]] = [:]
+        for s in try ws.openStore().stages(run: run) { out[s.stage, default: []].append((s.attempt, s.status, s.error ?? "")) }
+        return out
+    }
+
+    @Test(arguments: [
+        ("slurm:\n  partiton: cpu\n", 2, "unknown key 'partiton' — did you mean 'partition'?"),
+        ("slurm:\n  resources:\n    train: {cpus: 0}\n", 3, "key 'cpus' must be at least 1, not 0"),
+        ("slurm:\n  resources:\n    gpu: {cpus: 2}\n", 3, "unknown key 'gpu'"),
+        ("slurm:\n  resources:\n    merge: {memory: lots}\n", 3, "key 'memory' must be a size such as 16G or 500M, not 'lots'"),
+        ("slurm:\n  sbatch_options: [\"--time=10\"]\n", 2, "Cairn sets --time itself"),
+        ("slurm:\n  sbatch_options: [\"qos=high\"]\n", 2, "'qos=high' is not an sbatch option"),
+        ("slurm:\n  cairn: bin/cairn\n", 2, "key 'cairn' must be an absolute path"),
+        ("slurm:\n  environment: {\"A-B\": x}\n", 2, "'A-B' is not a variable name"),
+        ("slurm:\n  poll_seconds: 0\n", 2, "key 'poll_seconds' must be in"),
+    ])
+    func badExecutorSettingsNameFileLineAndKey(text: String, line: Int, message: String) throws {
+        #expect {
+            _ = try ExecutorSettings.parse(text, file: "STORE/executors.yaml")
+        } throws: { e in
+            let s = "\(e)"
+            return s.hasPrefix("STORE/executors.yaml:\(line): ") && s.contains(message)
+        }
+    }
+
+    @Test func settingsBecomeTheJobsSbatchOptions() throws {
+        let s = try ExecutorSettings.parse("""
+            slurm:
+              partition: cpu
+              account: ml
+              signal_seconds: 90
+              requeue: false
+              sbatch_options: ["--qos=normal"]
+              resources:
+                train: {cpus: 8, memory: 16G, options: ["--constraint=avx512"]}
+            """, file: "x")
+        let ex = SlurmExecutor(settings: s.slurm!, executable: "/usr/bin/cairn")
+        var job = StageJob(name: "run1-sft-1", kind: .train, commands: [["true"]], directory: "/d", log: "/d.log", timeLimitSeconds: 150, storeRoot: "/s")
+        #expect(ex.sbatchOptions(job) == ["--job-name=cairn-run1-sft-1", "--output=/d.log", "--open-mode=append", "--chdir=/d", "--time=3",
+                                          "--signal=B:TERM@90", "--no-requeue", "--partition=cpu", "--account=ml", "--cpus-per-task=8", "--mem=16G",
+                                          "--qos=normal", "--constraint=avx512"])
+        #expect(ex.environment(job)["CAIRN_THREADS"] == "8" && ex.environment(job)["CAIRN_DIE_WITH_PARENT"] == nil)
+        // A one-minute limit: the checkpoint signal comes at most half-way.
+        job.timeLimitSeconds = 60
+        job.kind = .check
+        #expect(ex.sbatchOptions(job).contains("--signal=B:TERM@30") && ex.sbatchOptions(job).contains("--cpus-per-task=1"))
+    }
+
+    @Test func aBadExecutorsFileStopsTheRunBeforeItStartsWithExitCode2() throws {
+        let ws = try Workspace()
+        try FileManager.default.createDirectory(atPath: ws.store, withIntermediateDirectories: true)
+        try "slurm:\n  resources:\n    train: {cpus: many}\n".write(toFile: ws.store + "/executors.yaml", atomically: true, encoding: .utf8)
+        let r = try cairn(["run", ws.pipeline, "--executor", "slurm"], store: ws.store)
+        #expect(r.status == 2 && r.err.contains(ws.store + "/executors.yaml:3: key 'cpus' must be a whole number, not 'many'"), "\(r.err)")
+        let bad = try cairn(["run", ws.pipeline, "--executor", "kubernetes"], store: ws.store)
+        #expect(bad.status == 2 && bad.err.contains("--executor is local or slurm, not 'kubernetes'"))
+        #expect(try ws.openStore().runs().isEmpty)
+    }
+
+    @Test func theTinyPipelineThroughSlurmGivesTheSameModelLineageGatesAndPromotionAsLocally() throws {
+        // The same thread count as the jobs' one CPU: a training step's shards follow the cores.
+        let local = try Workspace()
+        let l = try local.run(env: ["CAIRN_THREADS": "1"])
+        #expect(l.status == 0, "\(l.err.suffix(2000))")
+        let ws = try Workspace()
+        let r = try slurmRun(ws)
+        #expect(r.status == 0, "\(r.err.suffix(3000))")
+        #expect(finalArtifact(r) != nil && finalArtifact(r) == finalArtifact(l))
+        // Every stage attempt and model check was a job of this run.
+        let names = Set(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-").map(\.name))
+        for n in ["cairn-run1-sft-1", "cairn-run1-merge-1", "cairn-run1-dpo-1", "cairn-run1-sft-gate-output_format_valid",
+                  "cairn-run1-merge-gate-merge_logits_match", "cairn-run1-dpo-gate-no_harmful_content"] {
+            #expect(names.contains(n), "\(names.sorted())")
+        }
+        let a = try local.openStore(), b = try ws.openStore()
+        // Lineage: the same artifacts, made from the same artifacts with the same roles.
+        func edges(_ s: ArtifactStore) throws -> [String] {
+            Set(try s.ancestors(of: ArtifactID(finalArtifact(l)!)!).edges.map { "\($0.input) \($0.role) \($0.output)" }).sorted()
+        }
+        #expect(try edges(a) == edges(b))
+        // Gates: the same checks with the same verdicts.
+        func verdicts(_ s: ArtifactStore) throws -> [String] {
+            try s.stages(run: 1).compactMap { $0.gateReport }.flatMap { g -> [String] in
+                guard case .array(let results)? = g["checks"] else { return [] }
+                return results.map { "\($0["name"]?.stringValue ?? "") \($0["status"]?.stringValue ?? "")" }
+            }.sorted()
+        }
+        let va = try verdicts(a), vb = try verdicts(b)
+        #expect(va == vb && !vb.isEmpty, "\(va) \(vb)")
+        #expect(try a.resolve("task-api@production") == b.resolve("task-api@production"))
+        // The workers stored the outputs as blobs and said so in checksummed result files; the
+        // adapter the coordinator indexed is made of exactly those blobs.
+        let result = ws.pipeline + "/artifacts/run-1/sft/attempt-1/result.json"
+        let body = try #require(try ChecksummedFile.read(result))
+        let worker = try JSONDecoder().decode(WorkerResult.self, from: body)
+        #expect(worker.succeeded && worker.slurmJobID != nil)
+        let adapter = try #require(try b.stages(run: 1).first { $0.stage == "sft" && $0.status == .succeeded })
+        let adapterID = try #require(try b.edges(execution: adapter.id, .generated).first { $0.role == "adapter" }?.artifact)
+        #expect(Set(try b.manifest(adapterID).entries.map(\.blob)).isSubset(of: Set(worker.blobs.map(\.blob))))
+        // A damaged result file is refused, not read as another report.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: result))
+        bytes[bytes.count / 2] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: result))
+        #expect(throws: StoreError.self) { try ChecksummedFile.read(result) }
+    }
+
+    @Test func scancelOfARunningJobFailsTheAttemptAndTheRetrySucceeds() throws {
+        let ws = try Workspace()
+        try ws.setKey("sft_config.yaml", "epochs", "30")
+        try SlurmCluster.writeSettings(store: ws.store)
+        let p = try ws.start(["run", ws.pipeline, "--quiet", "--executor", "slurm"], env: SlurmCluster.environment, errorLog: ws.root + "/run.err")
+        let id = try #require(try SlurmCluster.waitRunning(under: ws.root, "cairn-run1-sft-1"))
+        try SlurmCluster.run("scancel", [id])
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\((try? String(contentsOfFile: ws.root + "/run.err", encoding: .utf8))?.suffix(3000) ?? "")")
+        let sft = try attempts(ws)["sft"] ?? []
+        #expect(sft.count == 2 && sft[0].1 == .failed && sft[0].2.contains("CANCELLED") && sft[1].1 == .succeeded, "\(sft)")
+    }
+
+    @Test func aCoordinatorKilledWithSIGKILLReattachesToItsJobAndSubmitsNothingTwice() throws {
+        let ws = try Workspace()
+        try ws.setKey("sft_config.yaml", "epochs", "30")
+        try SlurmCluster.writeSettings(store: ws.store)
+        let p = try ws.start(["run", ws.pipeline, "--quiet", "--executor", "slurm"], env: SlurmCluster.environment, errorLog: ws.root + "/run.err")
+        let id = try #require(try SlurmCluster.waitRunning(under: ws.root, "cairn-run1-sft-1"))
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        // The job goes on without its coordinator.
+        #expect(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-1").first?.fields["JobState"] == "RUNNING")
+        let r = try cairn(["resume", "1", "--executor", "slurm"], store: ws.store, env: SlurmCluster.environment)
+        #expect(r.status == 0, "\(r.err.suffix(3000))")
+        #expect(r.err.contains("following slurm job \(id) (attempt 1)"), "\(r.err.prefix(3000))")
+        // One SFT job, one SFT attempt, which succeeded.
+        #expect(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-").filter { $0.name.range(of: "-sft-[0-9]+$", options: .regularExpression) != nil }.count == 1)
+        let sft = try attempts(ws)["sft"] ?? []
+        #expect(sft.count == 1 && sft[0].1 == .succeeded, "\(sft)")
+    }
+
+    /// Slurm's checkpoint signal arrives on its own clock (its time checks run about every 30 s),
+    /// so the SFT here is sized from a measured run on one core (the job's CPU) to take about
+    /// 45 s: the first attempt, under a one-minute limit, is stopped by the signal and writes a
+    /// checkpoint; the next resumes from it and finishes. Only SFT runs: it is the stage under test.
+    @Test func aStagePastItsTimeLimitIsSignalledRetriedAndResumesFromItsCheckpoint() throws {
+        let ws = try Workspace()
+        let probeStart = Date()
+        let probe = try cairn(["train", "sft", "--model", ws.pipeline + "/base", "--data", ws.pipeline + "/data/sft.jsonl",
+                               "--config", ws.pipeline + "/sft_config.yaml", "--out", ws.root + "/probe"], store: ws.store, env: ["CAIRN_THREADS": "1"])
+        #expect(probe.status == 0)
+        let seconds = Date().timeIntervalSince(probeStart)
+        try ws.setKey("sft_config.yaml", "epochs", String(max(20, Int((45 / max(seconds, 0.1) * 10).rounded()))))  // the probe trained 10 epochs
+        var yaml = try String(contentsOfFile: ws.pipeline + "/pipeline.yaml", encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "    timeout_minutes: 30\n    retry_count: 2", with: "    timeout_minutes: 1\n    retry_count: 4")
+        for stage in ["merge", "dpo"] {
+            yaml = yaml.replacingOccurrences(of: "  - name: \(stage)\n    enabled: true", with: "  - name: \(stage)\n    enabled: false")
+        }
+        try yaml.write(toFile: ws.pipeline + "/pipeline.yaml", atomically: true, encoding: .utf8)
+        let r = try slurmRun(ws)
+        #expect(r.status == 0, "\(r.err.suffix(3000))")
+        let sft = try attempts(ws)["sft"] ?? []
+        #expect(sft.count >= 2 && sft.last?.1 == .succeeded, "\(sft)")
+        #expect(sft.dropLast().allSatisfy { $0.1 == .failed && $0.2.contains("checkpoint signal") }, "\(sft)")
+        let last = try String(contentsOfFile: ws.pipeline + "/artifacts/run-1/sft/attempt-\(sft.last!.0).log", encoding: .utf8)
+        #expect(last.contains("resumed from checkpoint-"), "\(last.suffix(2000))")
+        #expect(try attempts(ws)["dpo"] == nil)
+    }
+
+    @Test func aTwoByTwoSweepRunsItsIndependentStagesAsConcurrentJobs() throws {
+        let ws = try Workspace()
+        try SlurmCluster.writeSettings(store: ws.store)
+        let file = ws.pipeline + "/sweep.yaml"
+        try SweepTests.grid("cluster").write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try cairn(["sweep", file, "--quiet", "--executor", "slurm"], store: ws.store, env: SlurmCluster.environment)
+        #expect(r.status == 0, "\(r.err.suffix(3000))")
+        #expect(r.err.contains("4 runs at once, their stages as slurm jobs"))
+        func spans(_ stage: String) throws -> [(Date, Date)] {
+            let f = DateFormatter()
+            f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+            return try SlurmCluster.jobs(under: ws.root, named: "cairn-run").filter { $0.name.hasSuffix("-\(stage)-1") || $0.name.range(of: "-\(stage)-[0-9]+$", options: .regularExpression) != nil }
+                .compactMap { j in f.date(from: j.fields["StartTime"] ?? "").flatMap { s in f.date(from: j.fields["EndTime"] ?? "").map { (s, $0) } } }
+        }
+        let sft = try spans("sft"), dpo = try spans("dpo")
+        #expect(sft.count == 2 && dpo.count == 4, "\(sft) \(dpo)")
+        // The two SFT jobs (different ranks) ran at the same time, and so did DPO jobs.
+        func overlap(_ s: [(Date, Date)]) -> Bool { s.indices.contains { i in s.indices.contains { j in i != j && s[i].0 < s[j].1 && s[j].0 < s[i].1 } } }
+        #expect(overlap(sft) && overlap(dpo))
+    }
+}
