@@ -57,9 +57,9 @@ extension QueueWorker {
 
     /// Starts a detached `cairn queue work` when entries are pending: a hook must not wait for
     /// training. A watcher or another worker already holding the queue makes it return at once.
-    public static func startDetachedIfPending(store: ArtifactStore, executable: String) throws {
+    public static func startDetachedIfPending(store: ArtifactStore, executable: String, runArguments: [String] = []) throws {
         guard try !store.queue(state: "pending").isEmpty else { return }
         try FileManager.default.createDirectory(atPath: QueueRunner.workRoot(store) + "/logs", withIntermediateDirectories: true)
-        try spawnDetached([executable, "queue", "work", "--store", store.root], logPath: QueueRunner.workRoot(store) + "/logs/worker.log")
+        try spawnDetached([executable, "queue", "work", "--store", store.root] + runArguments, logPath: QueueRunner.workRoot(store) + "/logs/worker.log")
     }
 }

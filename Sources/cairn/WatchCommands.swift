@@ -64,7 +64,8 @@ enum WatchCommands {
                 try QueueWorker.drainAll(store: store, executable: Subprocess.currentExecutable, jobs: 1,
                                          runArguments: try PipelineCommands.executorArguments(a, store: store))
             } else {
-                try QueueWorker.startDetachedIfPending(store: store, executable: Subprocess.currentExecutable)
+                try QueueWorker.startDetachedIfPending(store: store, executable: Subprocess.currentExecutable,
+                                                       runArguments: try PipelineCommands.executorArguments(a, store: store))
             }
             return 0
         case "status": return try status(a)

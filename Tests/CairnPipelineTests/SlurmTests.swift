@@ -15,6 +15,28 @@ struct SlurmTests {
         return try cairn(["run", ws.pipeline, "--quiet", "--executor", "slurm"] + extra, store: ws.store, env: SlurmCluster.environment)
     }
 
+    /// `cairn run --executor slurm` in the background with an SFT of 30 epochs (about 15 s on
+    /// one CPU here), once its SFT job is RUNNING: the process and the job's id.
+    func startLongSFT(_ ws: Workspace) throws -> (Process, String) {
+        try ws.setKey("sft_config.yaml", "epochs", "30")
+        try SlurmCluster.writeSettings(store: ws.store)
+        let p = try ws.start(["run", ws.pipeline, "--quiet", "--executor", "slurm"], env: SlurmCluster.environment, errorLog: ws.root + "/run.err")
+        guard let id = try SlurmCluster.waitRunning(under: ws.root, "cairn-run1-sft-1") else {
+            p.terminate()
+            throw PipelineError("no SFT job ran: \((try? String(contentsOfFile: ws.root + "/run.err", encoding: .utf8)) ?? "")")
+        }
+        return (p, id)
+    }
+
+    /// Waits (up to a minute) until run 1's SFT has logged `n` steps.
+    func waitForSteps(_ ws: Workspace, _ n: Int) throws {
+        let metrics = ws.pipeline + "/artifacts/run-1/sft/train/metrics.jsonl"
+        let end = Date().addingTimeInterval(60)
+        while Date() < end && ((try? String(contentsOfFile: metrics, encoding: .utf8))?.split(separator: "\n").count ?? 0) < n {
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+    }
+
     /// The run's stage executions: stage → [(attempt, status, error)].
     func attempts(_ ws: Workspace, run: Int64 = 1) throws -> [String: [(Int, RunStatus, String)]] {
         var out: [String: [(Int, RunStatus, String)]] = [:]
@@ -125,10 +147,7 @@ struct SlurmTests {
 
     @Test func scancelOfARunningJobFailsTheAttemptAndTheRetrySucceeds() throws {
         let ws = try Workspace()
-        try ws.setKey("sft_config.yaml", "epochs", "30")
-        try SlurmCluster.writeSettings(store: ws.store)
-        let p = try ws.start(["run", ws.pipeline, "--quiet", "--executor", "slurm"], env: SlurmCluster.environment, errorLog: ws.root + "/run.err")
-        let id = try #require(try SlurmCluster.waitRunning(under: ws.root, "cairn-run1-sft-1"))
+        let (p, id) = try startLongSFT(ws)
         try SlurmCluster.run("scancel", [id])
         p.waitUntilExit()
         #expect(p.terminationStatus == 0, "\((try? String(contentsOfFile: ws.root + "/run.err", encoding: .utf8))?.suffix(3000) ?? "")")
@@ -136,16 +155,60 @@ struct SlurmTests {
         #expect(sft.count == 2 && sft[0].1 == .failed && sft[0].2.contains("CANCELLED") && sft[1].1 == .succeeded, "\(sft)")
     }
 
+    /// Preemption as Slurm does it with --requeue (`scontrol requeue`, then released at once
+    /// instead of after Slurm's two-minute hold): the same job runs again, resumes from the
+    /// checkpoint its SIGTERM wrote, and the coordinator follows it through as one attempt.
+    @Test func aRequeuedJobRunsAgainUnderItsIdAndResumesFromItsCheckpoint() throws {
+        let ws = try Workspace()
+        let (p, id) = try startLongSFT(ws)
+        try waitForSteps(ws, 3)  // something to resume from
+        try SlurmCluster.run("scontrol", ["requeue", id])
+        var pending = false
+        for _ in 0..<100 where !pending {
+            pending = try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-1").first?.fields["JobState"] == "PENDING"
+            if !pending { Thread.sleep(forTimeInterval: 0.2) }
+        }
+        #expect(pending)
+        try SlurmCluster.run("scontrol", ["update", "jobid=\(id)", "starttime=now"])
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\((try? String(contentsOfFile: ws.root + "/run.err", encoding: .utf8))?.suffix(3000) ?? "")")
+        let sft = try attempts(ws)["sft"] ?? []
+        #expect(sft.count == 1 && sft[0].1 == .succeeded, "\(sft)")
+        let log = try String(contentsOfFile: ws.pipeline + "/artifacts/run-1/sft/attempt-1.log", encoding: .utf8)
+        #expect(log.contains("DUE TO JOB REQUEUE") && log.contains("resumed from checkpoint-"), "\(log.suffix(3000))")
+    }
+
+    /// The coordinator asked to stop (SIGTERM: Ctrl-C, a daemon stopping): its running job gets
+    /// the checkpoint signal through scancel, the stage checkpoints, the job ends, the run is
+    /// interrupted; `cairn resume` continues from that checkpoint.
+    @Test func aStoppedCoordinatorSignalsItsJobToCheckpointAndTheResumeContinuesFromIt() throws {
+        let ws = try Workspace()
+        let (p, id) = try startLongSFT(ws)
+        try waitForSteps(ws, 3)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 1)
+        #expect(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-1").first?.fields["JobState"] != "RUNNING")
+        let first = try String(contentsOfFile: ws.pipeline + "/artifacts/run-1/sft/attempt-1.log", encoding: .utf8)
+        #expect(first.contains("stopped on request after step") && first.contains("stopped by its checkpoint signal"), "\(first.suffix(2000))")
+        #expect((try attempts(ws)["sft"] ?? []).map(\.1) == [.interrupted])
+        let r = try cairn(["resume", "1", "--executor", "slurm"], store: ws.store, env: SlurmCluster.environment)
+        #expect(r.status == 0, "\(r.err.suffix(3000))")
+        #expect(!r.err.contains("following slurm job \(id)"))
+        let second = try String(contentsOfFile: ws.pipeline + "/artifacts/run-1/sft/attempt-2.log", encoding: .utf8)
+        #expect(second.contains("resumed from checkpoint-"), "\(second.suffix(2000))")
+    }
+
     @Test func aCoordinatorKilledWithSIGKILLReattachesToItsJobAndSubmitsNothingTwice() throws {
         let ws = try Workspace()
-        try ws.setKey("sft_config.yaml", "epochs", "30")
-        try SlurmCluster.writeSettings(store: ws.store)
-        let p = try ws.start(["run", ws.pipeline, "--quiet", "--executor", "slurm"], env: SlurmCluster.environment, errorLog: ws.root + "/run.err")
-        let id = try #require(try SlurmCluster.waitRunning(under: ws.root, "cairn-run1-sft-1"))
+        let (p, id) = try startLongSFT(ws)
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
-        // The job goes on without its coordinator.
+        // The job goes on without its coordinator, and `cairn status` names it (in the state the
+        // coordinator last saw).
         #expect(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-1").first?.fields["JobState"] == "RUNNING")
+        let status = try cairn(["status"], store: ws.store)
+        #expect(status.out.contains("interrupted") && status.out.contains("[sft: slurm job \(id) "), "\(status.out)")
         let r = try cairn(["resume", "1", "--executor", "slurm"], store: ws.store, env: SlurmCluster.environment)
         #expect(r.status == 0, "\(r.err.suffix(3000))")
         #expect(r.err.contains("following slurm job \(id) (attempt 1)"), "\(r.err.prefix(3000))")

@@ -9,7 +9,10 @@ indexed by the coordinator. Prints the medians and the coordinator's CPU seconds
 
 usage: python3 bench/slurm/run.py [--jobs 40] [--parallel 8] [--reps 3]
 """
-import argparse, json, os, statistics, subprocess, sys, tempfile
+import argparse, json, os, signal, statistics, subprocess, sys, tempfile
+
+# SIGTERM ends the benchmark through `finally`, which stops the cluster it started.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 p = argparse.ArgumentParser()
@@ -42,7 +45,9 @@ print(f"|---|---|---|")
 print(f"| Slurm alone (sbatch --wrap, squeue) | {med('peer_jobs_per_minute'):.1f} | {med('peer_seconds'):.1f} |")
 print(f"| Cairn's SlurmExecutor, outputs indexed | {med('cairn_jobs_per_minute'):.1f} | {med('cairn_seconds'):.1f} |")
 print(f"ratio Cairn / Slurm alone: {med('ratio_cairn_to_peer'):.2f}")
-print(f"coordinator CPU per job: {med('coordinator_cpu_seconds_per_job') * 1000:.1f} ms "
-      f"(so one coordinator core follows and ingests about {60 / med('coordinator_cpu_seconds_per_job'):.0f} jobs a minute)")
+own = med('coordinator_cpu_seconds_per_job')
+cmds = med('slurm_commands_cpu_seconds_per_job')
+print(f"coordinator CPU per job: {own * 1000:.1f} ms in cairn + {cmds * 1000:.1f} ms in the Slurm commands it runs "
+      f"(so one coordinator core follows and ingests about {60 / (own + cmds):.0f} jobs a minute)")
 print(f"squeue calls per run: {med('squeue_calls'):.0f}; failed jobs: {max(x['failed'] for x in runs)}; "
       f"outputs indexed from the workers' blobs: {min(x['outputs_indexed_from_worker_blobs'] for x in runs)}/{a.jobs}")

@@ -17,9 +17,11 @@ func arg(_ name: String) -> String? {
     return a.firstIndex(of: "--" + name).flatMap { $0 + 1 < a.count ? a[$0 + 1] : nil }
 }
 
-func cpuSeconds() -> Double {
+/// CPU seconds of this process, or (`children`) of the processes it waited for: sbatch, squeue,
+/// scontrol.
+func cpuSeconds(children: Bool = false) -> Double {
     var u = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &u)
+    getrusage(children ? RUSAGE_CHILDREN.rawValue : RUSAGE_SELF.rawValue, &u)
     return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
 }
 
@@ -85,7 +87,7 @@ var settings = ExecutorSettings.Slurm()
 settings.pollSeconds = 0.5
 settings.resources[.check] = ExecutorSettings.Resources(cpus: 1, memory: "256M", options: [])
 let executor = SlurmExecutor(settings: settings, executable: cairn)
-let cpu0 = cpuSeconds()
+let cpu0 = cpuSeconds(), children0 = cpuSeconds(children: true)
 let start = Date()
 let failures = NSLock()
 nonisolated(unsafe) var failed = 0
@@ -106,12 +108,14 @@ each(jobs, parallel: parallel) { i in
 }
 let seconds = Date().timeIntervalSince(start)
 let cpu = cpuSeconds() - cpu0
+let slurmCommands = cpuSeconds(children: true) - children0
 let result: [String: Any] = [
     "jobs": jobs, "parallel": parallel,
     "peer_seconds": peerSeconds, "peer_jobs_per_minute": Double(jobs) / peerSeconds * 60,
     "cairn_seconds": seconds, "cairn_jobs_per_minute": Double(jobs) / seconds * 60,
     "ratio_cairn_to_peer": (Double(jobs) / seconds) / (Double(jobs) / peerSeconds),
     "coordinator_cpu_seconds_per_job": cpu / Double(jobs),
+    "slurm_commands_cpu_seconds_per_job": slurmCommands / Double(jobs),
     "squeue_calls": executor.queries, "failed": failed, "outputs_indexed_from_worker_blobs": reused,
 ]
 print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
