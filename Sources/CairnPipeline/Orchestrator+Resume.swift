@@ -36,10 +36,7 @@ extension Orchestrator {
         try store.finishRun(id, status: .running)
         // Executions the dead process left running are marked interrupted, except one whose
         // cluster job is still queued, running or finished with its result: it is followed again.
-        let following = journal.job.flatMap { j -> Int64? in
-            guard let job = try? JSONDecoder().decode(StageJob.self, from: Data(contentsOf: URL(fileURLWithPath: j.spec))) else { return nil }
-            return options.executor.canReattach(j.id, job: job) ? j.execution : nil
-        }
+        let following = journal.job.flatMap { $0.followable(by: options.executor) != nil ? $0.execution : nil }
         if following == nil { journal.jobEnded() }
         for s in try store.stages(run: id) where s.status == .running && s.id != following {
             try store.finishStage(execution: s.id, status: .interrupted, metrics: s.metrics, error: "interrupted; resumed by a later process")

@@ -77,6 +77,13 @@ final class RunJournal {
         let id: String
         /// The job's spec (StageJob as JSON), to follow it again after a restart.
         let spec: String
+
+        /// The job's spec, when `executor` can still follow it (queued, running, or finished
+        /// with its result written).
+        func followable(by executor: StageExecutor) -> StageJob? {
+            guard let job = try? StageJob.read(spec), executor.canReattach(id, job: job) else { return nil }
+            return job
+        }
     }
 
     var job: Job? {

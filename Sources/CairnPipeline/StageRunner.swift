@@ -77,7 +77,7 @@ final class StageRunner {
             control.tick = followCheckpoints(of: stage, execution: exe, in: dir + "/train/checkpoints")
             control.stopRequested = options.stopRequested
             control.submitted = { [journal, options] id in
-                journal.atJob(stage: stage.name.rawValue, execution: exe, attempt: n, id: id, spec: job.directory + "/job.json")
+                journal.atJob(stage: stage.name.rawValue, execution: exe, attempt: n, id: id, spec: job.specPath)
                 options.say("  \(stage.name.rawValue): \(options.executor.name) job \(id)")
             }
             control.stateChanged = { [journal] state, node in journal.jobState(state, node: node) }
@@ -129,8 +129,7 @@ final class StageRunner {
     private func reattachable(_ stage: StageConfig) throws -> (attempt: Int, execution: Int64, jobID: String, job: StageJob)? {
         guard let j = journal.job, j.stage == stage.name.rawValue,
               try store.stages(run: runID).contains(where: { $0.id == j.execution && $0.status == .running }),
-              let job = try? JSONDecoder().decode(StageJob.self, from: Data(contentsOf: URL(fileURLWithPath: j.spec))),
-              options.executor.canReattach(j.id, job: job) else { return nil }
+              let job = j.followable(by: options.executor) else { return nil }
         return (j.attempt, j.execution, j.id, job)
     }
 

@@ -28,16 +28,14 @@ public enum JobWorker {
     /// Returns the exit status for the job: 0 when every command succeeded.
     public static func run(spec path: String, stopRequested: @escaping () -> Bool) -> Int32 {
         let job: StageJob
-        do { job = try JSONDecoder().decode(StageJob.self, from: try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+        do { job = try StageJob.read(path) } catch {
             FileHandle.standardError.write(Data("cairn worker: cannot read the job '\(path)': \(error)\n".utf8))
             return 2
         }
-        let resultPath = SlurmExecutor.resultPath(job)
+        let resultPath = job.resultPath
         try? FileManager.default.removeItem(atPath: resultPath)  // a requeued job's earlier run
         let started = Date()
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "CAIRN_DIE_WITH_PARENT")
-        for (k, v) in job.environment { env[k] = v }
+        let env = job.processEnvironment(dieWithParent: false)
         var result = WorkerResult(job: job.name, host: ProcessInfo.processInfo.hostName, slurmJobID: env["SLURM_JOB_ID"], succeeded: true,
                                   exitCode: 0, signalled: false, description: "exit status 0", seconds: 0, blobs: [])
         say("cairn worker: job \(job.name) on \(result.host)\(result.slurmJobID.map { ", Slurm job \($0)" } ?? ""): \(job.commands.count) command(s)")

@@ -61,11 +61,13 @@ final class SlurmCommands: @unchecked Sendable {
         return String(id)
     }
 
-    /// Every job of this user that slurmctld knows (one squeue for all the jobs followed, at most
-    /// once per poll interval, whichever thread asks), `id` among them or not.
-    func state(of id: String) -> JobState? {
+    /// What squeue says of job `id`: one squeue lists every job of this user for all the jobs
+    /// followed, at most once per poll interval whichever thread asks — sooner only when `id` is
+    /// missing from a listing older than `polledAfter` (a job submitted since). nil: a listing
+    /// made after `polledAfter` does not have it; UNKNOWN (not final) while squeue does not answer.
+    func state(of id: String, polledAfter: Date) -> JobState? {
         lock.lock(); defer { lock.unlock() }
-        if Date().timeIntervalSince(polledAt) >= settings.pollSeconds {
+        if Date().timeIntervalSince(polledAt) >= settings.pollSeconds || (cached[id] == nil && polledAt < polledAfter) {
             if let text = try? call("squeue", ["--me", "-h", "-t", "all", "-o", "%i|%T|%N|%r"]) {
                 queries += 1
                 var now: [String: JobState] = [:]
@@ -77,6 +79,8 @@ final class SlurmCommands: @unchecked Sendable {
                 polledAt = Date()
             }
         }
+        // squeue failed (slurmctld restarting, a timeout): no listing says the job is gone yet.
+        if cached[id] == nil && polledAt < polledAfter { return JobState(state: "UNKNOWN", node: "", reason: "squeue did not answer") }
         return cached[id]
     }
 

@@ -24,8 +24,6 @@ public final class SlurmExecutor: StageExecutor, @unchecked Sendable {
     /// squeue calls made so far (one serves every job followed at that moment).
     public var queries: Int { slurm.queries }
 
-    static func resultPath(_ job: StageJob) -> String { job.directory + "/result.json" }
-
     /// The sbatch options of `job`: Cairn's own, then the settings', then the kind's.
     func sbatchOptions(_ job: StageJob) -> [String] {
         let minutes = max(1, Int((job.timeLimitSeconds / 60).rounded(.up)))
@@ -44,23 +42,18 @@ public final class SlurmExecutor: StageExecutor, @unchecked Sendable {
     /// job's, and CAIRN_THREADS set to the CPUs the job asked for; never the local executor's
     /// die-with-parent (a job outlives its coordinator on purpose).
     func environment(_ job: StageJob) -> [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "CAIRN_DIE_WITH_PARENT")
-        for (k, v) in settings.environment { env[k] = v }
-        for (k, v) in job.environment { env[k] = v }
+        var env = job.processEnvironment(dieWithParent: false)
+        for (k, v) in settings.environment where job.environment[k] == nil { env[k] = v }
         env["CAIRN_THREADS"] = String((settings.resources[job.kind] ?? ExecutorSettings.Resources()).cpus)
         return env
     }
 
     func submit(_ job: StageJob) throws -> String {
         try FileManager.default.createDirectory(atPath: job.directory, withIntermediateDirectories: true)
-        try? FileManager.default.removeItem(atPath: Self.resultPath(job))
-        let spec = job.directory + "/job.json"
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(try enc.encode(job), to: spec)
+        try? FileManager.default.removeItem(atPath: job.resultPath)
+        try job.write()
         let script = job.directory + "/job.sh"
-        try AtomicFile.write("#!/bin/sh\n# Cairn job \(job.name): one attempt, run by `cairn worker` on the node.\nexec \(shellQuote(cairn)) worker \(shellQuote(spec))\n",
+        try AtomicFile.write("#!/bin/sh\n# Cairn job \(job.name): one attempt, run by `cairn worker` on the node.\nexec \(shellQuote(cairn)) worker \(shellQuote(job.specPath))\n",
                              to: script)
         return try slurm.submit(options: sbatchOptions(job), script: script, environment: environment(job))
     }
@@ -78,16 +71,16 @@ public final class SlurmExecutor: StageExecutor, @unchecked Sendable {
         var last: SlurmCommands.JobState?
         var signalledAt: Date?
         var lastTick = Date()
+        let since = Date()
         while true {
-            let s = slurm.state(of: id)
-            if let s, s != last {
+            // nil: a squeue run after `since` does not list it — slurmctld has let it go (it
+            // finished long ago, or Slurm lost it); its end is read below.
+            guard let s = slurm.state(of: id, polledAfter: since) else { break }
+            if s != last {
                 last = s
                 control.stateChanged(s.state, s.node)
             }
-            if let s, s.isFinal { break }
-            // Gone from squeue: finished long enough ago that slurmctld let it go.
-            if s == nil && last != nil { break }
-            if s == nil && last == nil, FileManager.default.fileExists(atPath: Self.resultPath(job)) || slurm.final(id)?.isFinal ?? false { break }
+            if s.isFinal { break }
             if control.stopRequested() {
                 if signalledAt == nil {
                     signalledAt = Date()
@@ -109,7 +102,7 @@ public final class SlurmExecutor: StageExecutor, @unchecked Sendable {
         let where_ = "Slurm job \(id)" + ((state?.node).map { $0.isEmpty || $0 == "(null)" ? "" : " on \($0)" } ?? "")
         var o: JobOutcome
         do {
-            if let body = try ChecksummedFile.read(Self.resultPath(job)) {
+            if let body = try ChecksummedFile.read(job.resultPath) {
                 let r = try JSONDecoder().decode(WorkerResult.self, from: body)
                 // Cancelled, timed out, preempted: Slurm's word beside the worker's.
                 let ended = state.map { $0.isFinal && !["COMPLETED", "FAILED"].contains($0.state) ? ", ended \($0.state)" : "" } ?? ""
@@ -129,8 +122,8 @@ public final class SlurmExecutor: StageExecutor, @unchecked Sendable {
     }
 
     public func canReattach(_ id: String, job: StageJob) -> Bool {
-        if let s = slurm.state(of: id) ?? slurm.final(id) { return !s.isFinal || FileManager.default.fileExists(atPath: Self.resultPath(job)) }
-        return FileManager.default.fileExists(atPath: Self.resultPath(job))
+        if let s = slurm.state(of: id, polledAfter: Date()) ?? slurm.final(id), !s.isFinal { return true }
+        return FileManager.default.fileExists(atPath: job.resultPath)
     }
 
     /// Cancels job `id` (the daemon's stop: after the checkpoint signal and its grace).

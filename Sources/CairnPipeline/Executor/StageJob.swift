@@ -36,6 +36,31 @@ public struct StageJob: Codable, Sendable {
         self.name = name; self.kind = kind; self.commands = commands; self.directory = directory; self.log = log
         self.timeLimitSeconds = timeLimitSeconds; self.storeRoot = storeRoot
     }
+
+    /// Where a cluster worker writes its report (WorkerResult, checksummed).
+    var resultPath: String { directory + "/result.json" }
+    /// Where the spec is written for a cluster worker to read.
+    var specPath: String { directory + "/job.json" }
+
+    static func read(_ path: String) throws -> StageJob {
+        try JSONDecoder().decode(StageJob.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    func write() throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(try enc.encode(self), to: specPath)
+    }
+
+    /// The commands' environment: this process's with the job's on top; `dieWithParent` only for
+    /// children of this process (a cluster job outlives its coordinator on purpose).
+    func processEnvironment(dieWithParent: Bool) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "CAIRN_DIE_WITH_PARENT")
+        for (k, v) in environment { env[k] = v }
+        if dieWithParent { env["CAIRN_DIE_WITH_PARENT"] = String(getpid()) }
+        return env
+    }
 }
 
 /// How an attempt ended.
@@ -95,9 +120,7 @@ public final class LocalExecutor: StageExecutor, @unchecked Sendable {
     public init() {}
 
     public func run(_ job: StageJob, control: JobControl) -> JobOutcome {
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in job.environment { env[k] = v }
-        env["CAIRN_DIE_WITH_PARENT"] = String(getpid())
+        let env = job.processEnvironment(dieWithParent: true)
         let deadline = Date().addingTimeInterval(job.timeLimitSeconds)
         var last: Subprocess.Outcome?
         for args in job.commands {
