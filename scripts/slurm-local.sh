@@ -41,7 +41,10 @@ start() {
     munged --force --key-file="$DIR/munge/munge.key" --socket="$DIR/munge/munge.socket" --pid-file="$DIR/munged.pid" \
         --log-file="$DIR/munged.log" --seed-file="$DIR/munge/munged.seed"
     host=$(hostname -s)
-    cpus=$(nproc)
+    # More job slots than cores (at least 8): the tests' jobs are small, and a sweep's concurrent
+    # stages must not queue behind gate checks for want of a slot. config_overrides keeps slurmd
+    # from draining a node whose configured CPUs exceed what it counts.
+    cpus=$(( $(nproc) > 8 ? $(nproc) : 8 ))
     mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
     cat >"$SLURM_CONF" <<EOF
 ClusterName=cairn-local
@@ -73,6 +76,7 @@ JobCompLoc=$DIR/jobcomp.log
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 MpiDefault=none
+SlurmdParameters=config_overrides
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF

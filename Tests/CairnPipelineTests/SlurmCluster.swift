@@ -57,7 +57,8 @@ enum SlurmCluster {
         return nil
     }
 
-    /// STORE/executors.yaml for this one-node cluster: one CPU and 1 GiB per job, so two run at once.
+    /// STORE/executors.yaml for this one-node cluster: one CPU and 1 GiB per job, so
+    /// eight run at once (the node has at least eight slots, scripts/slurm-local.sh).
     static func writeSettings(store: String, extra: String = "") throws {
         try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
         let text = """

@@ -264,6 +264,7 @@ struct SlurmTests {
         #expect(sft.count == 2 && dpo.count == 4, "\(sft) \(dpo)")
         // The two SFT jobs (different ranks) ran at the same time, and so did DPO jobs.
         func overlap(_ s: [(Date, Date)]) -> Bool { s.indices.contains { i in s.indices.contains { j in i != j && s[i].0 < s[j].1 && s[j].0 < s[i].1 } } }
-        #expect(overlap(sft) && overlap(dpo))
+        #expect(overlap(sft), "SFT jobs ran one after the other: \(sft)")
+        #expect(overlap(dpo), "DPO jobs ran one after the other: \(dpo)")
     }
 }

@@ -68,6 +68,9 @@ final class SlurmCommands: @unchecked Sendable {
     func state(of id: String, polledAfter: Date) -> JobState? {
         lock.lock(); defer { lock.unlock() }
         if Date().timeIntervalSince(polledAt) >= settings.pollSeconds || (cached[id] == nil && polledAt < polledAfter) {
+            // The listing's time is when squeue started, not when it answered: a job whose
+            // sbatch returned while squeue ran may be missing from it.
+            let started = Date()
             if let text = try? call("squeue", ["--me", "-h", "-t", "all", "-o", "%i|%T|%N|%r"]) {
                 queries += 1
                 var now: [String: JobState] = [:]
@@ -76,7 +79,7 @@ final class SlurmCommands: @unchecked Sendable {
                     if f.count >= 4 { now[f[0]] = JobState(state: f[1], node: f[2], reason: f[3]) }
                 }
                 cached = now
-                polledAt = Date()
+                polledAt = started
             }
         }
         // squeue failed (slurmctld restarting, a timeout): no listing says the job is gone yet.

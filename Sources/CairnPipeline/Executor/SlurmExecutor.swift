@@ -73,9 +73,10 @@ public final class SlurmExecutor: StageExecutor, @unchecked Sendable {
         var lastTick = Date()
         let since = Date()
         while true {
-            // nil: a squeue run after `since` does not list it — slurmctld has let it go (it
-            // finished long ago, or Slurm lost it); its end is read below.
-            guard let s = slurm.state(of: id, polledAfter: since) else { break }
+            // Not in a squeue listing made after `since`: it ended long enough ago for squeue to
+            // drop it, or Slurm lost it — scontrol (or sacct) says which; a job they still call
+            // PENDING or RUNNING is followed on, never taken for ended.
+            guard let s = slurm.state(of: id, polledAfter: since) ?? slurm.final(id) else { break }
             if s != last {
                 last = s
                 control.stateChanged(s.state, s.node)
