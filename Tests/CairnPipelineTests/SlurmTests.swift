@@ -77,14 +77,29 @@ struct SlurmTests {
             """, file: "x")
         let ex = SlurmExecutor(settings: s.slurm!, executable: "/usr/bin/cairn")
         var job = StageJob(name: "run1-sft-1", kind: .train, commands: [["true"]], directory: "/d", log: "/d.log", timeLimitSeconds: 150, storeRoot: "/s")
-        #expect(ex.sbatchOptions(job) == ["--job-name=cairn-run1-sft-1", "--output=/d.log", "--open-mode=append", "--chdir=/d", "--time=3",
+        #expect(ex.sbatchOptions(job) == ["--job-name=cairn-run1-sft-1", "--output=/d.log", "--open-mode=append", "--chdir=/d", "--time=5",
                                           "--signal=B:TERM@90", "--no-requeue", "--partition=cpu", "--account=ml", "--cpus-per-task=8", "--mem=16G",
                                           "--qos=normal", "--constraint=avx512"])
         #expect(ex.environment(job)["CAIRN_THREADS"] == "8" && ex.environment(job)["CAIRN_DIE_WITH_PARENT"] == nil)
-        // A one-minute limit: the checkpoint signal comes at most half-way.
+        // A one-minute check: Slurm's limit leaves room for the signal to come after the minute.
         job.timeLimitSeconds = 60
         job.kind = .check
-        #expect(ex.sbatchOptions(job).contains("--signal=B:TERM@30") && ex.sbatchOptions(job).contains("--cpus-per-task=1"))
+        #expect(ex.sbatchOptions(job).contains("--time=4") && ex.sbatchOptions(job).contains("--signal=B:TERM@120")
+                && ex.sbatchOptions(job).contains("--cpus-per-task=1"))
+    }
+
+    /// Slurm may send a job's signal up to 60 s before the time it was asked for; aimed a minute
+    /// past the stage's timeout, it never comes before the timeout, and the stage still has its
+    /// whole lead to checkpoint before Slurm's limit, with less than a minute's slack added.
+    @Test(arguments: [1.0, 30, 59, 60, 61, 150, 1800, 86_400 * 2])
+    func theCheckpointSignalNeverComesBeforeTheTimeout(timeout: Double) {
+        for lead in [1, 30, 59, 60, 120, 3600, 65_000] {
+            let (minutes, signal) = SlurmExecutor.timeLimit(timeout: timeout, lead: lead)
+            let limit = Double(minutes * 60)
+            #expect(limit - Double(signal) - Double(SlurmExecutor.signalEarliness) >= timeout, "\(timeout) \(lead)")
+            #expect(signal >= lead && signal < lead + 60 && signal <= 65_535, "\(timeout) \(lead) → \(signal)")
+            #expect(limit - timeout - Double(lead) - 60 < 60, "\(timeout) \(lead) → \(minutes) min")
+        }
     }
 
     @Test func aBadExecutorsFileStopsTheRunBeforeItStartsWithExitCode2() throws {
@@ -218,10 +233,11 @@ struct SlurmTests {
         #expect(sft.count == 1 && sft[0].1 == .succeeded, "\(sft)")
     }
 
-    /// Slurm's checkpoint signal arrives on its own clock (its time checks run about every 30 s),
-    /// so the SFT here is sized from a measured run on one core (the job's CPU) to take about
-    /// 45 s: the first attempt, under a one-minute limit, is stopped by the signal and writes a
-    /// checkpoint; the next resumes from it and finishes. Only SFT runs: it is the stage under test.
+    /// The checkpoint signal of a one-minute stage comes between one and two minutes after it
+    /// starts (aimed a minute past the timeout, SlurmExecutor.timeLimit; Slurm's time checks run
+    /// about every 30 s), so the SFT here is sized from a measured run on one core (the job's CPU)
+    /// to take about 150 s: the first attempt is stopped by the signal and writes a checkpoint;
+    /// the next resumes from it and finishes. Only SFT runs: it is the stage under test.
     @Test func aStagePastItsTimeLimitIsSignalledRetriedAndResumesFromItsCheckpoint() throws {
         let ws = try Workspace()
         let probeStart = Date()
@@ -229,7 +245,7 @@ struct SlurmTests {
                                "--config", ws.pipeline + "/sft_config.yaml", "--out", ws.root + "/probe"], store: ws.store, env: ["CAIRN_THREADS": "1"])
         #expect(probe.status == 0)
         let seconds = Date().timeIntervalSince(probeStart)
-        try ws.setKey("sft_config.yaml", "epochs", String(max(20, Int((45 / max(seconds, 0.1) * 10).rounded()))))  // the probe trained 10 epochs
+        try ws.setKey("sft_config.yaml", "epochs", String(max(60, Int((150 / max(seconds, 0.1) * 10).rounded()))))  // the probe trained 10 epochs
         var yaml = try String(contentsOfFile: ws.pipeline + "/pipeline.yaml", encoding: .utf8)
         yaml = yaml.replacingOccurrences(of: "    timeout_minutes: 30\n    retry_count: 2", with: "    timeout_minutes: 1\n    retry_count: 4")
         for stage in ["merge", "dpo"] {
@@ -244,6 +260,12 @@ struct SlurmTests {
         let last = try String(contentsOfFile: ws.pipeline + "/artifacts/run-1/sft/attempt-\(sft.last!.0).log", encoding: .utf8)
         #expect(last.contains("resumed from checkpoint-"), "\(last.suffix(2000))")
         #expect(try attempts(ws)["dpo"] == nil)
+        // The signal came no sooner than the stage's one-minute timeout, and Slurm did not kill it.
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+        let first = try #require(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-1").first?.fields)
+        let ran = try #require(f.date(from: first["EndTime"] ?? "")).timeIntervalSince(try #require(f.date(from: first["StartTime"] ?? "")))
+        #expect(ran >= 60 && first["JobState"] != "TIMEOUT", "\(first)")
     }
 
     @Test func aTwoByTwoSweepRunsItsIndependentStagesAsConcurrentJobs() throws {

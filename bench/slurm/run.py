@@ -33,6 +33,7 @@ try:
                               "--jobs", str(a.jobs), "--parallel", str(a.parallel)], env=env, check=True, capture_output=True, text=True)
         runs.append(json.loads(out.stdout))
         print(f"rep {r + 1}: {json.dumps(runs[-1], sort_keys=True)}", file=sys.stderr)
+        if out.stderr: print(out.stderr, end="", file=sys.stderr)
 finally:
     subprocess.run(["bash", root + "/scripts/slurm-local.sh", "stop", cluster], env=env)
 

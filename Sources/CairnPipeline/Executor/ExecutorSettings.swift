@@ -10,7 +10,7 @@ import Foundation
 ///   account: ml-team              # sbatch --account
 ///   cairn: /shared/bin/cairn      # the cairn the nodes run (default: this executable)
 ///   bin: /usr/bin                 # where sbatch, squeue, scontrol, scancel are (default: PATH)
-///   signal_seconds: 120           # SIGTERM this long before the time limit: checkpoint, stop
+///   signal_seconds: 120           # at least this long to checkpoint between the SIGTERM and the kill
 ///   stop_grace_seconds: 300       # after a stop, how long jobs get to checkpoint before scancel
 ///   poll_seconds: 2               # how often squeue is asked
 ///   requeue: true                 # a preempted job is queued again and resumes
@@ -79,7 +79,7 @@ public struct ExecutorSettings: Sendable, Equatable {
         for (key, value) in [("cairn", s.cairn), ("bin", s.bin)] {
             if let v = value, !v.hasPrefix("/") { throw ConfigError(file: file, line: m.node(key)?.line, "key '\(key)' must be an absolute path, not '\(v)'") }
         }
-        s.signalSeconds = try m.int("signal_seconds", min: 1, max: 86_400) ?? s.signalSeconds
+        s.signalSeconds = try m.int("signal_seconds", min: 1, max: 65_000) ?? s.signalSeconds  // sbatch allows 65535; minutes add up to 59
         s.stopGraceSeconds = try m.double("stop_grace_seconds", Bounds(0, 86_400)) ?? s.stopGraceSeconds
         s.pollSeconds = try m.double("poll_seconds", Bounds(0.1, 600)) ?? s.pollSeconds
         s.requeue = try m.bool("requeue") ?? s.requeue

@@ -24,10 +24,25 @@ public final class SlurmExecutor: StageExecutor, @unchecked Sendable {
     /// squeue calls made so far (one serves every job followed at that moment).
     public var queries: Int { slurm.queries }
 
+    /// How early Slurm may send a `--signal`: its time checks run about every 30 s, and sbatch(1)
+    /// says the signal "may be sent up to 60 seconds earlier than specified".
+    static let signalEarliness = 60
+
+    /// Slurm's time limit (whole minutes) and checkpoint signal lead (seconds) for a job whose
+    /// timeout is `timeout` seconds and which gets `lead` seconds to checkpoint. Aimed before the
+    /// timeout, the signal could reach a short job at once (a one-minute limit with `@30` was
+    /// signalled 60 ms after it started); so it is aimed `signalEarliness` past the timeout and
+    /// arrives between the timeout and a minute after it, with at least `lead` seconds left
+    /// before Slurm's limit: minutes = ⌈(timeout + lead + 60) / 60⌉, signal = minutes·60 − timeout − 60.
+    static func timeLimit(timeout: Double, lead: Int) -> (minutes: Int, signal: Int) {
+        let t = max(1, Int(timeout.rounded(.up)))
+        let minutes = (t + lead + signalEarliness + 59) / 60
+        return (minutes, minutes * 60 - t - signalEarliness)
+    }
+
     /// The sbatch options of `job`: Cairn's own, then the settings', then the kind's.
     func sbatchOptions(_ job: StageJob) -> [String] {
-        let minutes = max(1, Int((job.timeLimitSeconds / 60).rounded(.up)))
-        let signal = max(1, min(settings.signalSeconds, minutes * 30))  // at most half the limit
+        let (minutes, signal) = Self.timeLimit(timeout: job.timeLimitSeconds, lead: settings.signalSeconds)
         var o = ["--job-name=cairn-\(job.name)", "--output=\(job.log)", "--open-mode=append", "--chdir=\(job.directory)",
                  "--time=\(minutes)", "--signal=B:TERM@\(signal)", settings.requeue ? "--requeue" : "--no-requeue"]
         if let p = settings.partition { o.append("--partition=\(p)") }

@@ -3,7 +3,7 @@
 // Slurm sets; the ratio is what Cairn adds. Also the coordinator's own CPU seconds per job
 // (getrusage), which is what bounds it on a large cluster.
 //
-// usage: bench-slurm --cairn PATH [--jobs N] [--parallel P] [--dir DIR]
+// usage: bench-slurm --cairn PATH [--jobs N] [--parallel P] [--dir DIR]   (DIR given: kept afterwards)
 // SLURM_CONF must name a running cluster (scripts/slurm-local.sh start DIR prints it).
 import CairnPipeline
 import CairnStore
@@ -100,9 +100,13 @@ each(jobs, parallel: parallel) { i in
     job.outputs = [d + "/out"]
     let o = executor.run(job, control: JobControl())
     let s = try! ArtifactStore(root: store.root)  // one connection per thread, as a sweep's runs have
-    if o.succeeded, (try? s.add(path: d + "/out", kind: .log, known: o.known)) != nil {
+    do {
+        guard o.succeeded else { throw PipelineError(o.description) }
+        _ = try s.add(path: d + "/out", kind: .log, known: o.known)
         failures.lock(); if !o.known.isEmpty { reused += 1 }; failures.unlock()
-    } else {
+    } catch {
+        // Said on stderr: a failed job is a finding, not only a count.
+        FileHandle.standardError.write(Data("job \(i) failed: \(error)\n".utf8))
         failures.lock(); failed += 1; failures.unlock()
     }
 }
@@ -119,4 +123,4 @@ let result: [String: Any] = [
     "squeue_calls": executor.queries, "failed": failed, "outputs_indexed_from_worker_blobs": reused,
 ]
 print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
-try? FileManager.default.removeItem(atPath: dir)
+if arg("dir") == nil { try? FileManager.default.removeItem(atPath: dir) }  // --dir: kept, to read the jobs afterwards
