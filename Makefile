@@ -2,8 +2,9 @@
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 DEB_PACKAGES := libgit2-dev libsqlite3-dev libopenblas-dev libyaml-dev libssl-dev pkg-config git python3
 BENCH_PACKAGES := hyperfine
-# The cluster tests start a one-node Slurm of their own (scripts/slurm-local.sh).
-TEST_PACKAGES := slurm-wlm munge
+# The cluster tests start a two-node Slurm of their own (scripts/slurm-local.sh; iproute2 for
+# the nodes' network namespaces).
+TEST_PACKAGES := slurm-wlm munge iproute2
 
 .PHONY: deps build test release model demo readme-images demo-pipeline demo-store bench-store bench-train-model bench-pipeline clean
 

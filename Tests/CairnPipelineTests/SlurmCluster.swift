@@ -2,10 +2,12 @@ import CairnSystem
 import CairnTestSupport
 import Foundation
 
-/// A one-node Slurm cluster for this test process (scripts/slurm-local.sh: Debian's slurm-wlm and
-/// munge, every file under one directory, ports of its own), started on first use and stopped when
+/// A two-node Slurm cluster for this test process (scripts/slurm-local.sh: Debian's slurm-wlm and
+/// munge, every file under one directory, ports of its own, each node's slurmd in network and
+/// hostname namespaces of its own: cairn-n1 and cairn-n2), started on first use and stopped when
 /// the process exits. Every cairn the tests start gets SLURM_CONF pointing at it.
 enum SlurmCluster {
+    static let nodes = ["cairn-n1", "cairn-n2"]
     static let dir = NSTemporaryDirectory() + "cairn-slurm-\(getpid())"
     static let port = 20_000 + Int(getpid() % 20_000) * 2
 
@@ -16,6 +18,7 @@ enum SlurmCluster {
         let log = dir + ".log"
         var env = ProcessInfo.processInfo.environment
         env["SLURM_LOCAL_PORT"] = String(port)
+        env["SLURM_LOCAL_NODES"] = String(nodes.count)
         let o = try! Subprocess(["/bin/bash", script, "start", dir], environment: env, logPath: log, echo: false).wait(deadline: Date().addingTimeInterval(300))
         precondition(o.succeeded, "the test cluster did not start (\(o.description)): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         atexit {
@@ -57,8 +60,8 @@ enum SlurmCluster {
         return nil
     }
 
-    /// STORE/executors.yaml for this one-node cluster: one CPU and 1 GiB per job, so
-    /// eight run at once (the node has at least eight slots, scripts/slurm-local.sh).
+    /// STORE/executors.yaml for this cluster: one CPU and 1 GiB per job, so eight run at once
+    /// (the nodes have at least eight slots between them, scripts/slurm-local.sh).
     static func writeSettings(store: String, extra: String = "") throws {
         try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
         let text = """

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 @testable import CairnPipeline
 
-/// The Slurm executor against a real Slurm (one node on this machine, SlurmCluster): each
+/// The Slurm executor against a real Slurm (two nodes on this machine, SlurmCluster): each
 /// stage attempt and gate check a job, the index written only by the coordinator from the
 /// workers' result files, time limits, scancel, a coordinator killed and restarted, a sweep's
 /// independent stages as concurrent jobs.
@@ -150,6 +150,9 @@ struct SlurmTests {
         let body = try #require(try ChecksummedFile.read(result))
         let worker = try JSONDecoder().decode(WorkerResult.self, from: body)
         #expect(worker.succeeded && worker.slurmJobID != nil)
+        // It ran on a node of its own, another host than this coordinator's, sharing only the
+        // filesystem with it, as a cluster's nodes share the store.
+        #expect(SlurmCluster.nodes.contains(worker.host) && worker.host != ProcessInfo.processInfo.hostName, "\(worker.host)")
         let adapter = try #require(try b.stages(run: 1).first { $0.stage == "sft" && $0.status == .succeeded })
         let adapterID = try #require(try b.edges(execution: adapter.id, .generated).first { $0.role == "adapter" }?.artifact)
         #expect(Set(try b.manifest(adapterID).entries.map(\.blob)).isSubset(of: Set(worker.blobs.map(\.blob))))
@@ -286,6 +289,9 @@ struct SlurmTests {
         #expect(sft.count == 2 && dpo.count == 4, "\(sft) \(dpo)")
         // The two SFT jobs (different ranks) ran at the same time, and so did DPO jobs.
         func overlap(_ s: [(Date, Date)]) -> Bool { s.indices.contains { i in s.indices.contains { j in i != j && s[i].0 < s[j].1 && s[j].0 < s[i].1 } } }
+        // Slurm spread them over both nodes (least loaded first, scripts/slurm-local.sh).
+        let used = Set(try SlurmCluster.jobs(under: ws.root, named: "cairn-run").compactMap { $0.fields["NodeList"] })
+        #expect(used == Set(SlurmCluster.nodes), "\(used)")
         #expect(overlap(sft), "SFT jobs ran one after the other: \(sft)")
         #expect(overlap(dpo), "DPO jobs ran one after the other: \(dpo)")
     }
