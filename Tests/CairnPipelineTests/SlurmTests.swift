@@ -217,6 +217,51 @@ struct SlurmTests {
         #expect(second.contains("resumed from checkpoint-"), "\(second.suffix(2000))")
     }
 
+    /// `cairn watch --executor slurm` on a real git repository: the commit's run has its stages
+    /// as jobs; the daemon stopped with SIGTERM gives its running job the checkpoint signal before
+    /// it exits; restarted, it resumes the run from that checkpoint on the cluster and finishes it.
+    @Test func aWatcherStoppedWithSIGTERMCheckpointsItsJobAndItsRestartFinishesTheRun() throws {
+        let ws = try Workspace()
+        try ws.setKey("sft_config.yaml", "epochs", "30")
+        try SlurmCluster.writeSettings(store: ws.store)
+        try FileManager.default.removeItem(atPath: ws.repo + "/.git")
+        for args in [["init", "-q", "-b", "main"], ["config", "user.email", "ada@example.com"], ["config", "user.name", "Ada"],
+                     ["add", "-A"], ["commit", "-q", "-m", "task-api"]] {
+            let g = try TestProcess.run("/usr/bin/git", ["-C", ws.repo] + args, env: ["GIT_CONFIG_NOSYSTEM": "1"])
+            try #require(g.status == 0, "git \(args): \(g.stderr)")
+        }
+        let watch = ["watch", ws.repo, "--interval", "2", "--executor", "slurm"]
+        var daemon = try ws.start(watch, env: SlurmCluster.environment, errorLog: ws.root + "/watch-1.err")
+        defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL); daemon.waitUntilExit() } }
+        let id = try #require(try SlurmCluster.waitRunning(under: ws.root, "cairn-run1-sft-1"),
+                              "\((try? String(contentsOfFile: ws.root + "/watch-1.err", encoding: .utf8)) ?? "")")
+        let job = try #require(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-1").first?.fields)
+        let stage = try #require(job["WorkDir"]).replacingOccurrences(of: "/attempt-1", with: "")
+        let end = Date().addingTimeInterval(60)
+        while Date() < end && ((try? String(contentsOfFile: stage + "/train/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3 {
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        kill(daemon.processIdentifier, SIGTERM)
+        daemon.waitUntilExit()
+        #expect(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-1").first?.fields["JobState"] != "RUNNING")
+        let first = try String(contentsOfFile: stage + "/attempt-1.log", encoding: .utf8)
+        #expect(first.contains("stopped by its checkpoint signal"), "\(first.suffix(2000))")
+        #expect((try attempts(ws)["sft"] ?? []).map(\.1) == [.interrupted])
+
+        daemon = try ws.start(watch, env: SlurmCluster.environment, errorLog: ws.root + "/watch-2.err")
+        let deadline = Date().addingTimeInterval(240)
+        while Date() < deadline, (try? ws.openStore().runs().first?.status) != .succeeded { Thread.sleep(forTimeInterval: 0.5) }
+        kill(daemon.processIdentifier, SIGTERM)
+        daemon.waitUntilExit()
+        let runs = try ws.openStore().runs()
+        #expect(runs.count == 1 && runs.first?.status == .succeeded,
+                "\(runs.map(\.status)) \((try? String(contentsOfFile: ws.root + "/watch-2.err", encoding: .utf8))?.suffix(3000) ?? "")")
+        #expect((try attempts(ws)["sft"] ?? []).map(\.1) == [.interrupted, .succeeded])
+        let second = try String(contentsOfFile: stage + "/attempt-2.log", encoding: .utf8)
+        #expect(second.contains("resumed from checkpoint-") && !second.contains("Slurm job \(id):"), "\(second.suffix(2000))")
+        #expect(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-dpo-1").first?.fields["JobState"] == "COMPLETED")
+    }
+
     @Test func aCoordinatorKilledWithSIGKILLReattachesToItsJobAndSubmitsNothingTwice() throws {
         let ws = try Workspace()
         let (p, id) = try startLongSFT(ws)
