@@ -112,9 +112,11 @@ public struct GateReport: Codable, Sendable {
 public enum Gate {
     /// Check processes run through `executor` (as cluster jobs named `jobPrefix` + the check's
     /// name, with `environment`).
+    /// `stopRequested` saying yes stops the check processes (SIGTERM; a pending check job is
+    /// cancelled); their results then mean nothing, and the caller drops the report.
     public static func run(stage: String, tasks: [GateTask], executor: StageExecutor = LocalExecutor(), environment: [String: String] = [:],
-                           jobPrefix: String = "gate-") -> GateReport {
-        let execute = { (t: GateTask) in Self.execute(t, executor: executor, environment: environment, jobPrefix: jobPrefix) }
+                           jobPrefix: String = "gate-", stopRequested: @escaping () -> Bool = { false }) -> GateReport {
+        let execute = { (t: GateTask) in Self.execute(t, executor: executor, environment: environment, jobPrefix: jobPrefix, stopRequested: stopRequested) }
         let start = Date()
         final class Slots: @unchecked Sendable { var results: [[CheckResult]?]; init(_ n: Int) { results = Array(repeating: nil, count: n) } }
         let slots = Slots(tasks.count)
@@ -136,7 +138,8 @@ public enum Gate {
         return GateReport(stage: stage, results: slots.results.flatMap { $0 ?? [] }, seconds: Date().timeIntervalSince(start))
     }
 
-    static func execute(_ t: GateTask, executor: StageExecutor, environment: [String: String], jobPrefix: String) -> [CheckResult] {
+    static func execute(_ t: GateTask, executor: StageExecutor, environment: [String: String], jobPrefix: String,
+                        stopRequested: @escaping () -> Bool = { false }) -> [CheckResult] {
         let start = Date()
         var out: [CheckResult]
         switch t.work {
@@ -147,7 +150,7 @@ public enum Gate {
                 var e = ProcessInfo.processInfo.environment
                 for (k, v) in env { e[k] = v }
                 let p = try Subprocess(["/bin/sh", "-c", script], environment: e, logPath: log, echo: false)
-                let o = p.wait(deadline: start.addingTimeInterval(t.timeoutSeconds))
+                let o = p.wait(deadline: start.addingTimeInterval(t.timeoutSeconds), stopRequested: stopRequested)
                 let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
                 out = [CheckResult(name: t.name, status: o.timedOut ? .timedOut : o.succeeded ? .passed : .failed,
                                    details: "`\(script)`: \(o.description)" + (tail.isEmpty ? "" : " — \(tail)"))]
@@ -159,7 +162,9 @@ public enum Gate {
             var job = StageJob(name: jobPrefix + t.name, kind: .check, commands: [args + ["--result", resultFile]],
                                directory: resultFile + ".job", log: log, timeLimitSeconds: t.timeoutSeconds, storeRoot: "")
             job.environment = environment
-            let o = executor.run(job, control: JobControl())
+            var control = JobControl()
+            control.stopRequested = stopRequested
+            let o = executor.run(job, control: control)
             if o.timedOut {
                 out = [CheckResult(name: t.name, status: .timedOut, details: String(format: "stopped after its timeout of %g s", t.timeoutSeconds))]
             } else if let d = FileManager.default.contents(atPath: resultFile), let r = try? JSONDecoder().decode([CheckResult].self, from: d) {

@@ -157,13 +157,19 @@ final class GatePlan {
 
 /// Runs the gate after a stage.
 extension Orchestrator {
-    /// `metrics` is what the stage's outputs were collected with.
-    func runGate(_ stage: StageConfig, outputs: [String: ArtifactID], used: [(String, ArtifactID)], metrics: JSONValue) throws -> GateReport {
+    /// `metrics` is what the stage's outputs were collected with. Asked to stop meanwhile, the
+    /// checks are stopped too (a pending check job cancelled, a running one signalled) and no
+    /// verdict is kept: `execution` ends interrupted, and the resume runs the gate again.
+    func runGate(_ stage: StageConfig, execution: Int64, outputs: [String: ArtifactID], used: [(String, ArtifactID)], metrics: JSONValue) throws -> GateReport {
         let plan = try GatePlan(config: config, stage: stage, outputs: outputs, used: used, metrics: metrics, files: files,
                                 executable: options.executable, runID: runID)
         notes += plan.notes
         let report = Gate.run(stage: stage.name.rawValue, tasks: plan.tasks, executor: options.executor, environment: options.environment,
-                              jobPrefix: "run\(runID)-\(stage.name.rawValue)-gate-")
+                              jobPrefix: "run\(runID)-\(stage.name.rawValue)-gate-", stopRequested: options.stopRequested)
+        if options.stopRequested() {
+            try store.finishStage(execution: execution, status: .interrupted, error: "stopped on request during its gate")
+            throw StageInterrupted()
+        }
         gateSeconds += report.seconds
         return report
     }

@@ -25,7 +25,7 @@ extension Orchestrator {
             return (["export": id], .object(["size_bytes": .number(size), "type": .string(stage.exportType)]))
         })
         files.remember(r.outputs["export"]!, at: file)
-        let gate = try runGate(stage, outputs: r.outputs, used: used, metrics: r.metrics)
+        let gate = try runGate(stage, execution: r.execution, outputs: r.outputs, used: used, metrics: r.metrics)
         try finishWithGate(stage, execution: r.execution, key: key, metrics: r.metrics, gate: gate)
         recordResult(stage, metrics: r.metrics, cached: false, seconds: r.seconds, artifact: r.outputs["export"])
         return StageOutcome(outputs: r.outputs, gate: gate, cached: false)

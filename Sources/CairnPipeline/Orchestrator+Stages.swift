@@ -81,7 +81,7 @@ extension Orchestrator {
             let summary = GateChecks.readSummary(metricsDir) ?? [:]
             return (outputs, .object(summary.mapValues { $0.isFinite ? .number($0) : .string("\($0)") }))
         })
-        let gate = try runGate(stage, outputs: r.outputs, used: used, metrics: r.metrics)
+        let gate = try runGate(stage, execution: r.execution, outputs: r.outputs, used: used, metrics: r.metrics)
         try finishWithGate(stage, execution: r.execution, key: key, metrics: r.metrics, gate: gate)
         recordResult(stage, metrics: r.metrics, cached: false, seconds: r.seconds, artifact: r.outputs["adapter"] ?? r.outputs["model"])
         return StageOutcome(outputs: r.outputs, gate: gate, cached: false)
@@ -105,7 +105,7 @@ extension Orchestrator {
             return (["model": id], .object(["size_gb": .number(size / 1_073_741_824), "size_bytes": .number(size)]))
         })
         files.remember(r.outputs["model"]!, at: out)
-        let gate = try runGate(stage, outputs: r.outputs, used: used, metrics: r.metrics)
+        let gate = try runGate(stage, execution: r.execution, outputs: r.outputs, used: used, metrics: r.metrics)
         try finishWithGate(stage, execution: r.execution, key: key, metrics: r.metrics, gate: gate)
         recordResult(stage, metrics: r.metrics, cached: false, seconds: r.seconds, artifact: r.outputs["model"])
         return StageOutcome(outputs: r.outputs, gate: gate, cached: false)

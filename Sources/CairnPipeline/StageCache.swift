@@ -57,7 +57,7 @@ extension Orchestrator {
             gate.seconds = 0
             report = hit.execution.gateReport  // stored as it was
         } else {
-            gate = try runGate(stage, outputs: outputs, used: used, metrics: hit.execution.metrics)
+            gate = try runGate(stage, execution: exe, outputs: outputs, used: used, metrics: hit.execution.metrics)
             gate.key = gateKey(key)
             report = gate.json
         }

@@ -262,6 +262,45 @@ struct SlurmTests {
         #expect(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-dpo-1").first?.fields["JobState"] == "COMPLETED")
     }
 
+    /// Stopped while a gate's check job waits in a busy queue (here held: `--hold`), the
+    /// coordinator does not wait for it: the job is cancelled, the stage ends interrupted with no
+    /// verdict kept, and the resume runs the gate again.
+    @Test func aStopDuringAGateCancelsItsQueuedCheckJobAndTheResumeRunsTheGateAgain() throws {
+        let ws = try Workspace()
+        try FileManager.default.createDirectory(atPath: ws.store, withIntermediateDirectories: true)
+        try """
+            slurm:
+              poll_seconds: 0.5
+              stop_grace_seconds: 60
+              resources:
+                train: {cpus: 1, memory: 1G}
+                merge: {cpus: 1, memory: 1G}
+                check: {cpus: 1, memory: 1G, options: ["--hold"]}
+            """.write(toFile: ws.store + "/executors.yaml", atomically: true, encoding: .utf8)
+        let p = try ws.start(["run", ws.pipeline, "--quiet", "--executor", "slurm"], env: SlurmCluster.environment, errorLog: ws.root + "/run.err")
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        let gateJobs = { try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-gate-") }
+        var end = Date().addingTimeInterval(120)
+        while Date() < end, !(try gateJobs().contains { $0.fields["JobState"] == "PENDING" }) { Thread.sleep(forTimeInterval: 0.2) }
+        try #require(try gateJobs().contains { $0.fields["JobState"] == "PENDING" },
+                     "\((try? String(contentsOfFile: ws.root + "/run.err", encoding: .utf8))?.suffix(2000) ?? "")")
+        kill(p.processIdentifier, SIGTERM)
+        end = Date().addingTimeInterval(60)
+        while Date() < end && p.isRunning { Thread.sleep(forTimeInterval: 0.2) }
+        #expect(!p.isRunning, "the coordinator still waits for its held check job a minute after SIGTERM")
+        let states = try gateJobs().map { $0.fields["JobState"] ?? "" }
+        #expect(!states.isEmpty && states.allSatisfy { $0 == "CANCELLED" }, "\(states)")
+        let sft = try attempts(ws)["sft"] ?? []
+        #expect(sft.count == 1 && sft[0].1 == .interrupted && sft[0].2.contains("during its gate"), "\(sft)")
+        #expect(try ws.openStore().stages(run: 1).allSatisfy { $0.gateReport == nil })
+
+        try SlurmCluster.writeSettings(store: ws.store)
+        let r = try cairn(["resume", "1", "--executor", "slurm"], store: ws.store, env: SlurmCluster.environment)
+        #expect(r.status == 0, "\(r.err.suffix(3000))")
+        #expect((try attempts(ws)["sft"] ?? []).last?.1 == .succeeded)
+        #expect(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-gate-").contains { $0.fields["JobState"] == "COMPLETED" })
+    }
+
     @Test func aCoordinatorKilledWithSIGKILLReattachesToItsJobAndSubmitsNothingTwice() throws {
         let ws = try Workspace()
         let (p, id) = try startLongSFT(ws)
