@@ -62,7 +62,8 @@ enum SlurmCluster {
 
     /// STORE/executors.yaml for this cluster: one CPU and 1 GiB per job, so eight run at once
     /// (the nodes have at least eight slots between them, scripts/slurm-local.sh).
-    static func writeSettings(store: String, extra: String = "") throws {
+    /// `check`: the check jobs' resources (a test holds them in the queue with `--hold`).
+    static func writeSettings(store: String, extra: String = "", check: String = "{cpus: 1, memory: 1G}") throws {
         try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
         let text = """
         slurm:
@@ -72,7 +73,7 @@ enum SlurmCluster {
             train: {cpus: 1, memory: 1G}
             merge: {cpus: 1, memory: 1G}
             export: {cpus: 1, memory: 1G}
-            check: {cpus: 1, memory: 1G}
+            check: \(check)
         \(extra)
         """
         try text.write(toFile: store + "/executors.yaml", atomically: true, encoding: .utf8)

@@ -267,16 +267,7 @@ struct SlurmTests {
     /// verdict kept, and the resume runs the gate again.
     @Test func aStopDuringAGateCancelsItsQueuedCheckJobAndTheResumeRunsTheGateAgain() throws {
         let ws = try Workspace()
-        try FileManager.default.createDirectory(atPath: ws.store, withIntermediateDirectories: true)
-        try """
-            slurm:
-              poll_seconds: 0.5
-              stop_grace_seconds: 60
-              resources:
-                train: {cpus: 1, memory: 1G}
-                merge: {cpus: 1, memory: 1G}
-                check: {cpus: 1, memory: 1G, options: ["--hold"]}
-            """.write(toFile: ws.store + "/executors.yaml", atomically: true, encoding: .utf8)
+        try SlurmCluster.writeSettings(store: ws.store, check: "{cpus: 1, memory: 1G, options: [\"--hold\"]}")
         let p = try ws.start(["run", ws.pipeline, "--quiet", "--executor", "slurm"], env: SlurmCluster.environment, errorLog: ws.root + "/run.err")
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
         let gateJobs = { try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-gate-") }
