@@ -141,6 +141,8 @@ public enum Gate {
     static func execute(_ t: GateTask, executor: StageExecutor, environment: [String: String], jobPrefix: String,
                         stopRequested: @escaping () -> Bool = { false }) -> [CheckResult] {
         let start = Date()
+        // Asked to stop before this check began (a blocking one after another): not started.
+        if stopRequested() { return [CheckResult(name: t.name, status: .error, details: "not run: the run was asked to stop")] }
         var out: [CheckResult]
         switch t.work {
         case .inline(let f):

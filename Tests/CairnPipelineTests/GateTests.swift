@@ -61,4 +61,24 @@ struct GateTests {
         #expect(report.results.map(\.name) == ["stuck", "quick"])
         #expect(report.results[0].status == .timedOut && report.results[1].status == .passed)
     }
+
+    /// Asked to stop, the gate stops its running check processes (SIGTERM) instead of waiting
+    /// out their timeouts, and starts none of the blocking checks still to come.
+    @Test func aStopRequestStopsRunningChecksAndStartsNoMore() throws {
+        let dir = NSTemporaryDirectory() + "cairn-gate-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let long = { (name: String, blocking: Bool) in
+            GateTask(name: name, blocking: blocking, timeoutSeconds: 60,
+                     work: .process(arguments: ["/bin/sh", "-c", "touch \(dir)/\(name).started; sleep 60", "sh"], result: dir + "/\(name).json", log: dir + "/\(name).log"))
+        }
+        let start = Date()
+        let report = Gate.run(stage: "sft", tasks: [long("format", false), long("first", true), long("second", true)],
+                              stopRequested: { Date().timeIntervalSince(start) > 1 })
+        let took = Date().timeIntervalSince(start)
+        #expect(took < 10, "took \(took) s")
+        #expect(report.results.map(\.name) == ["format", "first", "second"])
+        #expect(FileManager.default.fileExists(atPath: dir + "/first.started") && !FileManager.default.fileExists(atPath: dir + "/second.started"))
+        #expect(report.results[2].details.contains("not run"))
+    }
 }
