@@ -50,6 +50,15 @@ enum SlurmCluster {
         }
     }
 
+    /// How long a finished job ran, from its `scontrol show job` StartTime and EndTime (whole
+    /// seconds, the cluster's local time); nil when either is missing.
+    static func span(_ fields: [String: String]) -> (start: Date, end: Date)? {
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+        guard let s = fields["StartTime"].flatMap(f.date(from:)), let e = fields["EndTime"].flatMap(f.date(from:)) else { return nil }
+        return (s, e)
+    }
+
     /// Waits (up to `seconds`) until a job whose name starts with `prefix` is RUNNING; its id.
     static func waitRunning(under root: String, _ prefix: String, seconds: Double = 120) throws -> String? {
         let end = Date().addingTimeInterval(seconds)

@@ -339,10 +339,9 @@ struct SlurmTests {
         #expect(last.contains("resumed from checkpoint-"), "\(last.suffix(2000))")
         #expect(try attempts(ws)["dpo"] == nil)
         // The signal came no sooner than the stage's one-minute timeout, and Slurm did not kill it.
-        let f = DateFormatter()
-        f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
         let first = try #require(try SlurmCluster.jobs(under: ws.root, named: "cairn-run1-sft-1").first?.fields)
-        let ran = try #require(f.date(from: first["EndTime"] ?? "")).timeIntervalSince(try #require(f.date(from: first["StartTime"] ?? "")))
+        let span = try #require(SlurmCluster.span(first))
+        let ran = span.end.timeIntervalSince(span.start)
         #expect(ran >= 60 && first["JobState"] != "TIMEOUT", "\(first)")
     }
 
@@ -355,10 +354,8 @@ struct SlurmTests {
         #expect(r.status == 0, "\(r.err.suffix(3000))")
         #expect(r.err.contains("4 runs at once, their stages as slurm jobs"))
         func spans(_ stage: String) throws -> [(Date, Date)] {
-            let f = DateFormatter()
-            f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
-            return try SlurmCluster.jobs(under: ws.root, named: "cairn-run").filter { $0.name.hasSuffix("-\(stage)-1") || $0.name.range(of: "-\(stage)-[0-9]+$", options: .regularExpression) != nil }
-                .compactMap { j in f.date(from: j.fields["StartTime"] ?? "").flatMap { s in f.date(from: j.fields["EndTime"] ?? "").map { (s, $0) } } }
+            try SlurmCluster.jobs(under: ws.root, named: "cairn-run").filter { $0.name.range(of: "-\(stage)-[0-9]+$", options: .regularExpression) != nil }
+                .compactMap { SlurmCluster.span($0.fields) }
         }
         let sft = try spans("sft"), dpo = try spans("dpo")
         #expect(sft.count == 2 && dpo.count == 4, "\(sft) \(dpo)")
